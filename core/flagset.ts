@@ -1,0 +1,95 @@
+// The add/del/set/list/clear grammar of a named bit-set stored in one slot. fim-perms and
+// fim-unshare share it (reference §4.3, §4.13); each plugin brings its names and wording.
+import { parseWord, rejectTrailing, splitStream } from "./cli.ts";
+import { FimError, withContext } from "./errors.ts";
+import { write } from "./log.ts";
+import type { Action } from "./plugin.ts";
+import { readSlot, updateSlot, type Slot } from "./reserved.ts";
+import type { Runtime } from "./runtime.ts";
+
+export interface FlagSetWording {
+  missingOp: string;
+  invalidOp: string;
+  noneOp: string;
+  invalidName: string;
+  processFailed: string;
+  /** E.g. `Invalid permission 'NONE'`. */
+  noneName: string;
+  allWithOthers: string;
+  failed: Record<"add" | "del" | "set" | "clear" | "list", string>;
+}
+
+export interface FlagSet {
+  command: string;
+  /** Names in bit order: names[i] is bit i. */
+  names: readonly string[];
+  slot: Slot;
+  wording: FlagSetWording;
+}
+
+const OPS = ["add", "del", "set", "list", "clear"] as const;
+
+export function readFlags(runtime: Runtime, set: FlagSet): Set<string> {
+  return decode(set, readSlot(runtime.image, set.slot));
+}
+
+function encode(set: FlagSet, names: Set<string>): Buffer {
+  let bits = 0n;
+  set.names.forEach((name, index) => {
+    if (names.has(name)) bits |= 1n << BigInt(index);
+  });
+  const bytes = Buffer.alloc(set.slot.size);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Number((bits >> BigInt(8 * i)) & 0xffn);
+  return bytes;
+}
+
+function decode(set: FlagSet, bytes: Buffer): Set<string> {
+  let bits = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) bits = (bits << 8n) | BigInt(bytes[i]!);
+  return new Set(set.names.filter((_, index) => (bits >> BigInt(index)) & 1n));
+}
+
+export function parseFlagSet(set: FlagSet, args: string[], runtime: Runtime): Action {
+  const { wording } = set;
+  const [opWord, ...rest] = args;
+  if (opWord === undefined) throw new FimError(wording.missingOp, { level: "C" });
+  const op = parseWord(opWord, OPS, wording.invalidOp);
+  if (op === "NONE") throw new FimError(wording.noneOp, { level: "C" });
+
+  if (op === "list" || op === "clear") {
+    rejectTrailing(set.command, rest);
+    if (op === "clear") {
+      return () => withContext(wording.failed.clear, () => updateSlot(runtime.image, set.slot, () => encode(set, new Set())));
+    }
+    return () =>
+      withContext(wording.failed.list, () => {
+        const names = [...readFlags(runtime, set)].sort();
+        write(1, names.map((name) => `${name}\n`).join(""));
+      });
+  }
+
+  const [listText, ...trailing] = rest;
+  if (listText === undefined) throw new FimError(`No arguments for '${op.toUpperCase()}' command`, { level: "C" });
+  rejectTrailing(set.command, trailing);
+  const words = splitStream(listText).map((word) => {
+    try {
+      return parseWord(word, [...set.names, "all"], wording.invalidName);
+    } catch (error) {
+      throw (error as FimError).context(wording.processFailed, "C");
+    }
+  });
+
+  return () =>
+    withContext(wording.failed[op], () => {
+      if (words.includes("NONE")) throw new FimError(wording.noneName);
+      if (words.includes("all") && words.length > 1) throw new FimError(wording.allWithOthers);
+      // `all` means every name, for del too (upstream's del all enabled everything: fixed).
+      const chosen = new Set(words.includes("all") ? set.names : words);
+      updateSlot(runtime.image, set.slot, (current) => {
+        const stored = decode(set, current);
+        if (op === "set") return encode(set, chosen);
+        for (const name of chosen) op === "add" ? stored.add(name) : stored.delete(name);
+        return encode(set, stored);
+      });
+    });
+}

@@ -1,0 +1,172 @@
+// The image file (reference §7.1, our layout):
+//   [0, E)        Bun-compiled launcher (ELF); bytes 8..10 are the magic "FI\x01"
+//   E             header: "FIMAGE\0\x01", u32 LE length N, N bytes of JSON (build metadata)
+//   E+12+N        embedded helper tools, back to back (offsets in the header)
+//   RSV           reserved space, 4 MiB (slots of reference §7.2, see reserved.ts)
+//   RSV+4MiB      layers: u64 LE size, then the layer bytes; repeated
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import * as v from "valibot";
+import { FimError } from "./errors.ts";
+
+export const MAGIC = Buffer.from([0x46, 0x49, 0x01]); // "FI\x01" at bytes 8..10
+export const HEADER_MAGIC = Buffer.from("FIMAGE\0\x01", "latin1");
+export const RESERVED_SIZE = 4 * 1024 * 1024;
+const HEADER_PREFIX = 12;
+const MAX_HEADER = 1024 * 1024;
+
+const ToolSchema = v.object({
+  name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.+-]+$/)),
+  offset: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  size: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
+  version: v.optional(v.string(), ""),
+  source: v.optional(v.string(), ""),
+  licenses: v.optional(v.array(v.object({ type: v.string(), url: v.string() })), []),
+});
+
+export const HeaderSchema = v.object({
+  format: v.literal(1),
+  version: v.string(),
+  commit: v.string(),
+  timestamp: v.pipe(v.string(), v.regex(/^\d{14}$/)),
+  distribution: v.pipe(v.string(), v.regex(/^[A-Z0-9_]+$/)),
+  buildId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/)),
+  reserved: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 32 - 1)),
+  tools: v.array(ToolSchema),
+});
+export type Header = v.InferOutput<typeof HeaderSchema>;
+export type ToolRecord = v.InferOutput<typeof ToolSchema>;
+
+export function broken(message: string): FimError {
+  return new FimError(message, { level: "E" });
+}
+
+export function readAt(fd: number, position: number, length: number): Buffer {
+  const buffer = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, buffer, done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done === length ? buffer : buffer.subarray(0, done);
+}
+
+/** End of the ELF part: the section header table is the last thing in a Bun executable. */
+export function elfEnd(fd: number, path: string): number {
+  const ident = readAt(fd, 0, 64);
+  if (ident.length < 64 || ident.readUInt32BE(0) !== 0x7f454c46) throw broken(`'${path}' is not an ELF executable`);
+  if (ident[4] !== 2 || ident[5] !== 1) throw broken(`'${path}' is not a 64-bit little-endian ELF file`);
+  const shoff = Number(ident.readBigUInt64LE(0x28));
+  const shentsize = ident.readUInt16LE(0x3a);
+  const shnum = ident.readUInt16LE(0x3c);
+  return shoff + shentsize * shnum;
+}
+
+export function hasMagic(fd: number): boolean {
+  return readAt(fd, 8, 3).equals(MAGIC);
+}
+
+/** A parsed image: where each part starts. Only the header and the reserved space are read. */
+export class Image {
+  private constructor(
+    readonly path: string,
+    readonly size: number,
+    readonly launcherSize: number,
+    readonly header: Header,
+  ) {}
+
+  get reservedOffset(): number {
+    return this.header.reserved;
+  }
+
+  get layersOffset(): number {
+    return this.header.reserved + RESERVED_SIZE;
+  }
+
+  get distribution(): string {
+    return this.header.distribution;
+  }
+
+  static open(path: string): Image {
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (error) {
+      throw broken(`Could not open image file '${path}': ${(error as Error).message}`);
+    }
+    try {
+      return Image.read(fd, path);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  static read(fd: number, path: string): Image {
+    const size = fstatSync(fd).size;
+    const end = elfEnd(fd, path);
+    if (!hasMagic(fd)) throw broken(`'${path}' is not a FlatImage (magic bytes FI\\x01 missing at offset 8)`);
+    if (end >= size) throw broken(`'${path}' is a bare launcher: it carries no image header, tools or reserved space`);
+    const prefix = readAt(fd, end, HEADER_PREFIX);
+    if (prefix.length < HEADER_PREFIX || !prefix.subarray(0, 8).equals(HEADER_MAGIC)) {
+      throw broken(`'${path}' has no image header after its launcher (offset ${end}): not an image, or a damaged one`);
+    }
+    const length = prefix.readUInt32LE(8);
+    if (length > MAX_HEADER || end + HEADER_PREFIX + length > size) {
+      throw broken(`'${path}' is truncated: its image header claims ${length} bytes`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(readAt(fd, end + HEADER_PREFIX, length).toString("utf8"));
+    } catch {
+      throw broken(`'${path}' has a corrupt image header (invalid JSON)`);
+    }
+    const parsed = v.safeParse(HeaderSchema, json);
+    if (!parsed.success) {
+      const issue = parsed.issues[0];
+      const where = issue.path?.map((item) => String(item.key)).join(".") ?? "header";
+      throw broken(`'${path}' has a corrupt image header (${where}: ${issue.message})`);
+    }
+    const header = parsed.output;
+    const toolsStart = end + HEADER_PREFIX + length;
+    for (const tool of header.tools) {
+      if (tool.offset < toolsStart || tool.offset + tool.size > header.reserved) {
+        throw broken(`'${path}' has a corrupt image header (tool '${tool.name}' lies outside the tools area)`);
+      }
+    }
+    if (header.reserved < toolsStart || header.reserved + RESERVED_SIZE > size) {
+      throw broken(`'${path}' is truncated: the reserved space (offset ${header.reserved}, 4 MiB) extends past the end of the file (${size} bytes)`);
+    }
+    return new Image(path, size, end, header);
+  }
+}
+
+export interface LayerRecord {
+  /** File holding the layer. */
+  path: string;
+  /** Position of the layer bytes in that file (after the size word for embedded layers). */
+  offset: number;
+  size: number;
+}
+
+/** Walks the layers appended after the reserved space; stops at the end or at a bad record. */
+export function embeddedLayers(image: Image, warn: (message: string) => void): LayerRecord[] {
+  const fd = openSync(image.path, "r");
+  try {
+    const layers: LayerRecord[] = [];
+    let position = image.layersOffset;
+    while (position + 8 <= image.size) {
+      const size = Number(readAt(fd, position, 8).readBigUInt64LE(0));
+      if (size === 0 || position + 8 + size > image.size) {
+        warn(`Invalid filesystem size '${size}' at offset ${position} (image truncated?)`);
+        break;
+      }
+      layers.push({ path: image.path, offset: position + 8, size });
+      position += 8 + size;
+    }
+    if (position !== image.size && position + 8 > image.size) warn(`Stray ${image.size - position} bytes at the end of the image`);
+    return layers;
+  } finally {
+    closeSync(fd);
+  }
+}

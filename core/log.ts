@@ -1,0 +1,84 @@
+// Diagnostics in FlatImage's line format (reference §2): `<L>::<tag>::<pid>::<message>`.
+// D and I go to stdout, W/E/C to stderr; every line is also appended to the sink file.
+import { appendFileSync, writeSync } from "node:fs";
+import { createConsola, type ConsolaReporter, type LogObject } from "consola/core";
+import type { Level } from "./errors.ts";
+
+const RANK: Record<Level, number> = { D: 0, I: 1, W: 2, E: 3, C: 4 };
+const LEVEL_OF_TYPE: Record<string, Level> = {
+  debug: "D", trace: "D", verbose: "D",
+  info: "I", log: "I", success: "I", start: "I", ready: "I", box: "I",
+  warn: "W", error: "E", fail: "E", fatal: "C",
+};
+const TYPE_OF_LEVEL: Record<Level, "debug" | "info" | "warn" | "error" | "fatal"> = {
+  D: "debug", I: "info", W: "warn", E: "error", C: "fatal",
+};
+
+let threshold: Level = "I";
+let sinkPath: string | undefined;
+
+/** Console threshold: lines below it are not printed (they still reach the sink). */
+export function setConsoleLevel(level: Level): void {
+  threshold = level;
+}
+
+export function consoleLevel(): Level {
+  return threshold;
+}
+
+export function setSink(path: string | undefined): void {
+  sinkPath = path;
+}
+
+/** Writes to a standard stream; a closed pipe (e.g. `| head`) is not an error worth dying for. */
+export function write(fd: 1 | 2, text: string): void {
+  try {
+    writeSync(fd, text);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPIPE") throw error;
+  }
+}
+
+export function formatLine(level: Level, tag: string, message: string): string {
+  return `${level}::${tag}::${process.pid}::${message.replace(/\n/g, "")}\n`;
+}
+
+const reporter: ConsolaReporter = {
+  log(entry: LogObject) {
+    const level = LEVEL_OF_TYPE[entry.type] ?? "I";
+    const text = formatLine(level, entry.tag || "fim", entry.args.map(String).join(" "));
+    if (sinkPath) {
+      try {
+        appendFileSync(sinkPath, text);
+      } catch {
+        // a vanished sink must never break the command itself
+      }
+    }
+    if (RANK[level] >= RANK[threshold]) write(level === "D" || level === "I" ? 1 : 2, text);
+  },
+};
+
+const consola = createConsola({ level: 5, reporters: [reporter], throttle: 0 });
+
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  critical(message: string): void;
+  at(level: Level, message: string): void;
+}
+
+/** A logger whose lines carry `tag` (the plugin or module name) in the middle of the line. */
+export function logger(tag: string): Logger {
+  const tagged = consola.withTag(tag);
+  const at = (level: Level, message: string) => tagged[TYPE_OF_LEVEL[level]](message);
+  return {
+    debug: (m) => at("D", m),
+    info: (m) => at("I", m),
+    warn: (m) => at("W", m),
+    error: (m) => at("E", m),
+    critical: (m) => at("C", m),
+    at,
+  };
+}

@@ -1,0 +1,55 @@
+// The program's flow: apply the bundle's plugins, relocate, parse, dispatch, and turn any
+// error into FlatImage's trace and exit code 125 (reference §2.3).
+import { asFimError, FimError, type Level } from "./errors.ts";
+import { Image } from "./image.ts";
+import { logger, setConsoleLevel } from "./log.ts";
+import { computePaths, exportEnvironment } from "./paths.ts";
+import type { Bundle } from "./plugin.ts";
+import { Runtime } from "./runtime.ts";
+
+const log = logger("boot");
+
+function report(error: FimError): void {
+  for (const link of error.chain) logger(link.tag).at(link.level, link.message);
+  log.critical("The program exited with an error");
+}
+
+export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2)): Promise<never> {
+  // Before anything: the console level depends only on FIM_DEBUG (refined after parsing).
+  const debug = process.env.FIM_DEBUG === "1";
+  setConsoleLevel(debug ? "D" : "I");
+  let code: number;
+  try {
+    const runtime = new Runtime(bundle);
+    const imagePath = await runtime.hooks.relocate.promise({ argv, commands: runtime.commands });
+    if (imagePath === undefined) throw new FimError("Path to self is not defined", { level: "C" });
+    let image: Image;
+    try {
+      image = Image.open(imagePath);
+    } catch (error) {
+      throw asFimError(error).context("Could not read the image file", "C");
+    }
+    const paths = computePaths(image);
+    exportEnvironment(image, paths);
+    runtime.attach(image, paths);
+
+    const invocation = await runtime.hooks.parse.promise(argv);
+    const command = invocation && runtime.commands.get(invocation.command);
+    if (!invocation || !command) throw new FimError("Invalid fim command", { level: "C" }).context("Could not parse arguments", "C");
+    const level: Level = debug ? "D" : command.consoleLevel ?? "I";
+    setConsoleLevel(level);
+    let action;
+    try {
+      action = command.parse(invocation.args, runtime);
+    } catch (error) {
+      throw asFimError(error).context("Could not parse arguments", "C");
+    }
+    code = (await action()) ?? 0;
+  } catch (error) {
+    const fimError = asFimError(error);
+    if (!(error instanceof FimError) && error instanceof Error && process.env.FIM_DEBUG === "1") log.debug(error.stack ?? "");
+    report(fimError);
+    code = fimError.exitCode;
+  }
+  process.exit(code);
+}

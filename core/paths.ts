@@ -1,0 +1,76 @@
+// Where things live on the host (reference §6.2, §7.3, §7.4), computed once per process.
+// Directories are created by whoever needs them, not here: a configuration command
+// must work next to an image in a read-only directory.
+import { basename, dirname, resolve } from "node:path";
+import type { Image } from "./image.ts";
+
+export interface Paths {
+  /** Absolute path of the image file (FIM_BIN_SELF). */
+  image: string;
+  /** /tmp/fim: shared by every user (sticky, world-writable). */
+  global: string;
+  /** Per user and per build: /tmp/fim/app/<uid>/<buildId>. Private to the user (0700). */
+  app: string;
+  bin: string;
+  sbin: string;
+  /** This process's instance directory: <app>/instance/<pid>. */
+  instance: string;
+  /** The data directory: $FIM_DIR_DATA or <dir>/.<name>.data next to the image. */
+  data: string;
+  layers: string;
+  upper: string;
+  tmp: string;
+  runtime: string;
+  runtimeHost: string;
+}
+
+export const GLOBAL_DIR = "/tmp/fim";
+
+export function appDir(uid: number, buildId: string): string {
+  return `${GLOBAL_DIR}/app/${uid}/${buildId}`;
+}
+
+export function computePaths(image: Image, env: NodeJS.ProcessEnv = process.env): Paths {
+  const self = image.path;
+  const app = appDir(process.getuid?.() ?? 0, image.header.buildId);
+  const data = env.FIM_DIR_DATA !== undefined ? resolve(env.FIM_DIR_DATA) : `${dirname(self)}/.${basename(self)}.data`;
+  return {
+    image: self,
+    global: GLOBAL_DIR,
+    app,
+    bin: `${app}/bin`,
+    sbin: `${app}/sbin`,
+    instance: `${app}/instance/${process.pid}`,
+    data,
+    layers: `${data}/layers`,
+    upper: `${data}/root`,
+    tmp: `${data}/tmp`,
+    runtime: `${GLOBAL_DIR}/run`,
+    runtimeHost: `${GLOBAL_DIR}/run/host`,
+  };
+}
+
+/** The variables every process of the image exports (reference §6.2). */
+export function exportEnvironment(image: Image, paths: Paths, env: NodeJS.ProcessEnv = process.env): void {
+  const { header } = image;
+  env.FIM_VERSION = header.version;
+  env.FIM_COMMIT = header.commit;
+  env.FIM_DIST = header.distribution;
+  env.FIM_TIMESTAMP = header.timestamp;
+  env.FIM_BIN_SELF = paths.image;
+  env.FIM_OFFSET = String(image.reservedOffset);
+  env.FIM_DIR_SELF = dirname(paths.image);
+  env.FIM_DIR_GLOBAL = paths.global;
+  env.FIM_DIR_APP = paths.app;
+  env.FIM_DIR_APP_BIN = paths.bin;
+  env.FIM_DIR_APP_SBIN = paths.sbin;
+  env.FIM_DIR_INSTANCE = paths.instance;
+  env.FIM_DIR_LAYERS = paths.layers;
+  env.FIM_DIR_DATA = paths.data;
+  env.FIM_DIR_RUNTIME = paths.runtime;
+  env.FIM_DIR_RUNTIME_HOST = paths.runtimeHost;
+  env.FIM_PID = String(process.pid);
+  const libraryPath = env.LD_LIBRARY_PATH;
+  env.LD_LIBRARY_PATH = `/usr/lib/x86_64-linux-gnu:/usr/lib/i386-linux-gnu${libraryPath !== undefined ? `:${libraryPath}` : ""}`;
+  env.PATH = `${paths.bin}:${env.PATH ?? ""}:/sbin:/usr/sbin:/usr/local/sbin:/bin:/usr/bin:/usr/local/bin:${paths.sbin}`;
+}

@@ -1,0 +1,54 @@
+// The plugin API. A plugin is a name plus `apply(runtime)`, which taps the runtime's hooks.
+import type { Level } from "./errors.ts";
+import type { Runtime } from "./runtime.ts";
+
+export interface Plugin {
+  name: string;
+  apply(runtime: Runtime): void;
+}
+
+/** One `Usage:` block of a command's help (reference §15.3). */
+export interface HelpUsage {
+  usage: string;
+  args?: [name: string, description: string][];
+  notes?: string[];
+  examples?: string[];
+}
+
+export interface Command {
+  /** The word after the image name, e.g. `fim-perms`. */
+  name: string;
+  /** One line for `fim-help`. */
+  summary: string;
+  help: HelpUsage[];
+  /** Console level while it runs: "I" for configuration commands, "C" for guest runs. */
+  consoleLevel?: Level;
+  /**
+   * Quick and read-only: may run straight from the image file instead of the relocated
+   * launcher. A command that writes the image or lives long must leave this unset
+   * (the image file cannot be written while a process executes it).
+   */
+  inPlace?: (args: string[]) => boolean;
+  /**
+   * Checks the arguments and returns the action to perform. Errors thrown here are
+   * argument errors: the runtime adds `Could not parse arguments` (reference §2.3).
+   */
+  parse(args: string[], runtime: Runtime): Action;
+}
+
+/** What a parsed command does; resolves to the exit code (0 when nothing is returned). */
+export type Action = () => Promise<number | void> | number | void;
+
+/** The argv (after the program name) resolved to a command. */
+export interface Invocation {
+  command: string;
+  args: string[];
+}
+
+/** What a distribution bundle compiles into its launcher. */
+export interface Bundle {
+  name: string;
+  /** Reported as FIM_DIST and in `fim-version full`, e.g. BLUEPRINT. */
+  distribution: string;
+  plugins: Plugin[];
+}

@@ -1,0 +1,182 @@
+// The 4 MiB reserved space (reference §7.2): fixed slots, byte-compatible with upstream.
+// Writes are serialised with flock on the image and made atomic with a journal kept in
+// the unused tail of the reserved space: record, apply, clear. A reader that finds a
+// complete record sees its content, so a write killed half-way is never observed.
+import { closeSync, fdatasyncSync, openSync, writeSync } from "node:fs";
+import * as v from "valibot";
+import { FimError } from "./errors.ts";
+import { Image, readAt, RESERVED_SIZE } from "./image.ts";
+import { dumpJson } from "./json.ts";
+import { flock, LOCK_EX } from "./libc.ts";
+
+export interface Slot {
+  name: string;
+  offset: number;
+  size: number;
+}
+
+const slot = (name: string, offset: number, size: number): Slot => ({ name, offset, size });
+
+export const SLOTS = {
+  permissions: slot("permissions", 0, 8),
+  notify: slot("notify", 8, 1),
+  overlay: slot("overlay", 9, 1),
+  casefold: slot("casefold", 10, 1),
+  desktop: slot("desktop", 11, 4096),
+  boot: slot("boot", 4107, 8192),
+  icon: slot("icon", 12299, 1048576),
+  environment: slot("environment", 1060875, 1048576),
+  bindings: slot("bindings", 2109451, 1048576),
+  remote: slot("remote", 3158027, 4096),
+  unshare: slot("unshare", 3162123, 2),
+} as const;
+
+const JOURNAL_OFFSET = 3162125;
+const JOURNAL_MAGIC = Buffer.from("FIMJRNL\x01", "latin1");
+const JOURNAL_HEADER = 24; // magic, u32 slot offset, u32 slot size, u32 length, u32 crc
+export const JOURNAL_CAPACITY = RESERVED_SIZE - JOURNAL_OFFSET - JOURNAL_HEADER;
+
+const ETXTBSY_WAIT_MS = 10_000;
+
+interface PendingWrite {
+  offset: number;
+  size: number;
+  data: Buffer;
+}
+
+function readJournal(fd: number, base: number): PendingWrite | undefined {
+  const head = readAt(fd, base + JOURNAL_OFFSET, JOURNAL_HEADER);
+  if (head.length < JOURNAL_HEADER || !head.subarray(0, 8).equals(JOURNAL_MAGIC)) return undefined;
+  const offset = head.readUInt32LE(8);
+  const size = head.readUInt32LE(12);
+  const length = head.readUInt32LE(16);
+  if (length > JOURNAL_CAPACITY || length > size || offset + size > JOURNAL_OFFSET) return undefined;
+  const data = readAt(fd, base + JOURNAL_OFFSET + JOURNAL_HEADER, length);
+  if (data.length !== length || (Bun.hash.crc32(data) ^ offset ^ size) >>> 0 !== head.readUInt32LE(20)) return undefined;
+  return { offset, size, data };
+}
+
+/** Bytes of a slot as a reader should see them (a pending journal record wins). */
+export function readSlot(image: Image, target: Slot): Buffer {
+  const fd = openSync(image.path, "r");
+  try {
+    const pending = readJournal(fd, image.reservedOffset);
+    const bytes = readAt(fd, image.reservedOffset + target.offset, target.size);
+    if (bytes.length !== target.size) throw new FimError("Failed to read data from binary file");
+    if (pending && pending.offset === target.offset) {
+      bytes.fill(0);
+      pending.data.copy(bytes);
+    }
+    return bytes;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Text of a NUL-terminated slot (up to the first NUL). */
+export function readText(image: Image, target: Slot): string {
+  const bytes = readSlot(image, target);
+  const nul = bytes.indexOf(0);
+  return bytes.subarray(0, nul === -1 ? bytes.length : nul).toString("utf8");
+}
+
+function openForWrite(path: string): number {
+  const deadline = Date.now() + ETXTBSY_WAIT_MS;
+  for (;;) {
+    try {
+      return openSync(path, "r+");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Another process may be in its first milliseconds, still executing the image file.
+      if (code === "ETXTBSY" && Date.now() < deadline) {
+        Bun.sleepSync(10);
+        continue;
+      }
+      if (code === "ETXTBSY") throw new FimError(`Failed to open input file: '${path}' is being executed by another process`);
+      throw new FimError(`Failed to open input file: ${(error as Error).message}`);
+    }
+  }
+}
+
+function pwriteAll(fd: number, data: Buffer, position: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+}
+
+function apply(fd: number, base: number, write: PendingWrite): void {
+  const field = Buffer.alloc(write.size);
+  write.data.copy(field);
+  pwriteAll(fd, field, base + write.offset);
+}
+
+/**
+ * Read-modify-write of one slot under the image lock. `update` gets the current bytes
+ * and returns the new content (without padding); it must fit the slot.
+ */
+export function updateSlot(image: Image, target: Slot, update: (current: Buffer) => Buffer, tooLarge = "Not enough space to fit json data"): void {
+  const lockFd = openSync(image.path, "r");
+  try {
+    flock(lockFd, LOCK_EX);
+    const fd = openForWrite(image.path);
+    try {
+      const base = image.reservedOffset;
+      const leftover = readJournal(fd, base);
+      if (leftover) {
+        apply(fd, base, leftover);
+        fdatasyncSync(fd);
+      }
+      const current = readAt(fd, base + target.offset, target.size);
+      const data = update(current);
+      if (data.length > target.size || data.length > JOURNAL_CAPACITY) throw new FimError(tooLarge);
+      const head = Buffer.alloc(JOURNAL_HEADER);
+      JOURNAL_MAGIC.copy(head);
+      head.writeUInt32LE(target.offset, 8);
+      head.writeUInt32LE(target.size, 12);
+      head.writeUInt32LE(data.length, 16);
+      head.writeUInt32LE((Bun.hash.crc32(data) ^ target.offset ^ target.size) >>> 0, 20);
+      pwriteAll(fd, Buffer.concat([head, data]), base + JOURNAL_OFFSET);
+      fdatasyncSync(fd);
+      apply(fd, base, { offset: target.offset, size: target.size, data });
+      fdatasyncSync(fd);
+      pwriteAll(fd, Buffer.alloc(8), base + JOURNAL_OFFSET);
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    closeSync(lockFd); // releases the flock
+  }
+}
+
+/** NUL-terminated JSON/text slots must leave room for the terminator. */
+export function textBytes(text: string, target: Slot, tooLarge = "Not enough space to fit json data"): Buffer {
+  const bytes = Buffer.from(text, "utf8");
+  if (bytes.length >= target.size) throw new FimError(tooLarge);
+  return bytes;
+}
+
+/** Parses a JSON slot with `schema`; undefined when the slot is empty. Corrupt data is an error. */
+export function readJson<T>(image: Image, target: Slot, schema: v.GenericSchema<unknown, T>): T | undefined {
+  const text = readText(image, target);
+  if (text === "") return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new FimError(`Corrupt ${target.name} data in the reserved space of '${image.path}': invalid JSON`);
+  }
+  return validate(schema, value, `${target.name} data in the reserved space of '${image.path}'`);
+}
+
+/** Validates with valibot; the error names the first offending field. */
+export function validate<T>(schema: v.GenericSchema<unknown, T>, value: unknown, what: string): T {
+  const result = v.safeParse(schema, value);
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  const where = issue.path?.map((item) => String(item.key)).join(".");
+  throw new FimError(`Corrupt ${what}: ${where ? `${where}: ` : ""}${issue.message}`);
+}
+
+/** Rewrites a JSON slot in FlatImage's pretty format (reference §2.5). */
+export function writeJson(image: Image, target: Slot, value: unknown, tooLarge?: string): void {
+  updateSlot(image, target, () => textBytes(dumpJson(value), target, tooLarge), tooLarge);
+}

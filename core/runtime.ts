@@ -1,0 +1,98 @@
+// The runtime: every lifecycle hook declared in one place, plus the few services that
+// plugins share (the image, paths, loggers). It names no command, backend or permission.
+import {
+  AsyncParallelHook,
+  AsyncSeriesBailHook,
+  AsyncSeriesHook,
+  AsyncSeriesWaterfallHook,
+  SyncWaterfallHook,
+} from "tapable";
+import { asFimError, FimError } from "./errors.ts";
+import type { Image } from "./image.ts";
+import { Launch, type LaunchRequest, type SandboxOp } from "./launch.ts";
+import { logger, type Logger } from "./log.ts";
+import type { Paths } from "./paths.ts";
+import type { Bundle, Command, Invocation } from "./plugin.ts";
+
+export interface RelocateContext {
+  argv: string[];
+  commands: ReadonlyMap<string, Command>;
+}
+
+export class Runtime {
+  readonly hooks = Object.freeze({
+    /** Each plugin adds the commands it brings. */
+    commands: new SyncWaterfallHook<[Map<string, Command>]>(["commands"]),
+    /** Finds the image file; may replace the process (execve) and never return. */
+    relocate: new AsyncSeriesBailHook<[RelocateContext], string>(["context"]),
+    /** Resolves argv to a command; the first plugin that claims it wins. */
+    parse: new AsyncSeriesBailHook<[string[]], Invocation>(["argv"]),
+    /** Mounts the layers (independent mounts may run side by side). */
+    mount: new AsyncParallelHook<[Launch]>(["launch"]),
+    /** Stacks the layers and the upper directory; the plugin of the chosen type claims it. */
+    overlay: new AsyncSeriesBailHook<[Launch], true>(["launch"]),
+    /** Optionally puts a case-insensitive view over the overlay. */
+    casefold: new AsyncSeriesHook<[Launch]>(["launch"]),
+    /** Starts the host side of the portal. */
+    portal: new AsyncSeriesHook<[Launch]>(["launch"]),
+    /** Builds the ordered list of sandbox setup operations. */
+    sandbox: new AsyncSeriesWaterfallHook<[SandboxOp[], Launch]>(["operations", "launch"]),
+    /** Runs the guest; the first plugin that claims it returns its exit code. */
+    exec: new AsyncSeriesBailHook<[SandboxOp[], Launch], number>(["operations", "launch"]),
+    /** After the guest ends, before the launch's deferred clean-ups unwind. */
+    teardown: new AsyncSeriesHook<[Launch]>(["launch"]),
+  });
+
+  private imageValue: Image | undefined;
+  private pathsValue: Paths | undefined;
+  private commandTable: Map<string, Command> | undefined;
+  private readonly log = logger("runtime");
+
+  constructor(readonly bundle: Bundle) {
+    for (const plugin of bundle.plugins) plugin.apply(this);
+  }
+
+  get image(): Image {
+    if (!this.imageValue) throw new FimError("Path to self is not defined", { level: "C" });
+    return this.imageValue;
+  }
+
+  get paths(): Paths {
+    if (!this.pathsValue) throw new FimError("Path to self is not defined", { level: "C" });
+    return this.pathsValue;
+  }
+
+  attach(image: Image, paths: Paths): void {
+    this.imageValue = image;
+    this.pathsValue = paths;
+  }
+
+  get commands(): ReadonlyMap<string, Command> {
+    this.commandTable ??= this.hooks.commands.call(new Map());
+    return this.commandTable;
+  }
+
+  logger(tag: string): Logger {
+    return logger(tag);
+  }
+
+  /** Runs a guest through mount → overlay → casefold → portal → sandbox → exec → teardown. */
+  async launch(request: LaunchRequest): Promise<number> {
+    const launch = new Launch(request);
+    try {
+      await this.hooks.mount.promise(launch);
+      if (!(await this.hooks.overlay.promise(launch))) {
+        throw new FimError("No overlay plugin claimed this run (the bundle lists none for the chosen overlay type)");
+      }
+      await this.hooks.casefold.promise(launch);
+      await this.hooks.portal.promise(launch);
+      const operations = await this.hooks.sandbox.promise([], launch);
+      const code = await this.hooks.exec.promise(operations, launch);
+      if (code === undefined) throw new FimError("No sandbox plugin is compiled into this image, so it cannot run programs");
+      return code;
+    } finally {
+      await this.hooks.teardown.promise(launch).catch((error) => this.log.error(asFimError(error).message));
+      await launch.unwind((error) => this.log.error(asFimError(error).message));
+    }
+  }
+}

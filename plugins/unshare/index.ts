@@ -1,0 +1,73 @@
+// fim-unshare (reference §4.13): namespaces to unshare, stored as a u16 bit-field.
+import { parseFlagSet, readFlags, type FlagSet } from "../../core/flagset.ts";
+import type { Plugin } from "../../core/plugin.ts";
+import type { Runtime } from "../../core/runtime.ts";
+import { SLOTS } from "../../core/reserved.ts";
+
+/** In bit order (bit 0 = user). */
+export const UNSHARE_OPTIONS = ["user", "ipc", "pid", "net", "uts", "cgroup"] as const;
+export type UnshareOption = (typeof UNSHARE_OPTIONS)[number];
+
+const UNSHARE: FlagSet = {
+  command: "fim-unshare",
+  names: UNSHARE_OPTIONS,
+  slot: SLOTS.unshare,
+  wording: {
+    missingOp: "Missing op for fim-unshare (add,clear,del,list,set)",
+    invalidOp: "Invalid unshare operation",
+    noneOp: "Invalid operation for unshare",
+    invalidName: "Invalid unshare option",
+    processFailed: "Failed to process unshare options",
+    noneName: "Invalid unshare option 'NONE'",
+    allWithOthers: "Unshare option 'all' should not be used with others",
+    failed: {
+      add: "Failed to add unshare options",
+      del: "Failed to delete unshare options",
+      set: "Failed to set unshare options",
+      clear: "Failed to clear unshare options",
+      list: "Failed to list unshare options",
+    },
+  },
+};
+
+export function unshareOptions(runtime: Runtime): Set<UnshareOption> {
+  return readFlags(runtime, UNSHARE) as Set<UnshareOption>;
+}
+
+export const unsharePlugin: Plugin = {
+  name: "unshare",
+  apply(runtime) {
+    runtime.hooks.commands.tap("unshare", (commands) =>
+      commands.set("fim-unshare", {
+        name: "fim-unshare",
+        summary: "Edit the namespaces the sandbox unshares from the host",
+        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "list",
+        help: [
+          {
+            usage: "fim-unshare <add|del|set> <options...>",
+            args: [
+              ["add", "Unshare one or more namespaces"],
+              ["del", "Share one or more namespaces again"],
+              ["set", "Replace all unshare options with the given set"],
+              ["options", "One or more options, comma-separated"],
+            ],
+            notes: [
+              `Unshare options: all,${UNSHARE_OPTIONS.join(",")}`,
+              "The 'all' option cannot be combined with other options",
+              "USER and CGROUP use the '-try' variants of bwrap, so they are skipped where the kernel refuses them",
+            ],
+            examples: ["fim-unshare add ipc,pid", "fim-unshare set user,ipc,net"],
+          },
+          {
+            usage: "fim-unshare <list|clear>",
+            args: [
+              ["list", "List the current unshare options"],
+              ["clear", "Remove all unshare options"],
+            ],
+          },
+        ],
+        parse: (args) => parseFlagSet(UNSHARE, args, runtime),
+      }),
+    );
+  },
+};

@@ -1,0 +1,112 @@
+// Builds dist/<bundle>.flatimage: compiles the launcher for a bundle, then appends the
+// image header, the helper tools, the reserved space and the layers (core/image.ts).
+//   bun scripts/build.ts <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]...
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { assembleImage, type ToolInput } from "./assemble.ts";
+
+const root = resolve(import.meta.dir, "..");
+
+function usage(message?: string): never {
+  if (message) console.error(`build: ${message}`);
+  console.error("usage: npm run build -- <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]...");
+  const bundles = readdirSync(`${root}/bundles`, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  console.error(`bundles: ${bundles.join(", ")}`);
+  process.exit(2);
+}
+
+const { values, positionals } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: {
+    plugin: { type: "string", multiple: true, default: [] },
+    out: { type: "string" },
+    tools: { type: "string" },
+    layer: { type: "string", multiple: true, default: [] },
+    help: { type: "boolean", short: "h" },
+  },
+  allowPositionals: true,
+  strict: true,
+});
+if (values.help) usage();
+const [bundleName, ...extra] = positionals;
+if (!bundleName || extra.length > 0) usage(bundleName ? `unexpected arguments: ${extra.join(" ")}` : "missing bundle name");
+if (!/^[a-z0-9-]+$/.test(bundleName) || !existsSync(`${root}/bundles/${bundleName}/index.ts`)) usage(`unknown bundle '${bundleName}'`);
+
+const plugins = values.plugin.map((file) => {
+  const path = resolve(file);
+  if (!existsSync(path)) usage(`plugin file '${file}' does not exist`);
+  return path;
+});
+for (const layer of values.layer) if (!existsSync(layer)) usage(`layer file '${layer}' does not exist`);
+
+const output = resolve(values.out ?? `${root}/dist/${bundleName}.flatimage`);
+const work = `${root}/.cache/build/${bundleName}-${process.pid}`;
+mkdirSync(work, { recursive: true });
+mkdirSync(dirname(output), { recursive: true });
+
+function step(text: string) {
+  console.error(`build: ${text}`);
+}
+
+// The entry imports the bundle and any extra (third-party) plugins by absolute path.
+const entry = `${work}/entry.ts`;
+await Bun.write(
+  entry,
+  [
+    `import { main } from ${JSON.stringify(`${root}/core/main.ts`)};`,
+    `import bundle from ${JSON.stringify(`${root}/bundles/${bundleName}/index.ts`)};`,
+    ...plugins.map((path, i) => `import extra${i} from ${JSON.stringify(path)};`),
+    ...plugins.map((_, i) => `bundle.plugins.push(extra${i});`),
+    "await main(bundle);",
+    "",
+  ].join("\n"),
+);
+
+step(`compiling the launcher for '${bundleName}'${plugins.length ? ` with ${plugins.length} extra plugin(s)` : ""}`);
+const launcher = `${work}/launcher`;
+const compile = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", entry, "--outfile", launcher], {
+  cwd: root,
+  stdout: "pipe",
+  stderr: "pipe",
+});
+if (compile.exitCode !== 0) {
+  console.error(compile.stdout.toString(), compile.stderr.toString());
+  step("compiling the launcher failed");
+  process.exit(1);
+}
+
+const toolsDir = values.tools ?? `${root}/toolset/out/x86_64`;
+const tools: ToolInput[] = [];
+if (existsSync(`${toolsDir}/bin`)) {
+  const manifestPath = `${toolsDir}/manifest.json`;
+  const manifest = existsSync(manifestPath) ? (JSON.parse(readFileSync(manifestPath, "utf8")) as Record<string, Partial<ToolInput>>) : {};
+  for (const name of readdirSync(`${toolsDir}/bin`).sort()) {
+    const path = `${toolsDir}/bin/${name}`;
+    if (!statSync(path).isFile()) continue;
+    const meta = manifest[name] ?? {};
+    tools.push({ name, path, version: meta.version ?? "", source: meta.source ?? "", licenses: meta.licenses ?? [] });
+  }
+  step(`embedding ${tools.length} tools from ${toolsDir}`);
+} else {
+  step(`no tool set at ${toolsDir}/bin (run toolset/build.sh): the image carries no helper tools`);
+}
+
+const pkg = JSON.parse(readFileSync(`${root}/package.json`, "utf8")) as { version: string };
+const git = Bun.spawnSync(["git", "rev-parse", "--short=7", "HEAD"], { cwd: root, stdout: "pipe", stderr: "ignore" });
+const commit = git.exitCode === 0 ? git.stdout.toString().trim() : "0000000";
+const timestamp = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
+const bundleModule = (await import(`${root}/bundles/${bundleName}/index.ts`)) as { default: { distribution: string } };
+
+const size = await assembleImage({
+  launcher,
+  output,
+  tools,
+  layers: values.layer.map((layer) => resolve(layer)),
+  metadata: { version: `v${pkg.version}`, commit, timestamp, distribution: bundleModule.default.distribution },
+  progress: step,
+});
+Bun.spawnSync(["rm", "-rf", work]);
+step(`wrote ${output} (${(size / 1024 / 1024).toFixed(1)} MiB)`);
+console.log(output);
+void basename;
