@@ -1,8 +1,31 @@
 // The plugins every bundle compiles in. A bundle spreads this list and adds its own.
 import type { Plugin } from "../core/plugin.ts";
+import { bindPlugin } from "../plugins/bind/index.ts";
+import { bootPlugin } from "../plugins/boot/index.ts";
+import { casefoldPlugin } from "../plugins/casefold/index.ts";
 import { dispatchPlugin } from "../plugins/dispatch/index.ts";
+import { envPlugin } from "../plugins/env/index.ts";
+import { helpPlugin } from "../plugins/help/index.ts";
+import { notifyPlugin } from "../plugins/notify/index.ts";
+import { overlayPlugin } from "../plugins/overlay/index.ts";
 import { permsPlugin } from "../plugins/perms/index.ts";
 import { relocatePlugin } from "../plugins/relocate/index.ts";
+import { remotePlugin } from "../plugins/remote/index.ts";
 import { unsharePlugin } from "../plugins/unshare/index.ts";
+import { versionPlugin } from "../plugins/version/index.ts";
 
-export const commonPlugins: Plugin[] = [relocatePlugin, dispatchPlugin, permsPlugin, unsharePlugin];
+export const commonPlugins: Plugin[] = [
+  relocatePlugin,
+  dispatchPlugin,
+  helpPlugin,
+  versionPlugin,
+  permsPlugin,
+  unsharePlugin,
+  envPlugin,
+  bindPlugin,
+  bootPlugin,
+  remotePlugin,
+  overlayPlugin,
+  casefoldPlugin,
+  notifyPlugin,
+];

@@ -42,3 +42,8 @@ export function splitRange(text: string): string[] {
 export function isDigits(text: string): boolean {
   return /^[0-9]+$/.test(text);
 }
+
+/** `on` / `off` (and upstream's hidden `none`, meaning off). */
+export function parseSwitch(word: string, invalid: string): boolean {
+  return parseWord(word, ["on", "off"] as const, invalid) === "on";
+}

@@ -18,6 +18,8 @@ export interface HelpUsage {
 export interface Command {
   /** The word after the image name, e.g. `fim-perms`. */
   name: string;
+  /** Not listed by fim-help (e.g. the default command). */
+  hidden?: boolean;
   /** One line for `fim-help`. */
   summary: string;
   help: HelpUsage[];

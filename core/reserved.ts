@@ -75,9 +75,7 @@ export function readSlot(image: Image, target: Slot): Buffer {
 
 /** Text of a NUL-terminated slot (up to the first NUL). */
 export function readText(image: Image, target: Slot): string {
-  const bytes = readSlot(image, target);
-  const nul = bytes.indexOf(0);
-  return bytes.subarray(0, nul === -1 ? bytes.length : nul).toString("utf8");
+  return textOf(readSlot(image, target));
 }
 
 function openForWrite(path: string): number {
@@ -154,9 +152,12 @@ export function textBytes(text: string, target: Slot, tooLarge = "Not enough spa
   return bytes;
 }
 
-/** Parses a JSON slot with `schema`; undefined when the slot is empty. Corrupt data is an error. */
-export function readJson<T>(image: Image, target: Slot, schema: v.GenericSchema<unknown, T>): T | undefined {
-  const text = readText(image, target);
+function textOf(bytes: Buffer): string {
+  const nul = bytes.indexOf(0);
+  return bytes.subarray(0, nul === -1 ? bytes.length : nul).toString("utf8");
+}
+
+function parseJsonText<T>(text: string, image: Image, target: Slot, schema: v.GenericSchema<unknown, T>): T | undefined {
   if (text === "") return undefined;
   let value: unknown;
   try {
@@ -165,6 +166,22 @@ export function readJson<T>(image: Image, target: Slot, schema: v.GenericSchema<
     throw new FimError(`Corrupt ${target.name} data in the reserved space of '${image.path}': invalid JSON`);
   }
   return validate(schema, value, `${target.name} data in the reserved space of '${image.path}'`);
+}
+
+/** Parses a JSON slot with `schema`; undefined when the slot is empty. Corrupt data is an error. */
+export function readJson<T>(image: Image, target: Slot, schema: v.GenericSchema<unknown, T>): T | undefined {
+  return parseJsonText(readText(image, target), image, target, schema);
+}
+
+/** Read-modify-write of a JSON slot under the image lock. */
+export function updateJson<T>(
+  image: Image,
+  target: Slot,
+  schema: v.GenericSchema<unknown, T>,
+  change: (value: T | undefined) => unknown,
+  tooLarge?: string,
+): void {
+  updateSlot(image, target, (current) => textBytes(dumpJson(change(parseJsonText(textOf(current), image, target, schema))), target, tooLarge), tooLarge);
 }
 
 /** Validates with valibot; the error names the first offending field. */

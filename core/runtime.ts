@@ -78,17 +78,20 @@ export class Runtime {
 
   /** Runs a guest through mount → overlay → casefold → portal → sandbox → exec → teardown. */
   async launch(request: LaunchRequest): Promise<number> {
+    if (this.hooks.exec.taps.length === 0) {
+      throw new FimError("This image has no sandbox plugin compiled in, so it cannot run programs", { level: "C" });
+    }
     const launch = new Launch(request);
     try {
       await this.hooks.mount.promise(launch);
       if (!(await this.hooks.overlay.promise(launch))) {
-        throw new FimError("No overlay plugin claimed this run (the bundle lists none for the chosen overlay type)");
+        throw new FimError("No overlay plugin claimed this run (the bundle lists none for the chosen overlay type)", { level: "C" });
       }
       await this.hooks.casefold.promise(launch);
       await this.hooks.portal.promise(launch);
       const operations = await this.hooks.sandbox.promise([], launch);
       const code = await this.hooks.exec.promise(operations, launch);
-      if (code === undefined) throw new FimError("No sandbox plugin is compiled into this image, so it cannot run programs");
+      if (code === undefined) throw new FimError("No sandbox plugin claimed this run", { level: "C" });
       return code;
     } finally {
       await this.hooks.teardown.promise(launch).catch((error) => this.log.error(asFimError(error).message));

@@ -1,0 +1,97 @@
+// fim-boot (reference §4.8) and the default command: running the image without a fim-*
+// word runs the stored boot program with the stored args, then the user's (reference §5).
+import * as v from "valibot";
+import { parseWord, rejectTrailing } from "../../core/cli.ts";
+import { FimError, withContext } from "../../core/errors.ts";
+import { expandOrKeep } from "../../core/expand.ts";
+import { dumpJson } from "../../core/json.ts";
+import { write } from "../../core/log.ts";
+import type { Plugin } from "../../core/plugin.ts";
+import { readJson, SLOTS, writeJson } from "../../core/reserved.ts";
+import type { Runtime } from "../../core/runtime.ts";
+import { DEFAULT_COMMAND } from "../dispatch/index.ts";
+
+const NAME = "boot";
+const OPS = ["set", "show", "clear"] as const;
+const BootSchema = v.object({ program: v.string(), args: v.array(v.string()) });
+type Boot = v.InferOutput<typeof BootSchema>;
+
+/** The stored boot command; unreadable or invalid data counts as empty, as upstream. */
+function readBoot(runtime: Runtime): Boot {
+  try {
+    const boot = readJson(runtime.image, SLOTS.boot, BootSchema);
+    if (boot) return boot;
+  } catch (error) {
+    runtime.logger(NAME).debug((error as Error).message);
+  }
+  return { program: "", args: [] };
+}
+
+export const bootPlugin: Plugin = {
+  name: NAME,
+  apply(runtime) {
+    const log = runtime.logger(NAME);
+    runtime.hooks.commands.tap(NAME, (commands) => {
+      commands.set("fim-boot", {
+        name: "fim-boot",
+        summary: "Configure the default startup command",
+        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "show",
+        help: [
+          {
+            usage: "fim-boot <set> <command> [args...]",
+            args: [
+              ["set", "Execute the given command when the flatimage is started"],
+              ["command", "Startup command (expanded like a shell word at run time)"],
+              ["args...", "Arguments for the startup command, stored verbatim"],
+            ],
+            examples: ["fim-boot set echo test"],
+          },
+          {
+            usage: "fim-boot <show|clear>",
+            args: [
+              ["show", "Displays the current startup command"],
+              ["clear", "Clears the set startup command"],
+            ],
+          },
+        ],
+        parse(args) {
+          const [opWord, ...rest] = args;
+          if (opWord === undefined) throw new FimError("Missing op for 'fim-boot' (<set|show|clear>)", { level: "C" });
+          const op = parseWord(opWord, OPS, "Invalid boot operation");
+          if (op === "NONE") throw new FimError("Invalid boot operation", { level: "C" });
+          if (op === "set") {
+            const [program, ...programArgs] = rest;
+            if (!program) throw new FimError("Missing program for 'set' operation", { level: "C" });
+            return () => withContext("Failed to set boot configuration", () => writeJson(runtime.image, SLOTS.boot, { program, args: programArgs }));
+          }
+          rejectTrailing("fim-boot", rest);
+          if (op === "clear") {
+            return () => withContext("Failed to clear boot configuration", () => writeJson(runtime.image, SLOTS.boot, { program: "", args: [] }));
+          }
+          return () =>
+            withContext("Failed to read boot configuration", () => {
+              const boot = readBoot(runtime);
+              write(1, `${dumpJson({ args: boot.args, program: boot.program || "bash" })}\n`);
+            });
+        },
+      });
+
+      commands.set(DEFAULT_COMMAND, {
+        name: DEFAULT_COMMAND,
+        summary: "Run the stored boot command",
+        hidden: true,
+        consoleLevel: "C",
+        help: [],
+        parse(args) {
+          return () =>
+            withContext("Failed to read boot configuration", async () => {
+              const boot = readBoot(runtime);
+              const program = boot.program === "" ? "bash" : await expandOrKeep(boot.program, log);
+              return runtime.launch({ program, args: [...boot.args, ...args], root: process.env.FIM_ROOT === "1" });
+            });
+        },
+      });
+      return commands;
+    });
+  },
+};

@@ -1,0 +1,68 @@
+// fim-overlay (reference §4.12, §8.3): which overlay type stacks the layers.
+import { parseWord, rejectTrailing } from "../../core/cli.ts";
+import { FimError, withContext } from "../../core/errors.ts";
+import { write } from "../../core/log.ts";
+import type { Plugin } from "../../core/plugin.ts";
+import { readSlot, SLOTS, updateSlot } from "../../core/reserved.ts";
+import type { Runtime } from "../../core/runtime.ts";
+import { casefoldEnabled } from "../casefold/index.ts";
+
+const NAME = "overlay";
+export const OVERLAY_TYPES = ["bwrap", "overlayfs", "unionfs"] as const;
+export type OverlayType = "BWRAP" | "OVERLAYFS" | "UNIONFS";
+const BYTE_OF: Record<OverlayType, number> = { BWRAP: 0x02, OVERLAYFS: 0x04, UNIONFS: 0x08 };
+
+/** FIM_OVERLAY, then the stored byte, then BWRAP; casefold forces UNIONFS over BWRAP. */
+export function effectiveOverlay(runtime: Runtime): OverlayType {
+  const fromEnv = process.env.FIM_OVERLAY;
+  let type: OverlayType;
+  if (fromEnv !== undefined && (OVERLAY_TYPES as readonly string[]).includes(fromEnv)) type = fromEnv.toUpperCase() as OverlayType;
+  else {
+    const byte = readSlot(runtime.image, SLOTS.overlay)[0];
+    type = (Object.keys(BYTE_OF) as OverlayType[]).find((name) => BYTE_OF[name] === byte) ?? "BWRAP";
+  }
+  if (type === "BWRAP" && casefoldEnabled(runtime)) {
+    runtime.logger(NAME).warn("casefold cannot be used with bwrap overlayfs, falling back to unionfs");
+    type = "UNIONFS";
+  }
+  return type;
+}
+
+export const overlayPlugin: Plugin = {
+  name: NAME,
+  apply(runtime) {
+    runtime.hooks.commands.tap(NAME, (commands) =>
+      commands.set("fim-overlay", {
+        name: "fim-overlay",
+        summary: "Show or select the default overlay filesystem",
+        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "show",
+        help: [
+          {
+            usage: "fim-overlay <set> <overlayfs|unionfs|bwrap>",
+            args: [["set", "Sets the default overlay filesystem to use"], ["bwrap", "Uses bubblewrap's kernel overlay (the default)"], ["overlayfs", "Uses fuse-overlayfs"], ["unionfs", "Uses the union filesystem"]],
+          },
+          { usage: "fim-overlay <show>", args: [["show", "Shows the overlay filesystem in effect"]] },
+        ],
+        parse(args) {
+          const [opWord, ...rest] = args;
+          if (opWord === undefined) throw new FimError("Missing op for 'fim-overlay' (<set|show>)", { level: "C" });
+          const op = parseWord(opWord, ["set", "show"] as const, "Invalid overlay operation");
+          if (op === "NONE") throw new FimError("Invalid operation for fim-overlay", { level: "C" });
+          if (op === "show") {
+            rejectTrailing("fim-overlay", rest);
+            return () => write(1, `${effectiveOverlay(runtime)}\n`);
+          }
+          const [typeWord, ...trailing] = rest;
+          if (typeWord === undefined) throw new FimError("Missing argument for 'set'", { level: "C" });
+          const type = parseWord(typeWord, OVERLAY_TYPES, "Invalid overlay type");
+          rejectTrailing("fim-overlay", trailing);
+          return () =>
+            withContext("Failed to set overlay type", () => {
+              if (type === "NONE") throw new FimError("Invalid overlay option");
+              updateSlot(runtime.image, SLOTS.overlay, () => Buffer.from([BYTE_OF[type.toUpperCase() as OverlayType]]));
+            });
+        },
+      }),
+    );
+  },
+};

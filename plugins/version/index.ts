@@ -1,0 +1,47 @@
+// fim-version (reference §15.1–§15.2): build metadata from the image header.
+import { parseWord, rejectTrailing } from "../../core/cli.ts";
+import { FimError, withContext } from "../../core/errors.ts";
+import { dumpJson } from "../../core/json.ts";
+import { write } from "../../core/log.ts";
+import type { Plugin } from "../../core/plugin.ts";
+
+const NAME = "version";
+
+export const versionPlugin: Plugin = {
+  name: NAME,
+  apply(runtime) {
+    runtime.hooks.commands.tap(NAME, (commands) =>
+      commands.set("fim-version", {
+        name: "fim-version",
+        summary: "Displays version information of FlatImage",
+        inPlace: () => true,
+        help: [
+          {
+            usage: "fim-version <short|full|deps>",
+            args: [["short", "Displays the version as a string"], ["full", "Displays the version and build information in json"], ["deps", "Displays dependency information in json"]],
+          },
+        ],
+        parse(args) {
+          const [opWord, ...rest] = args;
+          if (opWord === undefined) throw new FimError("Missing op for 'fim-version' (<short|full|deps>)", { level: "C" });
+          const op = parseWord(opWord, ["short", "full", "deps"] as const, "Invalid version operation");
+          if (op === "NONE") throw new FimError("Invalid operation for fim-version", { level: "C" });
+          rejectTrailing("fim-version", rest);
+          const { header } = runtime.image;
+          if (op === "short") return () => write(1, `${header.version}\n`);
+          if (op === "full") {
+            return () =>
+              withContext("Failed to dump full version info", () =>
+                write(1, `${dumpJson({ COMMIT: header.commit, DISTRIBUTION: header.distribution, TIMESTAMP: header.timestamp, VERSION: header.version })}\n`),
+              );
+          }
+          return () =>
+            withContext("Failed to dump dependencies info", () => {
+              const deps = Object.fromEntries(header.tools.map((tool) => [tool.name, { licenses: tool.licenses, sha: tool.sha256, source: tool.source, version: tool.version }]));
+              write(1, `${dumpJson(deps)}\n`);
+            });
+        },
+      }),
+    );
+  },
+};
