@@ -1,8 +1,8 @@
 // Builds dist/<bundle>.flatimage: compiles the launcher for a bundle, then appends the
 // image header, the helper tools, the reserved space and the layers (core/image.ts).
 //   bun scripts/build.ts <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]...
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { assembleImage, type ToolInput } from "./assemble.ts";
 
@@ -43,6 +43,7 @@ for (const layer of values.layer) if (!existsSync(layer)) usage(`layer file '${l
 const output = resolve(values.out ?? `${root}/dist/${bundleName}.flatimage`);
 const work = `${root}/.cache/build/${bundleName}-${process.pid}`;
 mkdirSync(work, { recursive: true });
+process.on("exit", () => rmSync(work, { recursive: true, force: true }));
 mkdirSync(dirname(output), { recursive: true });
 
 function step(text: string) {
@@ -58,14 +59,14 @@ await Bun.write(
     `import bundle from ${JSON.stringify(`${root}/bundles/${bundleName}/index.ts`)};`,
     ...plugins.map((path, i) => `import extra${i} from ${JSON.stringify(path)};`),
     ...plugins.map((_, i) => `bundle.plugins.push(extra${i});`),
-    "await main(bundle);",
+    "void main(bundle);",
     "",
   ].join("\n"),
 );
 
 step(`compiling the launcher for '${bundleName}'${plugins.length ? ` with ${plugins.length} extra plugin(s)` : ""}`);
 const launcher = `${work}/launcher`;
-const compile = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", entry, "--outfile", launcher], {
+const compile = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "--splitting", "--bytecode", "--format=esm", entry, "--outfile", launcher], {
   cwd: root,
   stdout: "pipe",
   stderr: "pipe",
@@ -76,20 +77,20 @@ if (compile.exitCode !== 0) {
   process.exit(1);
 }
 
+// Only a complete tool set is embedded: toolset/build.sh writes its manifest last.
 const toolsDir = values.tools ?? `${root}/toolset/out/x86_64`;
+const manifestPath = `${toolsDir}/manifest.json`;
 const tools: ToolInput[] = [];
-if (existsSync(`${toolsDir}/bin`)) {
-  const manifestPath = `${toolsDir}/manifest.json`;
-  const manifest = existsSync(manifestPath) ? (JSON.parse(readFileSync(manifestPath, "utf8")) as Record<string, Partial<ToolInput>>) : {};
-  for (const name of readdirSync(`${toolsDir}/bin`).sort()) {
+if (existsSync(manifestPath)) {
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Record<string, Partial<ToolInput>>;
+  for (const [name, meta] of Object.entries(manifest).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const path = `${toolsDir}/bin/${name}`;
-    if (!statSync(path).isFile()) continue;
-    const meta = manifest[name] ?? {};
+    if (!existsSync(path)) usage(`tool '${name}' of ${manifestPath} is missing: rebuild the tool set (toolset/build.sh)`);
     tools.push({ name, path, version: meta.version ?? "", source: meta.source ?? "", licenses: meta.licenses ?? [] });
   }
   step(`embedding ${tools.length} tools from ${toolsDir}`);
 } else {
-  step(`no tool set at ${toolsDir}/bin (run toolset/build.sh): the image carries no helper tools`);
+  step(`no complete tool set at ${toolsDir} (run toolset/build.sh): the image carries no helper tools`);
 }
 
 const pkg = JSON.parse(readFileSync(`${root}/package.json`, "utf8")) as { version: string };
@@ -106,7 +107,5 @@ const size = await assembleImage({
   metadata: { version: `v${pkg.version}`, commit, timestamp, distribution: bundleModule.default.distribution },
   progress: step,
 });
-Bun.spawnSync(["rm", "-rf", work]);
 step(`wrote ${output} (${(size / 1024 / 1024).toFixed(1)} MiB)`);
 console.log(output);
-void basename;

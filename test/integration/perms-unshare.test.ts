@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { freshImage, lines, type TestImage } from "../helpers/image.ts";
+
+let image: TestImage;
+beforeAll(() => (image = freshImage()));
+afterAll(() => image.cleanup());
+
+const ALL_PERMS = "audio dbus_system dbus_user dev gpu home input media network optical shm udev usb wayland xorg".split(" ");
+
+function expectParseError(args: string[], ...messages: string[]) {
+  const result = image.run(args);
+  expect(result.code).toBe(125);
+  expect(result.stdout).toBe("");
+  expect(lines(result.stderr)).toEqual([...messages.map((m) => `C::${m}`), "C::Could not parse arguments", "C::The program exited with an error"]);
+}
+
+function expectExecError(args: string[], ...messages: string[]) {
+  const result = image.run(args);
+  expect(result.code).toBe(125);
+  expect(lines(result.stderr)).toEqual([...messages.map((m) => `E::${m}`), "C::The program exited with an error"]);
+}
+
+describe("fim-perms", () => {
+  test("fresh image lists nothing", () => {
+    const result = image.run(["fim-perms", "list"]);
+    expect(result).toEqual({ code: 0, stdout: "", stderr: "" });
+  });
+
+  test("add, list sorted, del, set, clear", () => {
+    expect(image.run(["fim-perms", "add", "network,home"]).code).toBe(0);
+    expect(image.run(["fim-perms", "ADD", "Audio"]).code).toBe(0);
+    expect(image.run(["fim-perms", "list"]).stdout).toBe("audio\nhome\nnetwork\n");
+    expect(image.run(["fim-perms", "del", "home"]).code).toBe(0);
+    expect(image.run(["fim-perms", "list"]).stdout).toBe("audio\nnetwork\n");
+    expect(image.run(["fim-perms", "set", "gpu,wayland"]).code).toBe(0);
+    expect(image.run(["fim-perms", "list"]).stdout).toBe("gpu\nwayland\n");
+    expect(image.run(["fim-perms", "clear"]).code).toBe(0);
+    expect(image.run(["fim-perms", "list"]).stdout).toBe("");
+  });
+
+  test("all sets every permission; del all clears them (upstream enabled them)", () => {
+    expect(image.run(["fim-perms", "add", "all"]).code).toBe(0);
+    expect(image.run(["fim-perms", "list"]).stdout).toBe(ALL_PERMS.map((p) => `${p}\n`).join(""));
+    expect(image.run(["fim-perms", "del", "all"]).code).toBe(0);
+    expect(image.run(["fim-perms", "list"]).stdout).toBe("");
+  });
+
+  test("empty lists: set '' clears, add '' keeps", () => {
+    image.run(["fim-perms", "set", "home"]);
+    expect(image.run(["fim-perms", "add", ""]).code).toBe(0);
+    expect(image.run(["fim-perms", "list"]).stdout).toBe("home\n");
+    expect(image.run(["fim-perms", "set", ""]).code).toBe(0);
+    expect(image.run(["fim-perms", "list"]).stdout).toBe("");
+  });
+
+  test("the bit-field is byte-compatible with upstream (home=bit0 … optical=bit14)", () => {
+    image.run(["fim-perms", "set", "home,optical"]);
+    const offset = Number(image.run([], { env: { FIM_MAIN_OFFSET: "" } }).stdout.trim());
+    const bytes = Buffer.from(require("node:fs").readFileSync(image.path)).subarray(offset, offset + 8);
+    expect(bytes.readBigUInt64LE(0)).toBe((1n << 0n) | (1n << 14n));
+    image.run(["fim-perms", "clear"]);
+  });
+
+  test("parse errors", () => {
+    expectParseError(["fim-perms"], "Missing op for fim-perms (add,del,list,set,clear)");
+    expectParseError(["fim-perms", "foo"], "Invalid perms operation");
+    expectParseError(["fim-perms", "none"], "Invalid operation for permissions");
+    expectParseError(["fim-perms", "add"], "No arguments for 'ADD' command");
+    expectParseError(["fim-perms", "del"], "No arguments for 'DEL' command");
+    expectParseError(["fim-perms", "set"], "No arguments for 'SET' command");
+    expectParseError(["fim-perms", "add", "home,bogus"], "Invalid permission", "Failed to process permissions");
+    expectParseError(["fim-perms", "add", "home", "world"], "Trailing arguments for fim-perms: ['world',]");
+    expectParseError(["fim-perms", "list", "a", "b"], "Trailing arguments for fim-perms: ['a','b',]");
+  });
+
+  test("debug mode shows the enum line", () => {
+    const result = image.run(["fim-perms", "foo"], { env: { FIM_DEBUG: "1" } });
+    expect(lines(result.stdout)).toContain("D::Could not determine enum entry from 'FOO'");
+  });
+
+  test("execution errors", () => {
+    expectExecError(["fim-perms", "add", "home,none"], "Invalid permission 'NONE'", "Failed to add permissions");
+    expectExecError(["fim-perms", "del", "none"], "Invalid permission 'NONE'", "Failed to delete permissions");
+    expectExecError(["fim-perms", "set", "all,home"], "Permission 'all' should not be used with others", "Failed to set permissions");
+  });
+});
+
+describe("fim-unshare", () => {
+  test("round trip and sorted list", () => {
+    expect(image.run(["fim-unshare", "add", "pid,ipc"]).code).toBe(0);
+    expect(image.run(["fim-unshare", "list"]).stdout).toBe("ipc\npid\n");
+    expect(image.run(["fim-unshare", "set", "all"]).code).toBe(0);
+    expect(image.run(["fim-unshare", "list"]).stdout).toBe("cgroup\nipc\nnet\npid\nuser\nuts\n");
+    expect(image.run(["fim-unshare", "del", "net,uts"]).code).toBe(0);
+    expect(image.run(["fim-unshare", "list"]).stdout).toBe("cgroup\nipc\npid\nuser\n");
+    expect(image.run(["fim-unshare", "clear"]).code).toBe(0);
+    expect(image.run(["fim-unshare", "list"]).stdout).toBe("");
+  });
+
+  test("errors", () => {
+    expectParseError(["fim-unshare"], "Missing op for fim-unshare (add,clear,del,list,set)");
+    expectParseError(["fim-unshare", "bar"], "Invalid unshare operation");
+    expectParseError(["fim-unshare", "none"], "Invalid operation for unshare");
+    expectParseError(["fim-unshare", "add"], "No arguments for 'ADD' command");
+    expectParseError(["fim-unshare", "add", "pid,mnt"], "Invalid unshare option", "Failed to process unshare options");
+    expectParseError(["fim-unshare", "clear", "x"], "Trailing arguments for fim-unshare: ['x',]");
+    expectExecError(["fim-unshare", "add", "none"], "Invalid unshare option 'NONE'", "Failed to add unshare options");
+    expectExecError(["fim-unshare", "add", "all,pid"], "Unshare option 'all' should not be used with others", "Failed to add unshare options");
+  });
+});
