@@ -1,6 +1,6 @@
 // The program's flow: apply the bundle's plugins, relocate, parse, dispatch, and turn any
 // error into FlatImage's trace and exit code 125 (reference §2.3).
-import { asFimError, FimError, type Level } from "./errors.ts";
+import { asFimError, FimError } from "./errors.ts";
 import { Image } from "./image.ts";
 import { logger, setConsoleLevel } from "./log.ts";
 import { computePaths, exportEnvironment } from "./paths.ts";
@@ -33,13 +33,12 @@ export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2
     exportEnvironment(image, paths);
     runtime.attach(image, paths);
 
-    const invocation = await runtime.hooks.parse.promise(argv);
-    const command = invocation && runtime.commands.get(invocation.command);
-    if (!invocation || !command) throw new FimError("Invalid fim command", { level: "C" }).context("Could not parse arguments", "C");
-    const level: Level = debug ? "D" : command.consoleLevel ?? "I";
-    setConsoleLevel(level);
     let action;
     try {
+      const invocation = await runtime.hooks.parse.promise(argv);
+      const command = invocation && runtime.commands.get(invocation.command);
+      if (!invocation || !command) throw new FimError("Invalid fim command", { level: "C" });
+      setConsoleLevel(debug ? "D" : command.consoleLevel ?? "I");
       action = command.parse(invocation.args, runtime);
     } catch (error) {
       throw asFimError(error).context("Could not parse arguments", "C");

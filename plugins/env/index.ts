@@ -37,7 +37,8 @@ export const envPlugin: Plugin = {
       commands.set("fim-env", {
         name: "fim-env",
         summary: "Edit the environment variables of the flatimage",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "list",
+        // Never in place: `list` may run `$(…)` for as long as it likes, and a process that
+        // executes the image file blocks every writer (ETXTBSY).
         help: [
           {
             usage: "fim-env <add|set> <'key=value'...>",

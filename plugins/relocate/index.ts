@@ -32,9 +32,13 @@ export const relocatePlugin: Plugin = {
       const fd = openSync("/proc/self/exe", "r");
       let image: Image;
       let imagePath: string;
+      // A file no bigger than its ELF part is the relocated launcher (or bun itself in development).
+      const relocated = fstatSync(fd).size <= elfEnd(fd, "/proc/self/exe");
+      if (relocated) {
+        closeSync(fd);
+        return fromEnvironment();
+      }
       try {
-        // A file no bigger than its ELF part is the relocated launcher (or bun itself in development).
-        if (fstatSync(fd).size <= elfEnd(fd, "/proc/self/exe")) return fromEnvironment();
         imagePath = realpathSync("/proc/self/exe");
         image = Image.read(fd, imagePath);
       } catch (error) {
