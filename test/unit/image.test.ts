@@ -1,0 +1,68 @@
+import { describe, expect, test } from "bun:test";
+import { closeSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { embeddedLayers, Image, RESERVED_SIZE } from "../../core/image.ts";
+import { syntheticImage } from "../helpers/synthetic.ts";
+
+describe("image format", () => {
+  test("header, tools, reserved space and layers are where the header says", async () => {
+    const path = await syntheticImage({ layers: [Buffer.from("first layer"), Buffer.from("second")] });
+    const image = Image.open(path);
+    const bytes = readFileSync(path);
+    expect(bytes.subarray(8, 11)).toEqual(Buffer.from("FI\x01", "latin1"));
+    expect(image.launcherSize).toBe(64);
+    expect(image.header.buildId).toMatch(/^abcdef0_20260101000000_[0-9a-f]{12}$/);
+    const [tool] = image.header.tools;
+    expect(bytes.subarray(tool!.offset, tool!.offset + tool!.size).toString()).toBe("#!/bin/sh\necho tool\n");
+    expect(image.reservedOffset).toBe(tool!.offset + tool!.size);
+    expect(bytes.subarray(image.reservedOffset, image.reservedOffset + RESERVED_SIZE).every((b) => b === 0)).toBe(true);
+    const layers = embeddedLayers(image, () => {});
+    expect(layers.map((l) => bytes.subarray(l.offset, l.offset + l.size).toString())).toEqual(["first layer", "second"]);
+  });
+
+  test("damage is reported, never thrown as a raw error", async () => {
+    const path = await syntheticImage();
+    const image = Image.open(path);
+    truncateSync(path, image.reservedOffset + 100);
+    expect(() => Image.open(path)).toThrow(/is truncated: the reserved space/);
+
+    const other = await syntheticImage();
+    const fd = openSync(other, "r+");
+    writeSync(fd, Buffer.from("XX"), 0, 2, 64);
+    closeSync(fd);
+    expect(() => Image.open(other)).toThrow(/has no image header after its launcher/);
+
+    const text = `${other}.txt`;
+    writeFileSync(text, "hello");
+    expect(() => Image.open(text)).toThrow(/is not an ELF executable/);
+    expect(() => Image.open(`${other}.missing`)).toThrow(/Could not open image file/);
+  });
+
+  test("a header that fails the schema names the field", async () => {
+    const path = await syntheticImage();
+    const bytes = readFileSync(path);
+    const length = bytes.readUInt32LE(64 + 8);
+    const header = JSON.parse(bytes.subarray(76, 76 + length).toString());
+    header.timestamp = "yesterday";
+    const replaced = Buffer.from(JSON.stringify(header).padEnd(length, " "));
+    expect(replaced.length).toBe(length);
+    const fd = openSync(path, "r+");
+    writeSync(fd, replaced, 0, length, 76);
+    closeSync(fd);
+    expect(() => Image.open(path)).toThrow(/corrupt image header \(timestamp: /);
+  });
+
+  test("a layer record running past the end stops the scan with a warning", async () => {
+    const path = await syntheticImage({ layers: [Buffer.from("ok")] });
+    const image = Image.open(path);
+    const fd = openSync(path, "a");
+    const size = Buffer.alloc(8);
+    size.writeBigUInt64LE(1000n);
+    writeSync(fd, Buffer.concat([size, Buffer.from("short")]));
+    closeSync(fd);
+    const warnings: string[] = [];
+    const layers = embeddedLayers(Image.open(path), (w) => warnings.push(w));
+    expect(layers).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^Invalid filesystem size '1000'/);
+    void image;
+  });
+});
