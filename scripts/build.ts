@@ -1,8 +1,9 @@
 // Builds dist/<bundle>.flatimage: compiles the launcher for a bundle, then appends the
 // image header, the helper tools, the reserved space and the layers (core/image.ts).
 //   bun scripts/build.ts <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]...
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { assembleImage, type ToolInput } from "./assemble.ts";
 
@@ -41,8 +42,7 @@ const plugins = values.plugin.map((file) => {
 for (const layer of values.layer) if (!existsSync(layer)) usage(`layer file '${layer}' does not exist`);
 
 const output = resolve(values.out ?? `${root}/dist/${bundleName}.flatimage`);
-const work = `${root}/.cache/build/${bundleName}-${process.pid}`;
-mkdirSync(work, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), `fim-build-${bundleName}-`));
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));
 mkdirSync(dirname(output), { recursive: true });
 

@@ -1,0 +1,36 @@
+// Side-by-side timing: the commands run interleaved, so machine noise hits both alike.
+export interface Timing {
+  name: string;
+  median: number;
+  p10: number;
+  p90: number;
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+export function compare(commands: Record<string, string[]>, runs = 50, warmup = 5): Timing[] {
+  const names = Object.keys(commands);
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
+  for (let i = 0; i < warmup + runs; i++) {
+    for (const name of names) {
+      const started = performance.now();
+      const result = Bun.spawnSync(commands[name]!, { stdout: "ignore", stderr: "pipe" });
+      const elapsed = performance.now() - started;
+      if (result.exitCode !== 0) throw new Error(`${name} failed: ${result.stderr.toString()}`);
+      if (i >= warmup) samples[name]!.push(elapsed);
+    }
+  }
+  return names.map((name) => {
+    const sorted = samples[name]!.sort((a, b) => a - b);
+    return { name, median: quantile(sorted, 0.5), p10: quantile(sorted, 0.1), p90: quantile(sorted, 0.9) };
+  });
+}
+
+export function report(timings: Timing[], baseline: string): void {
+  const base = timings.find((t) => t.name === baseline)!;
+  for (const t of timings) {
+    console.log(`${t.name.padEnd(28)} median ${t.median.toFixed(2)} ms  (p10 ${t.p10.toFixed(2)}, p90 ${t.p90.toFixed(2)})  ratio ${(t.median / base.median).toFixed(2)}x`);
+  }
+}
