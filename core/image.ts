@@ -14,15 +14,20 @@ export const RESERVED_SIZE = 4 * 1024 * 1024;
 const HEADER_PREFIX = 12;
 const MAX_HEADER = 1024 * 1024;
 
+const Extent = { offset: v.pipe(v.number(), v.integer(), v.minValue(0)), size: v.pipe(v.number(), v.integer(), v.minValue(0)) };
+
 const ToolSchema = v.object({
   name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.+-]+$/)),
-  offset: v.pipe(v.number(), v.integer(), v.minValue(0)),
-  size: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  ...Extent,
   sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
-  version: v.optional(v.string(), ""),
-  source: v.optional(v.string(), ""),
-  licenses: v.optional(v.array(v.object({ type: v.string(), url: v.string() })), []),
 });
+
+/** Where each tool came from (fim-version deps); kept out of the header, read on demand. */
+export const DepsSchema = v.record(
+  v.string(),
+  v.object({ version: v.string(), source: v.string(), licenses: v.array(v.object({ type: v.string(), url: v.string() })) }),
+);
+export type Deps = v.InferOutput<typeof DepsSchema>;
 
 export const HeaderSchema = v.object({
   format: v.literal(1),
@@ -32,6 +37,7 @@ export const HeaderSchema = v.object({
   distribution: v.pipe(v.string(), v.regex(/^[A-Z0-9_]+$/)),
   buildId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/)),
   reserved: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 32 - 1)),
+  deps: v.object(Extent),
   tools: v.array(ToolSchema),
 });
 export type Header = v.InferOutput<typeof HeaderSchema>;
@@ -129,15 +135,34 @@ export class Image {
     }
     const header = parsed.output;
     const toolsStart = end + HEADER_PREFIX + length;
-    for (const tool of header.tools) {
-      if (tool.offset < toolsStart || tool.offset + tool.size > header.reserved) {
-        throw broken(`'${path}' has a corrupt image header (tool '${tool.name}' lies outside the tools area)`);
+    for (const part of [{ name: "deps", ...header.deps }, ...header.tools]) {
+      if (part.offset < toolsStart || part.offset + part.size > header.reserved) {
+        throw broken(`'${path}' has a corrupt image header ('${part.name}' lies outside the tools area)`);
       }
     }
     if (header.reserved < toolsStart || header.reserved + RESERVED_SIZE > size) {
       throw broken(`'${path}' is truncated: the reserved space (offset ${header.reserved}, 4 MiB) extends past the end of the file (${size} bytes)`);
     }
     return new Image(path, size, end, header);
+  }
+}
+
+/** The provenance of the embedded tools. */
+export function readDeps(image: Image): Deps {
+  const fd = openSync(image.path, "r");
+  try {
+    const text = readAt(fd, image.header.deps.offset, image.header.deps.size).toString("utf8");
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw broken(`'${image.path}' has corrupt tool metadata (invalid JSON)`);
+    }
+    const parsed = v.safeParse(DepsSchema, json);
+    if (!parsed.success) throw broken(`'${image.path}' has corrupt tool metadata (${parsed.issues[0].message})`);
+    return parsed.output;
+  } finally {
+    closeSync(fd);
   }
 }
 

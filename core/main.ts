@@ -4,6 +4,7 @@ import { asFimError, FimError } from "./errors.ts";
 import { Image } from "./image.ts";
 import { logger, setConsoleLevel } from "./log.ts";
 import { computePaths, exportEnvironment } from "./paths.ts";
+import { mark, printProfile } from "./profile.ts";
 import type { Bundle } from "./plugin.ts";
 import { Runtime } from "./runtime.ts";
 
@@ -19,8 +20,10 @@ export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2
   const debug = process.env.FIM_DEBUG === "1";
   setConsoleLevel(debug ? "D" : "I");
   let code: number;
+  mark("load");
   try {
     const runtime = new Runtime(bundle);
+    mark("plugins");
     const imagePath = await runtime.hooks.relocate.promise({ argv, commands: runtime.commands });
     if (imagePath === undefined) throw new FimError("Path to self is not defined", { level: "C" });
     let image: Image;
@@ -29,6 +32,7 @@ export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2
     } catch (error) {
       throw asFimError(error).context("Could not read the image file", "C");
     }
+    mark("relocate");
     const paths = computePaths(image);
     exportEnvironment(image, paths);
     runtime.attach(image, paths);
@@ -43,12 +47,15 @@ export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2
     } catch (error) {
       throw asFimError(error).context("Could not parse arguments", "C");
     }
+    mark("parse");
     code = (await action()) ?? 0;
+    mark("command");
   } catch (error) {
     const fimError = asFimError(error);
     if (!(error instanceof FimError) && error instanceof Error && process.env.FIM_DEBUG === "1") log.debug(error.stack ?? "");
     report(fimError);
     code = fimError.exitCode;
   }
+  printProfile();
   process.exit(code);
 }

@@ -65,17 +65,22 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
   const buildHash = new Bun.CryptoHasher("sha256").update(launcherBytes).update(toolHashes.join(",")).digest("hex");
   const buildId = `${options.metadata.commit}_${options.metadata.timestamp}_${buildHash.slice(0, 12)}`;
 
+  const deps = Buffer.from(
+    JSON.stringify(Object.fromEntries(options.tools.map((tool) => [tool.name, { version: tool.version, source: tool.source, licenses: tool.licenses }]))),
+  );
+
   // Offsets depend on the header's length, which depends on the offsets: iterate to a fixed point.
   let headerLength = 0;
   let json = "";
   for (let round = 0; round < 8; round++) {
-    let offset = end + 12 + headerLength;
+    const depsOffset = end + 12 + headerLength;
+    let offset = depsOffset + deps.length;
     const tools = options.tools.map((tool, i) => {
-      const record = { name: tool.name, offset, size: toolSizes[i]!, sha256: toolHashes[i]!, version: tool.version, source: tool.source, licenses: tool.licenses };
+      const record = { name: tool.name, offset, size: toolSizes[i]!, sha256: toolHashes[i]! };
       offset += toolSizes[i]!;
       return record;
     });
-    const header: Header = { format: 1, ...options.metadata, buildId, reserved: offset, tools };
+    const header: Header = { format: 1, ...options.metadata, buildId, reserved: offset, deps: { offset: depsOffset, size: deps.length }, tools };
     json = JSON.stringify(header);
     if (Buffer.byteLength(json) === headerLength) break;
     headerLength = Buffer.byteLength(json);
@@ -89,7 +94,7 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
     const prefix = Buffer.alloc(12);
     HEADER_MAGIC.copy(prefix);
     prefix.writeUInt32LE(headerLength, 8);
-    writeSync(fd, Buffer.concat([prefix, Buffer.from(json)]), 0, 12 + headerLength, end);
+    writeSync(fd, Buffer.concat([prefix, Buffer.from(json), deps]), 0, 12 + headerLength + deps.length, end);
     header.tools.forEach((tool, i) => {
       const [written] = appendFile(fd, options.tools[i]!.path, tool.offset);
       if (written !== tool.size) throw new Error(`tool '${tool.name}' changed while it was being embedded`);

@@ -66,13 +66,32 @@ await Bun.write(
 
 step(`compiling the launcher for '${bundleName}'${plugins.length ? ` with ${plugins.length} extra plugin(s)` : ""}`);
 const launcher = `${work}/launcher`;
-const compile = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "--splitting", "--bytecode", "--format=esm", entry, "--outfile", launcher], {
-  cwd: root,
-  stdout: "pipe",
-  stderr: "pipe",
+const compiled = await Bun.build({
+  entrypoints: [entry],
+  target: "bun",
+  format: "esm",
+  minify: true,
+  // Lazily imported modules (execa…) stay out of start-up; bytecode skips parsing.
+  splitting: true,
+  bytecode: true,
+  compile: {
+    outfile: launcher,
+    // An image must not pick up .env or bunfig.toml from whatever directory it runs in.
+    autoloadDotenv: false,
+    autoloadBunfig: false,
+  },
+  plugins: [
+    {
+      name: "util-shim",
+      setup(build) {
+        build.onResolve({ filter: /^util$/ }, () => ({ path: `${root}/scripts/shims/util.ts` }));
+      },
+    },
+  ],
+  throw: false,
 });
-if (compile.exitCode !== 0) {
-  console.error(compile.stdout.toString(), compile.stderr.toString());
+if (!compiled.success) {
+  for (const message of compiled.logs) console.error(message);
   step("compiling the launcher failed");
   process.exit(1);
 }

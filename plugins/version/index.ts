@@ -1,6 +1,7 @@
 // fim-version (reference §15.1–§15.2): build metadata from the image header.
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
+import { readDeps } from "../../core/image.ts";
 import { dumpJson } from "../../core/json.ts";
 import { write } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
@@ -37,8 +38,10 @@ export const versionPlugin: Plugin = {
           }
           return () =>
             withContext("Failed to dump dependencies info", () => {
-              const deps = Object.fromEntries(header.tools.map((tool) => [tool.name, { licenses: tool.licenses, sha: tool.sha256, source: tool.source, version: tool.version }]));
-              write(1, `${dumpJson(deps)}\n`);
+              const deps = readDeps(runtime.image);
+              const shas = new Map(header.tools.map((tool) => [tool.name, tool.sha256]));
+              const table = Object.fromEntries(Object.entries(deps).map(([name, dep]) => [name, { ...dep, sha: shas.get(name) ?? "" }]));
+              write(1, `${dumpJson(table)}\n`);
             });
         },
       }),
