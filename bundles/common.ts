@@ -6,17 +6,22 @@ import { casefoldPlugin } from "../plugins/casefold/index.ts";
 import { dispatchPlugin } from "../plugins/dispatch/index.ts";
 import { envPlugin } from "../plugins/env/index.ts";
 import { helpPlugin } from "../plugins/help/index.ts";
+import { layerPlugin } from "../plugins/layer/index.ts";
+import { erofsPlugin } from "../plugins/layer-erofs/index.ts";
 import { notifyPlugin } from "../plugins/notify/index.ts";
 import { overlayPlugin } from "../plugins/overlay/index.ts";
 import { permsPlugin } from "../plugins/perms/index.ts";
 import { relocatePlugin } from "../plugins/relocate/index.ts";
 import { remotePlugin } from "../plugins/remote/index.ts";
+import { toolsPlugin } from "../plugins/tools/index.ts";
 import { unsharePlugin } from "../plugins/unshare/index.ts";
 import { versionPlugin } from "../plugins/version/index.ts";
 
 export const commonPlugins: Plugin[] = [
   relocatePlugin,
   dispatchPlugin,
+  toolsPlugin,
+  erofsPlugin,
   helpPlugin,
   versionPlugin,
   permsPlugin,
@@ -28,4 +33,5 @@ export const commonPlugins: Plugin[] = [
   overlayPlugin,
   casefoldPlugin,
   notifyPlugin,
+  layerPlugin,
 ];

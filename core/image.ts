@@ -4,9 +4,10 @@
 //   E+12+N        embedded helper tools, back to back (offsets in the header)
 //   RSV           reserved space, 4 MiB (slots of reference §7.2, see reserved.ts)
 //   RSV+4MiB      layers: u64 LE size, then the layer bytes; repeated
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import * as v from "valibot";
 import { FimError } from "./errors.ts";
+import { flock, LOCK_EX } from "./libc.ts";
 
 export const MAGIC = Buffer.from([0x46, 0x49, 0x01]); // "FI\x01" at bytes 8..10
 export const HEADER_MAGIC = Buffer.from("FIMAGE\0\x01", "latin1");
@@ -56,6 +57,50 @@ export function readAt(fd: number, position: number, length: number): Buffer {
     done += n;
   }
   return done === length ? buffer : buffer.subarray(0, done);
+}
+
+export function pwriteAll(fd: number, data: Buffer, position: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+}
+
+const ETXTBSY_WAIT_MS = 10_000;
+
+function openForWrite(path: string): number {
+  const deadline = Date.now() + ETXTBSY_WAIT_MS;
+  for (;;) {
+    try {
+      return openSync(path, "r+");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Another process may be in its first milliseconds, still executing the image file.
+      if (code === "ETXTBSY" && Date.now() < deadline) {
+        Bun.sleepSync(10);
+        continue;
+      }
+      if (code === "ETXTBSY") throw new FimError(`Failed to open input file: '${path}' is being executed by another process`);
+      throw new FimError(`Failed to open input file: ${(error as Error).message}`);
+    }
+  }
+}
+
+/**
+ * Runs `write` with a descriptor open for writing on the image, under an exclusive flock
+ * on the image file: writers of the reserved space and of layers are serialised.
+ */
+export function withWriteLock<T>(image: { path: string }, write: (fd: number) => T): T {
+  const lockFd = openSync(image.path, "r");
+  try {
+    flock(lockFd, LOCK_EX);
+    const fd = openForWrite(image.path);
+    try {
+      return write(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    closeSync(lockFd); // releases the flock
+  }
 }
 
 /** End of the ELF part: the section header table is the last thing in a Bun executable. */

@@ -1,6 +1,7 @@
 // Where things live on the host (reference §6.2, §7.3, §7.4), computed once per process.
 // Directories are created by whoever needs them, not here: a configuration command
 // must work next to an image in a read-only directory.
+import { chmodSync, lstatSync, mkdirSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import type { Image } from "./image.ts";
 
@@ -73,4 +74,28 @@ export function exportEnvironment(image: Image, paths: Paths, env: NodeJS.Proces
   const libraryPath = env.LD_LIBRARY_PATH;
   env.LD_LIBRARY_PATH = `/usr/lib/x86_64-linux-gnu:/usr/lib/i386-linux-gnu${libraryPath !== undefined ? `:${libraryPath}` : ""}`;
   env.PATH = `${paths.bin}:${env.PATH ?? ""}:/sbin:/usr/sbin:/usr/local/sbin:/bin:/usr/bin:/usr/local/bin:${paths.sbin}`;
+}
+
+/** Creates a directory shared by all users (mode 1777), like /tmp itself. */
+function sharedDir(path: string): void {
+  try {
+    mkdirSync(path, { mode: 0o1777 });
+    chmodSync(path, 0o1777); // the umask narrowed it
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+}
+
+/** Creates /tmp/fim/app/<uid>, private to this user; refuses one owned by someone else. */
+export function ensureUserDir(uid = process.getuid?.() ?? 0): string {
+  sharedDir(GLOBAL_DIR);
+  sharedDir(`${GLOBAL_DIR}/app`);
+  const dir = `${GLOBAL_DIR}/app/${uid}`;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const info = lstatSync(dir);
+  if (!info.isDirectory() || info.uid !== uid) {
+    throw new Error(`'${dir}' is not a directory owned by uid ${uid}; remove it and retry`);
+  }
+  if ((info.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  return dir;
 }

@@ -1,5 +1,6 @@
 // The plugin API. A plugin is a name plus `apply(runtime)`, which taps the runtime's hooks.
 import type { Level } from "./errors.ts";
+import type { LayerRecord } from "./image.ts";
 import type { Runtime } from "./runtime.ts";
 
 export interface Plugin {
@@ -54,3 +55,36 @@ export interface Bundle {
   distribution: string;
   plugins: Plugin[];
 }
+
+/** A compressed read-only layer format (e.g. EROFS), brought by a plugin. */
+export interface LayerFormat {
+  name: string;
+  /** Recognises the format from the first HEAD_SIZE bytes of a layer. */
+  detect(head: Buffer): boolean;
+  /** Checks the header against the layer's size: a description of the damage, or undefined. */
+  check(head: Buffer, size: number): string | undefined;
+  /** Builds a layer from a directory; `entries` (paths relative to it) are all it may contain. */
+  create(request: LayerCreateRequest): Promise<void>;
+  /** Mounts a layer read-only at `mountpoint`; resolves once it is ready. */
+  mount?(layer: LayerRecord, mountpoint: string): Promise<MountedLayer>;
+}
+
+export interface LayerCreateRequest {
+  source: string;
+  output: string;
+  /** FIM_COMPRESSION_LEVEL, 0..9. */
+  level: number;
+  /** Relative paths to leave out. */
+  exclude: string[];
+  /** Bytes of file data in the source (for progress). */
+  bytes: number;
+}
+
+export interface MountedLayer {
+  mountpoint: string;
+  /** Unmounts and stops the serving process. */
+  unmount(): Promise<void>;
+}
+
+/** Bytes read from the start of a layer for detection and checks. */
+export const HEAD_SIZE = 4096;

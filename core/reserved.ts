@@ -2,12 +2,11 @@
 // Writes are serialised with flock on the image and made atomic with a journal kept in
 // the unused tail of the reserved space: record, apply, clear. A reader that finds a
 // complete record sees its content, so a write killed half-way is never observed.
-import { closeSync, fdatasyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, openSync } from "node:fs";
 import * as v from "valibot";
 import { FimError } from "./errors.ts";
-import { Image, readAt, RESERVED_SIZE } from "./image.ts";
+import { Image, pwriteAll, readAt, RESERVED_SIZE, withWriteLock } from "./image.ts";
 import { dumpJson } from "./json.ts";
-import { flock, LOCK_EX } from "./libc.ts";
 
 export interface Slot {
   name: string;
@@ -35,8 +34,6 @@ const JOURNAL_OFFSET = 3162125;
 const JOURNAL_MAGIC = Buffer.from("FIMJRNL\x01", "latin1");
 const JOURNAL_HEADER = 24; // magic, u32 slot offset, u32 slot size, u32 length, u32 crc
 export const JOURNAL_CAPACITY = RESERVED_SIZE - JOURNAL_OFFSET - JOURNAL_HEADER;
-
-const ETXTBSY_WAIT_MS = 10_000;
 
 interface PendingWrite {
   offset: number;
@@ -78,29 +75,6 @@ export function readText(image: Image, target: Slot): string {
   return textOf(readSlot(image, target));
 }
 
-function openForWrite(path: string): number {
-  const deadline = Date.now() + ETXTBSY_WAIT_MS;
-  for (;;) {
-    try {
-      return openSync(path, "r+");
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      // Another process may be in its first milliseconds, still executing the image file.
-      if (code === "ETXTBSY" && Date.now() < deadline) {
-        Bun.sleepSync(10);
-        continue;
-      }
-      if (code === "ETXTBSY") throw new FimError(`Failed to open input file: '${path}' is being executed by another process`);
-      throw new FimError(`Failed to open input file: ${(error as Error).message}`);
-    }
-  }
-}
-
-function pwriteAll(fd: number, data: Buffer, position: number): void {
-  let done = 0;
-  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
-}
-
 function apply(fd: number, base: number, write: PendingWrite): void {
   const field = Buffer.alloc(write.size);
   write.data.copy(field);
@@ -112,37 +86,28 @@ function apply(fd: number, base: number, write: PendingWrite): void {
  * and returns the new content (without padding); it must fit the slot.
  */
 export function updateSlot(image: Image, target: Slot, update: (current: Buffer) => Buffer, tooLarge = "Not enough space to fit json data"): void {
-  const lockFd = openSync(image.path, "r");
-  try {
-    flock(lockFd, LOCK_EX);
-    const fd = openForWrite(image.path);
-    try {
-      const base = image.reservedOffset;
-      const leftover = readJournal(fd, base);
-      if (leftover) {
-        apply(fd, base, leftover);
-        fdatasyncSync(fd);
-      }
-      const current = readAt(fd, base + target.offset, target.size);
-      const data = update(current);
-      if (data.length > target.size || data.length > JOURNAL_CAPACITY) throw new FimError(tooLarge);
-      const head = Buffer.alloc(JOURNAL_HEADER);
-      JOURNAL_MAGIC.copy(head);
-      head.writeUInt32LE(target.offset, 8);
-      head.writeUInt32LE(target.size, 12);
-      head.writeUInt32LE(data.length, 16);
-      head.writeUInt32LE((Bun.hash.crc32(data) ^ target.offset ^ target.size) >>> 0, 20);
-      pwriteAll(fd, Buffer.concat([head, data]), base + JOURNAL_OFFSET);
+  withWriteLock(image, (fd) => {
+    const base = image.reservedOffset;
+    const leftover = readJournal(fd, base);
+    if (leftover) {
+      apply(fd, base, leftover);
       fdatasyncSync(fd);
-      apply(fd, base, { offset: target.offset, size: target.size, data });
-      fdatasyncSync(fd);
-      pwriteAll(fd, Buffer.alloc(8), base + JOURNAL_OFFSET);
-    } finally {
-      closeSync(fd);
     }
-  } finally {
-    closeSync(lockFd); // releases the flock
-  }
+    const current = readAt(fd, base + target.offset, target.size);
+    const data = update(current);
+    if (data.length > target.size || data.length > JOURNAL_CAPACITY) throw new FimError(tooLarge);
+    const head = Buffer.alloc(JOURNAL_HEADER);
+    JOURNAL_MAGIC.copy(head);
+    head.writeUInt32LE(target.offset, 8);
+    head.writeUInt32LE(target.size, 12);
+    head.writeUInt32LE(data.length, 16);
+    head.writeUInt32LE((Bun.hash.crc32(data) ^ target.offset ^ target.size) >>> 0, 20);
+    pwriteAll(fd, Buffer.concat([head, data]), base + JOURNAL_OFFSET);
+    fdatasyncSync(fd);
+    apply(fd, base, { offset: target.offset, size: target.size, data });
+    fdatasyncSync(fd);
+    pwriteAll(fd, Buffer.alloc(8), base + JOURNAL_OFFSET);
+  });
 }
 
 /** NUL-terminated JSON/text slots must leave room for the terminator. */

@@ -12,7 +12,7 @@ import type { Image } from "./image.ts";
 import { Launch, type LaunchRequest, type SandboxOp } from "./launch.ts";
 import { logger, type Logger } from "./log.ts";
 import type { Paths } from "./paths.ts";
-import type { Bundle, Command, Invocation } from "./plugin.ts";
+import type { Bundle, Command, Invocation, LayerFormat } from "./plugin.ts";
 
 export interface RelocateContext {
   argv: string[];
@@ -23,6 +23,10 @@ export class Runtime {
   readonly hooks = Object.freeze({
     /** Each plugin adds the commands it brings. */
     commands: new SyncWaterfallHook<[Map<string, Command>]>(["commands"]),
+    /** Each plugin adds the layer formats it brings. */
+    layerFormats: new SyncWaterfallHook<[Map<string, LayerFormat>]>(["formats"]),
+    /** Resolves a helper tool (bwrap, mkfs.erofs…) to an executable path. */
+    tool: new AsyncSeriesBailHook<[string], string | undefined>(["name"]),
     /** Finds the image file; may replace the process (execve) and never return. */
     relocate: new AsyncSeriesBailHook<[RelocateContext], string>(["context"]),
     /** Resolves argv to a command; the first plugin that claims it wins. */
@@ -46,6 +50,7 @@ export class Runtime {
   private imageValue: Image | undefined;
   private pathsValue: Paths | undefined;
   private commandTable: Map<string, Command> | undefined;
+  private formatTable: Map<string, LayerFormat> | undefined;
   private readonly log = logger("runtime");
 
   constructor(readonly bundle: Bundle) {
@@ -70,6 +75,20 @@ export class Runtime {
   get commands(): ReadonlyMap<string, Command> {
     this.commandTable ??= this.hooks.commands.call(new Map());
     return this.commandTable;
+  }
+
+  get layerFormats(): ReadonlyMap<string, LayerFormat> {
+    this.formatTable ??= this.hooks.layerFormats.call(new Map());
+    return this.formatTable;
+  }
+
+  /** The path of a helper tool; fails clearly when no plugin provides it. */
+  async tool(name: string): Promise<string> {
+    const path = await this.hooks.tool.promise(name);
+    if (path === undefined) {
+      throw new FimError(`Helper tool '${name}' is not available in this image: build the tool set (toolset/build.sh) and rebuild the image`);
+    }
+    return path;
   }
 
   logger(tag: string): Logger {

@@ -60,7 +60,7 @@ export const relocatePlugin: Plugin = {
       const started = performance.now();
       let boot: string;
       try {
-        boot = await ensureLauncherCopy(image, appDir(process.getuid?.() ?? 0, image.header.buildId), log);
+        boot = ensureLauncherCopy(image, appDir(process.getuid?.() ?? 0, image.header.buildId), log);
       } catch (error) {
         throw new FimError(`Could not copy the launcher: ${(error as Error).message}`).context("Failure to relocate binary", "C");
       }

@@ -1,0 +1,45 @@
+// EROFS layers: created with mkfs.erofs, mounted with erofsfuse (both from the tool set).
+// The default format (docs/layer-formats.md has the measurements).
+import type { LayerCreateRequest, Plugin } from "../../core/plugin.ts";
+import type { Runtime } from "../../core/runtime.ts";
+import { runTool } from "./run.ts";
+
+const NAME = "layer-erofs";
+const SUPERBLOCK = 1024;
+const MAGIC = 0xe0f5e1e2;
+
+/** FIM_COMPRESSION_LEVEL (0..9) → mkfs.erofs compressor. */
+export function compressorFor(level: number): string {
+  return level === 0 ? "lz4" : `lz4hc,level=${Math.min(12, level + 3)}`;
+}
+
+export function checkSuperblock(head: Buffer, size: number): string | undefined {
+  if (head.length < SUPERBLOCK + 40) return `it is shorter than an EROFS superblock (${head.length} bytes)`;
+  const blockBits = head[SUPERBLOCK + 12]!;
+  if (blockBits < 9 || blockBits > 16) return `its superblock has an invalid block size (2^${blockBits})`;
+  const blocks = head.readUInt32LE(SUPERBLOCK + 36);
+  const needed = blocks * 2 ** blockBits;
+  if (needed > size) return `it is truncated: its superblock needs ${needed} bytes, the layer has ${size}`;
+  return undefined;
+}
+
+async function create(runtime: Runtime, request: LayerCreateRequest): Promise<void> {
+  const mkfs = await runtime.tool("mkfs.erofs");
+  // --all-root: inside the sandbox, root in the layer shows up as the user running it.
+  const args = [`-z${compressorFor(request.level)}`, "--all-root", "--quiet", ...request.exclude.map((path) => `--exclude-path=${path}`), request.output, request.source];
+  await runTool(mkfs, args, "mkfs.erofs", request.source, request.bytes);
+}
+
+export const erofsPlugin: Plugin = {
+  name: NAME,
+  apply(runtime) {
+    runtime.hooks.layerFormats.tap(NAME, (formats) =>
+      formats.set("erofs", {
+        name: "erofs",
+        detect: (head) => head.length >= SUPERBLOCK + 4 && head.readUInt32LE(SUPERBLOCK) === MAGIC,
+        check: checkSuperblock,
+        create: (request) => create(runtime, request),
+      }),
+    );
+  },
+};
