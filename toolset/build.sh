@@ -34,6 +34,7 @@ declare -A TOOL_STEP=(
   [mksquashfs]=squashfs-tools [unsquashfs]=squashfs-tools
   [busybox]=busybox
   [bash]=bash
+  [fim_sigdfl]=fim_sigdfl
 )
 TOOLS=$(printf '%s\n' "${!TOOL_STEP[@]}" | LC_ALL=C sort)
 
@@ -115,13 +116,22 @@ run_step() {
   echo "ok ($(($(date +%s) - t0))s)"
 }
 
-step_done() { # <step> [binaries...]: stamp matches and outputs exist
-  local step=$1; shift
-  [[ -f $STAMPS/$step && $(cat "$STAMPS/$step") == "$SCRIPT_HASH" ]] || return 1
+# A step is redone only when its own recipe changes: the key hashes the step's function, the
+# shared helpers it uses, its source package version and its own source file if any.
+step_key() { # <step> <function>
+  {
+    declare -f "$2" musl_env install_bin unpack_src fetch_src from_deb
+    echo "${PKG[$1]:-}"
+    if [[ -f $ROOT_DIR/src/$1.c ]]; then cat "$ROOT_DIR/src/$1.c"; fi
+  } | sha256sum | cut -d' ' -f1
+}
+step_done() { # <step> <key> [binaries...]: stamp matches and outputs exist
+  local step=$1 key=$2; shift 2
+  [[ -f $STAMPS/$step && $(cat "$STAMPS/$step") == "$key" ]] || return 1
   local b
   for b in "$@"; do [[ -x $BIN/$b && -f $META/$b ]] || return 1; done
 }
-mark_done() { echo "$SCRIPT_HASH" >"$STAMPS/$1"; }
+mark_done() { echo "$2" >"$STAMPS/$1"; }
 
 # ----------------------------------------------------------------------- apt
 RUN_ID="$$.$(date +%s%N)"
@@ -440,6 +450,12 @@ from_deb() { # <binary pkg> <path in deb> <tool> <license SPDX>
   install_bin "$x/$path" "$tool" "$upstream" "$src $srcver (binary package $pkg $ver)" "${lics[@]}"
 }
 build_busybox() { from_deb busybox-static bin/busybox busybox GPL-2.0-only; }
+# Our own helper (src/fim_sigdfl.c): restores default signal dispositions, then execs.
+build_fim_sigdfl() {
+  musl_env
+  $CC $CFLAGS -static -Os -o "$WORK/fim_sigdfl" "$ROOT_DIR/src/fim_sigdfl.c"
+  install_bin "$WORK/fim_sigdfl" fim_sigdfl 1.0 "flatimage-ts toolset/src/fim_sigdfl.c" "$(lic_musl)"
+}
 build_bash() { from_deb bash-static bin/bash-static bash GPL-3.0-or-later; }
 
 # ----------------------------------------------------------------- manifest
@@ -484,10 +500,11 @@ MUSL_VER=$(dpkg-query -W -f='${Version}' musl-dev)
 run_step kheaders "checking kernel headers for musl" setup_kheaders
 
 step() { # <step> <log/tool name> <description> <function> [tool binaries...]
-  local s=$1 name=$2 desc=$3 fn=$4; shift 4
-  if step_done "$s" "$@"; then say "$desc: up to date"; return 0; fi
+  local s=$1 name=$2 desc=$3 fn=$4 key; shift 4
+  key=$(step_key "$s" "$fn")
+  if step_done "$s" "$key" "$@"; then say "$desc: up to date"; return 0; fi
   run_step "$name" "building $desc" "$fn"
-  mark_done "$s"
+  mark_done "$s" "$key"
 }
 
 step zlib   zlib   "zlib ${PKG[zlib]#* }"        build_zlib
@@ -504,6 +521,7 @@ step squashfs-tools squashfs-tools "squashfs-tools 4.6.1 (mksquashfs, unsquashfs
   mksquashfs unsquashfs
 step busybox busybox "busybox (busybox-static .deb)" build_busybox busybox
 step bash    bash    "bash (bash-static .deb)"       build_bash bash
+step fim_sigdfl fim_sigdfl "fim_sigdfl (toolset/src)" build_fim_sigdfl fim_sigdfl
 
 # Final verification: every tool present and statically linked.
 for t in $TOOLS; do
