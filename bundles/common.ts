@@ -16,6 +16,28 @@ import { remotePlugin } from "../plugins/remote/index.ts";
 import { toolsPlugin } from "../plugins/tools/index.ts";
 import { unsharePlugin } from "../plugins/unshare/index.ts";
 import { versionPlugin } from "../plugins/version/index.ts";
+import { identityPlugin } from "../plugins/identity/index.ts";
+import { mountLayersPlugin } from "../plugins/mount-layers/index.ts";
+import { overlayBwrapPlugin } from "../plugins/overlay-bwrap/index.ts";
+import { overlayFusePlugin } from "../plugins/overlay-fuse/index.ts";
+import { overlayUnionfsPlugin } from "../plugins/overlay-unionfs/index.ts";
+import { audioPermission } from "../plugins/perm-audio/index.ts";
+import { dbusSystemPermission } from "../plugins/perm-dbus-system/index.ts";
+import { dbusUserPermission } from "../plugins/perm-dbus-user/index.ts";
+import { devPermission } from "../plugins/perm-dev/index.ts";
+import { gpuPermission } from "../plugins/perm-gpu/index.ts";
+import { homePermission } from "../plugins/perm-home/index.ts";
+import { inputPermission } from "../plugins/perm-input/index.ts";
+import { mediaPermission } from "../plugins/perm-media/index.ts";
+import { networkPermission } from "../plugins/perm-network/index.ts";
+import { opticalPermission } from "../plugins/perm-optical/index.ts";
+import { shmPermission } from "../plugins/perm-shm/index.ts";
+import { udevPermission } from "../plugins/perm-udev/index.ts";
+import { usbPermission } from "../plugins/perm-usb/index.ts";
+import { waylandPermission } from "../plugins/perm-wayland/index.ts";
+import { xorgPermission } from "../plugins/perm-xorg/index.ts";
+import { runPlugin } from "../plugins/run/index.ts";
+import { sandboxPlugin } from "../plugins/sandbox/index.ts";
 
 export const commonPlugins: Plugin[] = [
   relocatePlugin,
@@ -34,4 +56,15 @@ export const commonPlugins: Plugin[] = [
   casefoldPlugin,
   notifyPlugin,
   layerPlugin,
+  // Running programs: the lifecycle's plugins.
+  runPlugin,
+  mountLayersPlugin,
+  overlayBwrapPlugin,
+  overlayFusePlugin,
+  overlayUnionfsPlugin,
+  sandboxPlugin,
+  identityPlugin,
+  ...[gpuPermission, homePermission, mediaPermission, audioPermission, waylandPermission, xorgPermission],
+  ...[dbusUserPermission, dbusSystemPermission, udevPermission, inputPermission, usbPermission, networkPermission],
+  ...[shmPermission, opticalPermission, devPermission],
 ];

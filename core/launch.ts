@@ -2,18 +2,49 @@
 export interface LaunchRequest {
   program: string;
   args: string[];
-  /** Run as uid 0 inside the sandbox (fim-root, FIM_ROOT=1, stored UID=0). */
+  /** Run as uid 0 inside the sandbox (fim-root, FIM_ROOT=1). */
   root: boolean;
 }
 
 /** One bubblewrap-style setup operation, e.g. ["--ro-bind-try", src, dst]. Kept in order. */
 export type SandboxOp = string[];
 
+/** Who the guest runs as (reference §9.6). */
+export interface Identity {
+  uid: number;
+  gid: number;
+  user: string;
+  home: string;
+  shell: string;
+}
+
+/**
+ * Where each kind of plugin taps the `sandbox` waterfall (tapable stages: lower first), so
+ * the bwrap arguments come out in the reference's order whatever the bundle's plugin order.
+ */
+export const SANDBOX_STAGE = {
+  root: -100,
+  environment: -50,
+  identity: -40,
+  base: -30,
+  binds: -20,
+  devices: -10,
+  permissions: 0, // + the permission's bit number
+  namespaces: 50,
+  portal: 60,
+} as const;
+
 export class Launch {
   /** Lower directories, lowest first, filled by `mount`. */
   readonly lowerDirs: string[] = [];
-  /** The directory that becomes the guest's `/`, set by `overlay` / `casefold`. */
-  rootDir: string | undefined;
+  /**
+   * Commands run inside the run's private user+mount namespace before the sandbox starts
+   * (FUSE mounts live there, so they vanish with it). Each must return once it is ready.
+   */
+  readonly steps: string[][] = [];
+  /** How the guest's `/` is made, set by `overlay` (and `casefold`). */
+  rootOps: SandboxOp[] = [];
+  identity: Identity | undefined;
   /** Environment added for the guest. */
   readonly env: Record<string, string> = {};
   /** Scratch space for plugins, keyed by plugin name. */

@@ -49,9 +49,15 @@ export function execve(path: string, argv: string[], env: Record<string, string 
 }
 
 export const LOCK_EX = 2;
+export const LOCK_NB = 4;
 export const LOCK_UN = 8;
 
 /** Advisory whole-file lock; blocks until granted. Released on close or process death. */
 export function flock(fd: number, operation: number): void {
   if (libc().flock(fd, operation) !== 0) throw new Error("flock failed");
+}
+
+/** Non-blocking exclusive lock: false when another process holds it. */
+export function tryLockExclusive(fd: number): boolean {
+  return libc().flock(fd, LOCK_EX | LOCK_NB) === 0;
 }

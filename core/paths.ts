@@ -86,6 +86,14 @@ function sharedDir(path: string): void {
   }
 }
 
+/** Creates /tmp/fim/run/host, the guest's mount point for the host's `/`. */
+export function ensureRuntimeHostDir(): string {
+  sharedDir(GLOBAL_DIR);
+  sharedDir(`${GLOBAL_DIR}/run`);
+  sharedDir(`${GLOBAL_DIR}/run/host`);
+  return `${GLOBAL_DIR}/run/host`;
+}
+
 /** Creates /tmp/fim/app/<uid>, private to this user; refuses one owned by someone else. */
 export function ensureUserDir(uid = process.getuid?.() ?? 0): string {
   sharedDir(GLOBAL_DIR);

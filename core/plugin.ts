@@ -65,8 +65,11 @@ export interface LayerFormat {
   check(head: Buffer, size: number): string | undefined;
   /** Builds a layer from a directory; `entries` (paths relative to it) are all it may contain. */
   create(request: LayerCreateRequest): Promise<void>;
-  /** Mounts a layer read-only at `mountpoint`; resolves once it is ready. */
-  mount?(layer: LayerRecord, mountpoint: string): Promise<MountedLayer>;
+  /**
+   * The command that mounts a layer read-only at `mountpoint`, run inside the run's
+   * namespace; it must return once the mount is ready.
+   */
+  mountCommand(layer: LayerRecord, mountpoint: string): Promise<string[]>;
 }
 
 export interface LayerCreateRequest {
@@ -78,12 +81,6 @@ export interface LayerCreateRequest {
   exclude: string[];
   /** Bytes of file data in the source (for progress). */
   bytes: number;
-}
-
-export interface MountedLayer {
-  mountpoint: string;
-  /** Unmounts and stops the serving process. */
-  unmount(): Promise<void>;
 }
 
 /** Bytes read from the start of a layer for detection and checks. */

@@ -1,7 +1,6 @@
 // The runtime: every lifecycle hook declared in one place, plus the few services that
 // plugins share (the image, paths, loggers). It names no command, backend or permission.
 import {
-  AsyncParallelHook,
   AsyncSeriesBailHook,
   AsyncSeriesHook,
   AsyncSeriesWaterfallHook,
@@ -28,13 +27,13 @@ export class Runtime {
     /** Resolves a helper tool (bwrap, mkfs.erofs…) to an executable path. */
     tool: new AsyncSeriesBailHook<[string], string | undefined>(["name"]),
     /** Finds the image file; may replace the process (execve) and never return. */
-    relocate: new AsyncSeriesBailHook<[RelocateContext], string>(["context"]),
+    relocate: new AsyncSeriesBailHook<[RelocateContext], string | undefined>(["context"]),
     /** Resolves argv to a command; the first plugin that claims it wins. */
-    parse: new AsyncSeriesBailHook<[string[]], Invocation>(["argv"]),
-    /** Mounts the layers (independent mounts may run side by side). */
-    mount: new AsyncParallelHook<[Launch]>(["launch"]),
+    parse: new AsyncSeriesBailHook<[string[]], Invocation | undefined>(["argv"]),
+    /** Prepares and plans the layer mounts (checks first, by stage). */
+    mount: new AsyncSeriesHook<[Launch]>(["launch"]),
     /** Stacks the layers and the upper directory; the plugin of the chosen type claims it. */
-    overlay: new AsyncSeriesBailHook<[Launch], true>(["launch"]),
+    overlay: new AsyncSeriesBailHook<[Launch], true | undefined>(["launch"]),
     /** Optionally puts a case-insensitive view over the overlay. */
     casefold: new AsyncSeriesHook<[Launch]>(["launch"]),
     /** Starts the host side of the portal. */
@@ -42,7 +41,7 @@ export class Runtime {
     /** Builds the ordered list of sandbox setup operations. */
     sandbox: new AsyncSeriesWaterfallHook<[SandboxOp[], Launch]>(["operations", "launch"]),
     /** Runs the guest; the first plugin that claims it returns its exit code. */
-    exec: new AsyncSeriesBailHook<[SandboxOp[], Launch], number>(["operations", "launch"]),
+    exec: new AsyncSeriesBailHook<[SandboxOp[], Launch], number | undefined>(["operations", "launch"]),
     /** After the guest ends, before the launch's deferred clean-ups unwind. */
     teardown: new AsyncSeriesHook<[Launch]>(["launch"]),
   });

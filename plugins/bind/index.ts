@@ -3,11 +3,16 @@ import { isDigits, parseWord } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { dumpJson } from "../../core/json.ts";
 import { write } from "../../core/log.ts";
+import { expandOrKeep } from "../../core/expand.ts";
+import { SANDBOX_STAGE } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { readJson, SLOTS, updateJson } from "../../core/reserved.ts";
-import { BIND_TYPES, BindingsSchema, ordered, type Binding } from "./store.ts";
+import { BIND_TYPES, BindingsSchema, ordered, readBindings, type Binding, type BindType } from "./store.ts";
 
 export { readBindings, type Binding, type BindType } from "./store.ts";
+
+/** `dev` gets a device bind (upstream applied it as a plain rw bind). */
+const BIND_OPTION: Record<BindType, string> = { ro: "--ro-bind-try", rw: "--bind-try", dev: "--dev-bind-try" };
 
 const NAME = "bind";
 const OPS = ["add", "del", "list"] as const;
@@ -18,6 +23,14 @@ export const bindPlugin: Plugin = {
   name: NAME,
   apply(runtime) {
     const log = runtime.logger(NAME);
+    runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.binds }, async (operations) => {
+      const binds: string[][] = [];
+      for (const binding of readBindings(runtime)) {
+        binds.push([BIND_OPTION[binding.type], await expandOrKeep(binding.src, log), await expandOrKeep(binding.dst, log)]);
+      }
+      return [...operations, ...binds];
+    });
+
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-bind", {
         name: "fim-bind",

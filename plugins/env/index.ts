@@ -4,6 +4,7 @@ import * as v from "valibot";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";
+import { SANDBOX_STAGE } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { SLOTS, updateJson } from "../../core/reserved.ts";
 import { EnvSchema, expandedEnv } from "./store.ts";
@@ -32,6 +33,17 @@ export const envPlugin: Plugin = {
         change(env);
         return env;
       });
+
+    // The guest gets the stored variables, expanded on the host (reference §6.2).
+    runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.environment }, async (operations, launch) => {
+      for (const [key, value] of await expandedEnv(runtime, log)) {
+        log.info(`ENV: ${key}=${value}`);
+        launch.env[key] = value;
+      }
+      // Upstream always forces TERM=xterm; a host TERM is kept here (terminfo permitting).
+      launch.env.TERM ??= process.env.TERM || "xterm";
+      return operations;
+    });
 
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-env", {

@@ -39,6 +39,8 @@ export const erofsPlugin: Plugin = {
         detect: (head) => head.length >= SUPERBLOCK + 4 && head.readUInt32LE(SUPERBLOCK) === MAGIC,
         check: checkSuperblock,
         create: (request) => create(runtime, request),
+        // erofsfuse returns once the mount is up (it daemonizes after mounting).
+        mountCommand: async (layer, mountpoint) => [await runtime.tool("erofsfuse"), `--offset=${layer.offset}`, layer.path, mountpoint],
       }),
     );
   },

@@ -2,6 +2,9 @@
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { tryLockExclusive } from "../../core/libc.ts";
+import type { Launch } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { readSlot, SLOTS, updateSlot } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
@@ -26,6 +29,27 @@ export function effectiveOverlay(runtime: Runtime): OverlayType {
     type = "UNIONFS";
   }
   return type;
+}
+
+const BUSY_WAIT_MS = 60_000;
+
+/**
+ * The BWRAP and OVERLAYFS types write the data directory's upper layer directly: one run at
+ * a time. Waits up to a minute for another run to end, then says so (reference §8.2).
+ */
+export async function lockDataDirectory(runtime: Runtime, launch: Launch): Promise<void> {
+  const { data } = runtime.paths;
+  mkdirSync(data, { recursive: true });
+  const fd = openSync(`${data}/.lock`, "a");
+  const deadline = Date.now() + BUSY_WAIT_MS;
+  while (!tryLockExclusive(fd)) {
+    if (Date.now() > deadline) {
+      closeSync(fd);
+      throw new FimError(`Another instance is running on ${data} (timeout after ${BUSY_WAIT_MS}ms)`, { level: "C" });
+    }
+    await Bun.sleep(100);
+  }
+  launch.defer(() => closeSync(fd)); // releases the lock
 }
 
 export const overlayPlugin: Plugin = {

@@ -1,5 +1,6 @@
 // fim-unshare (reference §4.13): namespaces to unshare, stored as a u16 bit-field.
 import { parseFlagSet, readFlags, type FlagSet } from "../../core/flagset.ts";
+import { SANDBOX_STAGE } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { SLOTS } from "../../core/reserved.ts";
@@ -34,9 +35,33 @@ export function unshareOptions(runtime: Runtime): Set<UnshareOption> {
   return readFlags(runtime, UNSHARE) as Set<UnshareOption>;
 }
 
+/**
+ * bwrap options per stored option (reference §9.4). The guest always gets its own user
+ * namespace (identity mapping) and the run its own pid namespace, so `user` adds nothing
+ * and `pid` gives the guest a pid namespace of its own inside the run's.
+ */
+const UNSHARE_OPS: Record<UnshareOption, string[]> = {
+  user: [],
+  ipc: ["--unshare-ipc"],
+  pid: ["--unshare-pid"],
+  net: ["--unshare-net"],
+  uts: ["--unshare-uts"],
+  cgroup: ["--unshare-cgroup-try"],
+};
+
 export const unsharePlugin: Plugin = {
   name: "unshare",
   apply(runtime) {
+    runtime.hooks.sandbox.tapPromise({ name: "unshare", stage: SANDBOX_STAGE.namespaces }, async (operations) => {
+      const log = runtime.logger("unshare");
+      const chosen = unshareOptions(runtime);
+      const added = UNSHARE_OPTIONS.filter((option) => chosen.has(option)).map((option) => {
+        log.debug(`UNSHARE(${option.toUpperCase()})`);
+        return UNSHARE_OPS[option];
+      });
+      return [...operations, ...added.filter((op) => op.length > 0)];
+    });
+
     runtime.hooks.commands.tap("unshare", (commands) =>
       commands.set("fim-unshare", {
         name: "fim-unshare",

@@ -1,0 +1,25 @@
+// Plans the layer mounts (reference §8.1–§8.2): every layer, lowest first, at
+// <instance>/layers/<i>, mounted by its format's tool inside the run's namespace.
+import { mkdirSync } from "node:fs";
+import { basename } from "node:path";
+import type { Plugin } from "../../core/plugin.ts";
+import { discoverLayers } from "../layer/index.ts";
+
+const NAME = "mount-layers";
+
+export const mountLayersPlugin: Plugin = {
+  name: NAME,
+  apply(runtime) {
+    const log = runtime.logger(NAME);
+    runtime.hooks.mount.tapPromise(NAME, async (launch) => {
+      const layers = await discoverLayers(runtime, log);
+      for (const [index, layer] of layers.entries()) {
+        const mountpoint = `${runtime.paths.instance}/layers/${index}`;
+        mkdirSync(mountpoint, { recursive: true });
+        log.debug(`Mounting layer from '${basename(layer.path)}' with offset '${layer.offset}'`);
+        launch.steps.push(await layer.format.mountCommand(layer, mountpoint));
+        launch.lowerDirs.push(mountpoint);
+      }
+    });
+  },
+};

@@ -1,0 +1,30 @@
+// The OVERLAYFS overlay type: fuse-overlayfs stacks the layers under <data>/root at
+// <instance>/mount, inside the run's namespace; the guest's root is bound from there.
+import { mkdirSync, rmSync } from "node:fs";
+import type { Plugin } from "../../core/plugin.ts";
+import { effectiveOverlay, lockDataDirectory } from "../overlay/index.ts";
+
+const NAME = "overlay-fuse";
+
+export const overlayFusePlugin: Plugin = {
+  name: NAME,
+  apply(runtime) {
+    const log = runtime.logger(NAME);
+    runtime.hooks.overlay.tapPromise(NAME, async (launch) => {
+      if (effectiveOverlay(runtime) !== "OVERLAYFS") return undefined;
+      log.debug("Overlay type: FUSE_OVERLAYFS");
+      await lockDataDirectory(runtime, launch);
+      const { instance, upper, data } = runtime.paths;
+      const work = `${data}/work/${process.pid}`;
+      const mount = `${instance}/mount`;
+      mkdirSync(work, { recursive: true });
+      mkdirSync(mount, { recursive: true });
+      launch.defer(() => rmSync(work, { recursive: true, force: true }));
+      const lower = [...launch.lowerDirs].reverse().join(":"); // fuse-overlayfs lists the top layer first
+      const options = [`upperdir=${upper}`, `workdir=${work}`, ...(lower ? [`lowerdir=${lower}`] : [])];
+      launch.steps.push([await runtime.tool("fuse-overlayfs"), "-o", options.join(","), mount]);
+      launch.rootOps = [["--bind", mount, "/"]];
+      return true;
+    });
+  },
+};

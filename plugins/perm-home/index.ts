@@ -1,0 +1,12 @@
+// home: the host's $HOME, read-write, at the same path. Not for root runs (upstream too).
+import { permissionMapper } from "../perms/mapper.ts";
+
+export const homePermission = permissionMapper("home", ({ identity, log }) => {
+  if (identity.uid === 0) return [];
+  const home = process.env.HOME;
+  if (!home) {
+    log.error("HOME environment variable is unset");
+    return [];
+  }
+  return [["--bind-try", home, home]];
+});

@@ -1,0 +1,13 @@
+// optical: CD/DVD drives (/dev/srN and /dev/sgN), up to the first N where neither exists.
+import { existsSync } from "node:fs";
+import { permissionMapper } from "../perms/mapper.ts";
+
+export const opticalPermission = permissionMapper("optical", () => {
+  const operations: string[][] = [];
+  for (let i = 0; i < 256; i++) {
+    const found = [`/dev/sr${i}`, `/dev/sg${i}`].filter((path) => existsSync(path));
+    if (found.length === 0) break;
+    for (const path of found) operations.push(["--dev-bind-try", path, path]);
+  }
+  return operations;
+});

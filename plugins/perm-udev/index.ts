@@ -1,0 +1,4 @@
+// udev: the udev database (device metadata), read-write.
+import { permissionMapper } from "../perms/mapper.ts";
+
+export const udevPermission = permissionMapper("udev", () => [["--bind-try", "/run/udev", "/run/udev"]]);

@@ -1,0 +1,22 @@
+// <app>/sbin: a link per busybox applet, last on the guest's PATH (reference §7.3). Made
+// once per build in a temporary directory that is renamed into place.
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import type { Runtime } from "../../core/runtime.ts";
+
+export async function ensureApplets(runtime: Runtime): Promise<void> {
+  const { sbin } = runtime.paths;
+  if (existsSync(sbin)) return;
+  const busybox = await runtime.tool("busybox");
+  const listed = Bun.spawnSync([busybox, "--list"], { stdout: "pipe", stderr: "ignore" });
+  if (listed.exitCode !== 0) return;
+  const temporary = `${sbin}.${process.pid}.tmp`;
+  mkdirSync(temporary, { recursive: true });
+  for (const applet of listed.stdout.toString().split("\n")) {
+    if (/^[A-Za-z0-9_.[-]+$/.test(applet)) symlinkSync(busybox, `${temporary}/${applet}`);
+  }
+  try {
+    renameSync(temporary, sbin);
+  } catch {
+    rmSync(temporary, { recursive: true, force: true }); // another run made it first
+  }
+}

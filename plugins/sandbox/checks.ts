@@ -1,0 +1,44 @@
+// Host checks before a run, each with a message that says what to do (exit 125).
+import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { FimError } from "../../core/errors.ts";
+import type { Paths } from "../../core/paths.ts";
+
+function sysctl(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+const critical = (message: string) => new FimError(message, { level: "C" });
+
+export function checkHost(paths: Paths): void {
+  if (!existsSync("/dev/fuse")) {
+    throw critical("/dev/fuse does not exist: the image's layers are mounted with FUSE. Load the module ('modprobe fuse' as root) or run on a host with FUSE");
+  }
+  try {
+    accessSync("/dev/fuse", constants.R_OK | constants.W_OK);
+  } catch {
+    throw critical("/dev/fuse is not accessible by this user: the image's layers are mounted with FUSE. Make it usable ('chmod 666 /dev/fuse' as root; distributions ship it 0666)");
+  }
+  if (sysctl("/proc/sys/user/max_user_namespaces") === "0") {
+    throw critical("User namespaces are disabled (/proc/sys/user/max_user_namespaces is 0): the sandbox needs them. Enable them as root: sysctl -w user.max_user_namespaces=15000");
+  }
+  if (sysctl("/proc/sys/kernel/unprivileged_userns_clone") === "0") {
+    throw critical("Unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone is 0): the sandbox needs them. Enable them as root: sysctl -w kernel.unprivileged_userns_clone=1");
+  }
+  if (sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") === "1" && process.getuid?.() !== 0) {
+    throw critical(
+      "AppArmor restricts unprivileged user namespaces on this host (kernel.apparmor_restrict_unprivileged_userns is 1): allow them for this image with an AppArmor profile granting 'userns', or as root: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+    );
+  }
+  for (const dir of [paths.data, paths.upper, paths.tmp]) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      accessSync(dir, constants.W_OK | constants.X_OK);
+    } catch (error) {
+      throw critical(`The data directory '${paths.data}' is not usable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message} on '${dir}'): set FIM_DIR_DATA to a writable directory`);
+    }
+  }
+}

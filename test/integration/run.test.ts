@@ -1,0 +1,122 @@
+// Running programs: entry points, identity, environment, exit codes, streams, signals.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { userInfo } from "node:os";
+import { freshImage, lines, type TestImage } from "../helpers/image.ts";
+
+let image: TestImage;
+beforeAll(() => (image = freshImage()));
+afterAll(() => image.cleanup());
+
+const me = userInfo();
+const root = me.uid === 0;
+
+describe("entry points and exit codes", () => {
+  test("fim-exec runs a program and returns its exit code", () => {
+    expect(image.run(["fim-exec", "echo", "hello", "world"])).toEqual({ code: 0, stdout: "hello world\n", stderr: "" });
+    expect(image.run(["fim-exec", "sh", "-c", "exit 42"]).code).toBe(42);
+    expect(image.run(["fim-exec", "sh", "-c", "echo out; echo err >&2"])).toMatchObject({ stdout: "out\n", stderr: "err\n" });
+  });
+
+  test("arguments after the program are passed verbatim", () => {
+    expect(image.run(["fim-exec", "printf", "[%s]", "-c", "a b", "$HOME", ""]).stdout).toBe("[-c][a b][$HOME][]");
+  });
+
+  test("a program that does not exist: the shell's not found and 127", () => {
+    const result = image.run(["fim-exec", "no-such-program"]);
+    expect(result.code).toBe(127);
+    expect(result.stderr).toContain("no-such-program: not found");
+  });
+
+  test("missing program argument", () => {
+    for (const name of ["fim-exec", "fim-root"]) {
+      const result = image.run([name]);
+      expect(result.code).toBe(125);
+      expect(lines(result.stderr)).toEqual([`C::Incorrect number of arguments for ${name}`, "C::Could not parse arguments", "C::The program exited with an error"]);
+    }
+  });
+
+  test("stdin passes through", () => {
+    expect(image.run(["fim-exec", "sh", "-c", "tr a-z A-Z"], { stdin: "piped data\n" }).stdout).toBe("PIPED DATA\n");
+  });
+
+  test("a guest killed by a signal gives 128+N", () => {
+    expect(image.run(["fim-exec", "sh", "-c", "kill -TERM $$"]).code).toBe(143);
+  });
+
+  test("the default command runs the boot program with stored args, then the user's", () => {
+    image.run(["fim-boot", "set", "echo"]);
+    expect(image.run(["test"]).stdout).toBe("test\n");
+    image.run(["fim-boot", "set", "echo", "hello world"]);
+    expect(image.run([]).stdout).toBe("hello world\n");
+    expect(image.run(["folks people"]).stdout).toBe("hello world folks people\n");
+    image.run(["fim-boot", "set", "bash", "-c"]);
+    expect(image.run(['echo "arg1: $1 and arg2: $2"', "/bin/bash", "fst", "snd"]).stdout).toBe("arg1: fst and arg2: snd\n");
+    image.run(["fim-boot", "set", "$FIM_TEST_PROGRAM"]);
+    expect(image.run(["expanded"], { env: { FIM_TEST_PROGRAM: "echo" } }).stdout).toBe("expanded\n");
+    image.run(["fim-boot", "clear"]);
+    expect(image.run([], { stdin: "echo from-bash\n" }).stdout).toBe("from-bash\n");
+  });
+});
+
+describe("identity", () => {
+  test("fim-exec runs as the caller, fim-root as root", () => {
+    expect(image.run(["fim-exec", "id", "-u"]).stdout).toBe(`${me.uid}\n`);
+    expect(image.run(["fim-exec", "id", "-g"]).stdout).toBe(`${me.gid}\n`);
+    expect(image.run(["fim-root", "id", "-u"]).stdout).toBe("0\n");
+    expect(image.run(["fim-exec", "id", "-u"], { env: { FIM_ROOT: "1" } }).stdout).toBe("0\n");
+  });
+
+  test("USER, HOME, SHELL, the passwd entry and BASHRC_FILE", () => {
+    const script = 'echo "$USER|$HOME|$SHELL"; cat /etc/passwd; cat "$BASHRC_FILE"; echo; id -un';
+    const normal = image.run(["fim-exec", "sh", "-c", script], { env: { HOME: "/home/tester", USER: "tester" } }).stdout.split("\n");
+    const name = root ? "root" : "tester"; // uid 0 is always called root
+    const home = "/home/tester"; // only root *mode* (fim-root) uses /root
+    expect(normal[0]).toMatch(new RegExp(`^${name}\\|${home}\\|/tmp/fim/app/${me.uid}/[^/]+/bin/bash$`));
+    expect(normal[1]).toMatch(new RegExp(`^${name}:x:${me.uid}:${me.gid}:${name}:${home}:/tmp/fim/app/${me.uid}/[^/]+/bin/bash$`));
+    expect(normal[2]).toBe('export PS1="[flatimage-blueprint] \\W > "');
+    expect(normal[3]).toBe(name);
+    const rooted = image.run(["fim-root", "sh", "-c", script]).stdout.split("\n");
+    expect(rooted[0]).toMatch(/^root\|\/root\|/);
+    expect(rooted[1]).toMatch(/^root:x:0:0:root:\/root:/);
+  });
+
+  test("stored UID, GID, USER, HOME, SHELL and PS1 win", () => {
+    image.run(["fim-env", "set", "UID=5000x", "GID=6000", "USER=app", "HOME=/home/app", "SHELL=/bin/sh", "PS1=[app] \\W $ "]);
+    const out = image.run(["fim-exec", "sh", "-c", 'id -u; id -g; echo "$USER $HOME $SHELL"; cat /etc/passwd; cat "$BASHRC_FILE"']).stdout;
+    expect(out).toBe('5000\n6000\napp /home/app /bin/sh\napp:x:5000:6000:app:/home/app:/bin/sh\nexport PS1="[app] \\W $ "');
+    image.run(["fim-env", "set", "UID=0"]);
+    expect(image.run(["fim-exec", "id", "-u"]).stdout).toBe("0\n");
+    image.run(["fim-env", "clear"]);
+  });
+});
+
+describe("environment", () => {
+  test("stored variables reach the guest expanded; the host environment passes through", () => {
+    image.run(["fim-env", "set", "GREETING=hello $FIM_TEST_WHO", "SPACED=a b  c", "SUB=$(echo sub)"]);
+    const out = image.run(["fim-exec", "sh", "-c", 'echo "$GREETING|$SPACED|$SUB|$FIM_TEST_HOST|$FIM_DIST"'], { env: { FIM_TEST_WHO: "world", FIM_TEST_HOST: "host" } });
+    expect(out.stdout).toBe("hello world|a b  c|sub|host|BLUEPRINT\n");
+    image.run(["fim-env", "clear"]);
+  });
+
+  test("the runtime's own tools come first on PATH; the host /tmp and host root are visible", () => {
+    const out = image.run(["fim-exec", "sh", "-c", "command -v bash; test -d /tmp/fim/run/host/proc && echo host-root; test -w /tmp && echo tmp"]).stdout.split("\n");
+    expect(out[0]).toMatch(new RegExp(`^/tmp/fim/app/${me.uid}/[^/]+/bin/bash$`));
+    expect(out.slice(1, 3)).toEqual(["host-root", "tmp"]);
+  });
+});
+
+describe("signals", () => {
+  test("SIGTERM, SIGHUP and SIGINT sent to the launcher reach the guest", async () => {
+    for (const [signal, number] of [["SIGTERM", 15], ["SIGHUP", 1], ["SIGINT", 2]] as const) {
+      const marker = `${image.dir}/got-${signal}`;
+      const script = `trap 'echo ${signal} > ${marker}; exit 7' ${signal.slice(3)}; echo ready; while :; do sleep 0.1; done`;
+      const child = Bun.spawn([image.path, "fim-exec", "sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
+      const reader = child.stdout.getReader();
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toBe("ready\n");
+      child.kill(number);
+      expect(await child.exited).toBe(7);
+      expect(await Bun.file(marker).text()).toBe(`${signal}\n`);
+    }
+  });
+});
