@@ -1,8 +1,7 @@
 // The BWRAP overlay type (the default): bubblewrap's kernel overlay of the mounted layers
 // under <data>/root (reference §8.3).
-import { mkdirSync, rmSync } from "node:fs";
 import type { Plugin } from "../../core/plugin.ts";
-import { effectiveOverlay, lockDataDirectory } from "../overlay/index.ts";
+import { effectiveOverlay, lockDataDirectory, workDirectory } from "../overlay/index.ts";
 
 const NAME = "overlay-bwrap";
 
@@ -14,10 +13,7 @@ export const overlayBwrapPlugin: Plugin = {
       if (effectiveOverlay(runtime) !== "BWRAP") return undefined;
       log.debug("Overlay type: BWRAP");
       await lockDataDirectory(runtime, launch);
-      const work = `${runtime.paths.data}/work/${process.pid}`;
-      mkdirSync(work, { recursive: true });
-      // The kernel leaves work/work without permissions: make it removable, then remove it.
-      launch.defer(() => rmSync(work, { recursive: true, force: true }));
+      const work = workDirectory(runtime, launch);
       for (const dir of launch.lowerDirs) log.info(`Overlay layer '${dir}'`);
       launch.rootOps =
         launch.lowerDirs.length === 0

@@ -1,8 +1,8 @@
 // The OVERLAYFS overlay type: fuse-overlayfs stacks the layers under <data>/root at
 // <instance>/mount, inside the run's namespace; the guest's root is bound from there.
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import type { Plugin } from "../../core/plugin.ts";
-import { effectiveOverlay, lockDataDirectory } from "../overlay/index.ts";
+import { effectiveOverlay, lockDataDirectory, workDirectory } from "../overlay/index.ts";
 
 const NAME = "overlay-fuse";
 
@@ -14,12 +14,10 @@ export const overlayFusePlugin: Plugin = {
       if (effectiveOverlay(runtime) !== "OVERLAYFS") return undefined;
       log.debug("Overlay type: FUSE_OVERLAYFS");
       await lockDataDirectory(runtime, launch);
-      const { instance, upper, data } = runtime.paths;
-      const work = `${data}/work/${process.pid}`;
+      const { instance, upper } = runtime.paths;
+      const work = workDirectory(runtime, launch);
       const mount = `${instance}/mount`;
-      mkdirSync(work, { recursive: true });
       mkdirSync(mount, { recursive: true });
-      launch.defer(() => rmSync(work, { recursive: true, force: true }));
       const lower = [...launch.lowerDirs].reverse().join(":"); // fuse-overlayfs lists the top layer first
       const options = [`upperdir=${upper}`, `workdir=${work}`, ...(lower ? [`lowerdir=${lower}`] : [])];
       launch.steps.push([await runtime.tool("fuse-overlayfs"), "-o", options.join(","), mount]);

@@ -2,7 +2,7 @@
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, rmSync } from "node:fs";
 import { tryLockExclusive } from "../../core/libc.ts";
 import type { Launch } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
@@ -50,6 +50,43 @@ export async function lockDataDirectory(runtime: Runtime, launch: Launch): Promi
     await Bun.sleep(100);
   }
   launch.defer(() => closeSync(fd)); // releases the lock
+}
+
+function removeWorkDirectory(work: string): void {
+  // The kernel leaves work/work with mode 000: open it up so that it can be removed.
+  if (existsSync(`${work}/work`)) chmodSync(`${work}/work`, 0o700);
+  rmSync(work, { recursive: true, force: true });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * <data>/work/<pid>, the overlay's work directory for this run, removed after it; those of
+ * runs that were killed before they could clean up are swept first.
+ */
+export function workDirectory(runtime: Runtime, launch: Launch): string {
+  const parent = `${runtime.paths.data}/work`;
+  const work = `${parent}/${process.pid}`;
+  mkdirSync(work, { recursive: true });
+  for (const name of readdirSync(parent)) {
+    if (/^\d+$/.test(name) && Number(name) !== process.pid && !alive(Number(name))) removeWorkDirectory(`${parent}/${name}`);
+  }
+  launch.defer(() => {
+    removeWorkDirectory(work);
+    try {
+      rmdirSync(parent);
+    } catch {
+      // other runs' work directories are still there
+    }
+  });
+  return work;
 }
 
 export const overlayPlugin: Plugin = {

@@ -13,7 +13,8 @@ function sysctl(path: string): string | undefined {
 
 const critical = (message: string) => new FimError(message, { level: "C" });
 
-export function checkHost(paths: Paths): void {
+/** `read` gives a sysctl's value (a parameter so the checks can be exercised without root). */
+export function checkHost(paths: Paths, read: (path: string) => string | undefined = sysctl): void {
   if (!existsSync("/dev/fuse")) {
     throw critical("/dev/fuse does not exist: the image's layers are mounted with FUSE. Load the module ('modprobe fuse' as root) or run on a host with FUSE");
   }
@@ -22,13 +23,13 @@ export function checkHost(paths: Paths): void {
   } catch {
     throw critical("/dev/fuse is not accessible by this user: the image's layers are mounted with FUSE. Make it usable ('chmod 666 /dev/fuse' as root; distributions ship it 0666)");
   }
-  if (sysctl("/proc/sys/user/max_user_namespaces") === "0") {
+  if (read("/proc/sys/user/max_user_namespaces") === "0") {
     throw critical("User namespaces are disabled (/proc/sys/user/max_user_namespaces is 0): the sandbox needs them. Enable them as root: sysctl -w user.max_user_namespaces=15000");
   }
-  if (sysctl("/proc/sys/kernel/unprivileged_userns_clone") === "0") {
+  if (read("/proc/sys/kernel/unprivileged_userns_clone") === "0") {
     throw critical("Unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone is 0): the sandbox needs them. Enable them as root: sysctl -w kernel.unprivileged_userns_clone=1");
   }
-  if (sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") === "1" && process.getuid?.() !== 0) {
+  if (read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") === "1" && process.getuid?.() !== 0) {
     throw critical(
       "AppArmor restricts unprivileged user namespaces on this host (kernel.apparmor_restrict_unprivileged_userns is 1): allow them for this image with an AppArmor profile granting 'userns', or as root: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
     );
