@@ -11,6 +11,7 @@ import type { Image } from "./image.ts";
 import { Launch, type LaunchRequest, type SandboxOp } from "./launch.ts";
 import { logger, type Logger } from "./log.ts";
 import type { Paths } from "./paths.ts";
+import { mark } from "./profile.ts";
 import type { Bundle, Command, Invocation, LayerFormat } from "./plugin.ts";
 
 export interface RelocateContext {
@@ -102,13 +103,17 @@ export class Runtime {
     const launch = new Launch(request);
     try {
       await this.hooks.mount.promise(launch);
+      mark("mount");
       if (!(await this.hooks.overlay.promise(launch))) {
         throw new FimError("No overlay plugin claimed this run (the bundle lists none for the chosen overlay type)", { level: "C" });
       }
+      mark("overlay");
       await this.hooks.casefold.promise(launch);
       await this.hooks.portal.promise(launch);
       const operations = await this.hooks.sandbox.promise([], launch);
+      mark("sandbox");
       const code = await this.hooks.exec.promise(operations, launch);
+      mark("exec");
       if (code === undefined) throw new FimError("No sandbox plugin claimed this run", { level: "C" });
       return code;
     } finally {

@@ -231,8 +231,10 @@ describe("cleanup", () => {
     const child = Bun.spawn([image.path, "fim-exec", "sh", "-c", `echo ready; exec sleep 1000 ${marker}`], { stdout: "pipe", stderr: "pipe" });
     const reader = child.stdout.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
+    const serving = () => processesMentioning(image.path).some((line) => line.includes("erofsfuse"));
+    for (let i = 0; i < 20 && !serving(); i++) await Bun.sleep(100);
     expect(processesMentioning(marker).length).toBeGreaterThan(0);
-    expect(processesMentioning(image.path).some((line) => line.includes("erofsfuse"))).toBe(true);
+    expect(serving()).toBe(true); // the layer's FUSE server runs while the guest does
     child.kill(9);
     await child.exited;
     for (let i = 0; i < 50 && (processesMentioning(marker).length > 0 || processesMentioning(image.path).length > 0); i++) await Bun.sleep(100);

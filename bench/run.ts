@@ -1,0 +1,82 @@
+// `fim-exec true` against the same pipeline written by hand with the same embedded tools
+// (namespace holder, FUSE mount of the layer, kernel overlay, bwrap, true; the mounts go
+// away with the namespace), side by side in one run; then the memory (RSS) of every
+// process that stays alive while a guest runs.
+//   bun bench/run.ts [image]
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { compare, report } from "./lib.ts";
+
+const root = resolve(import.meta.dir, "..");
+const source = resolve(Bun.argv[2] ?? join(root, "dist/blueprint.flatimage"));
+const dir = mkdtempSync(join(tmpdir(), "fim-bench-run-"));
+const image = join(dir, "app.flatimage");
+copyFileSync(source, image);
+
+const run = (...args: string[]) => {
+  const result = Bun.spawnSync([image, ...args], { stdout: "pipe", stderr: "pipe" });
+  if (result.exitCode !== 0) throw new Error(`${args.join(" ")}: ${result.stderr.toString()}`);
+  return result.stdout.toString();
+};
+
+try {
+  // One layer, like a real image.
+  const src = join(dir, "layer.src");
+  mkdirSync(join(src, "etc"), { recursive: true });
+  writeFileSync(join(src, "etc/hello"), "hello\n");
+  run("fim-layer", "create", src, join(dir, "one.layer"));
+  run("fim-layer", "add", join(dir, "one.layer"));
+  run("fim-exec", "true"); // extracts the tools
+  run("fim-env", "set", "BIN=$FIM_DIR_APP_BIN");
+  const bin = run("fim-env", "list").trim().slice("BIN=".length);
+  run("fim-env", "clear");
+  const offset = run("fim-layer", "list").split(":")[1]!;
+
+  const work = join(dir, "manual");
+  const script = `set -e
+m=${work}/$$; mkdir -p $m/layer $m/upper $m/work
+${bin}/bwrap --unshare-user --unshare-pid --as-pid-1 --uid 0 --gid 0 --cap-add ALL --dev-bind / / --proc /proc --die-with-parent -- ${bin}/bash -c '
+  ${bin}/erofsfuse --offset=${offset} ${image} '$m'/layer >/dev/null 2>&1
+  ${bin}/bwrap --unshare-user --uid ${process.getuid!()} --gid ${process.getgid!()} --overlay-src '$m'/layer --overlay '$m'/upper '$m'/work / \\
+    --dev /dev --proc /proc --bind /tmp /tmp --setenv PATH ${bin}/../sbin -- ${bin}/bash -c "exec true"'
+chmod 700 $m/work/work 2>/dev/null || true; rm -rf $m
+`;
+  writeFileSync(join(dir, "manual.sh"), script);
+
+  const timings = compare({ "by hand (same tools)": ["bash", join(dir, "manual.sh")], "fim-exec true": [image, "fim-exec", "true"] }, 30, 3);
+  report(timings, "by hand (same tools)");
+
+  // Memory of the processes alive while a guest runs.
+  const guest = Bun.spawn([image, "fim-exec", "sleep", "3"], { stdout: "ignore", stderr: "ignore" });
+  await Bun.sleep(1500);
+  const tree = new Map<number, number[]>();
+  const info = new Map<number, { name: string; rss: number }>();
+  for (const name of readdirSync("/proc").filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      const status = readFileSync(`/proc/${name}/status`, "utf8");
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)![1]);
+      const rss = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      const comm = /^Name:\s+(.*)$/m.exec(status)![1]!;
+      info.set(Number(name), { name: comm, rss });
+      tree.set(ppid, [...(tree.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // gone
+    }
+  }
+  console.log("\nprocesses alive while `fim-exec sleep 3` runs (RSS):");
+  let total = 0;
+  const walk = (pid: number, depth: number) => {
+    const entry = info.get(pid);
+    if (entry) {
+      console.log(`${"  ".repeat(depth)}${entry.name.padEnd(20 - 2 * depth)} ${(entry.rss / 1024).toFixed(1).padStart(6)} MiB`);
+      total += entry.rss;
+    }
+    for (const child of tree.get(pid) ?? []) walk(child, depth + 1);
+  };
+  walk(guest.pid, 0);
+  console.log(`${"total".padEnd(20)} ${(total / 1024).toFixed(1).padStart(6)} MiB`);
+  await guest.exited;
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
