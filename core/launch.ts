@@ -45,6 +45,13 @@ export class Launch {
   /** How the guest's `/` is made, set by `overlay` (and `casefold`). */
   rootOps: SandboxOp[] = [];
   identity: Identity | undefined;
+  /**
+   * Host commands run after the guest whatever happens to it (clean-up). The process that
+   * runs them may not be this one: the exec plugin can hand the run over to a supervisor.
+   */
+  readonly after: string[][] = [];
+  /** Descriptors the supervisor keeps (e.g. a held lock) and the guest must not inherit. */
+  readonly heldFds: number[] = [];
   /** Environment added for the guest. */
   readonly env: Record<string, string> = {};
   /** Scratch space for plugins, keyed by plugin name. */
@@ -58,7 +65,12 @@ export class Launch {
     this.undo.push(step);
   }
 
+  /** Clean-up when the run ends in this process: the `after` commands, then the deferred steps. */
   async unwind(onError: (error: unknown) => void): Promise<void> {
+    for (const command of this.after.splice(0)) {
+      const result = Bun.spawnSync(command, { stdout: "ignore", stderr: "ignore" });
+      if (result.exitCode !== 0) onError(new Error(`clean-up '${command.join(" ")}' failed`));
+    }
     while (this.undo.length > 0) {
       const step = this.undo.pop()!;
       try {

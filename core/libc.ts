@@ -8,6 +8,7 @@ const symbols = {
   execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   strerror: { args: [FFIType.i32], returns: FFIType.cstring },
+  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
 } as const;
 
 type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -60,4 +61,11 @@ export function flock(fd: number, operation: number): void {
 /** Non-blocking exclusive lock: false when another process holds it. */
 export function tryLockExclusive(fd: number): boolean {
   return libc().flock(fd, LOCK_EX | LOCK_NB) === 0;
+}
+
+const F_SETFD = 2;
+
+/** Lets a descriptor survive execve (Node opens every file close-on-exec). */
+export function keepAcrossExec(fd: number): void {
+  if (libc().fcntl(fd, F_SETFD, 0) !== 0) throw new Error("fcntl(F_SETFD) failed");
 }

@@ -69,10 +69,13 @@ export interface Logger {
   at(level: Level, message: string): void;
 }
 
-/** A logger whose lines carry `tag` (the plugin or module name) in the middle of the line. */
+/**
+ * A logger whose lines carry `tag` (the plugin or module name) in the middle of the line.
+ * The tagged consola instance is made on first use: most plugins log nothing on most runs.
+ */
 export function logger(tag: string): Logger {
-  const tagged = consola.withTag(tag);
-  const at = (level: Level, message: string) => tagged[TYPE_OF_LEVEL[level]](message);
+  let tagged: ReturnType<typeof consola.withTag> | undefined;
+  const at = (level: Level, message: string) => (tagged ??= consola.withTag(tag))[TYPE_OF_LEVEL[level]](message);
   return {
     debug: (m) => at("D", m),
     info: (m) => at("I", m),

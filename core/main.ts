@@ -1,7 +1,6 @@
 // The program's flow: apply the bundle's plugins, relocate, parse, dispatch, and turn any
 // error into FlatImage's trace and exit code 125 (reference §2.3).
 import { asFimError, FimError } from "./errors.ts";
-import { Image } from "./image.ts";
 import { logger, setConsoleLevel } from "./log.ts";
 import { computePaths, exportEnvironment } from "./paths.ts";
 import { mark, printProfile } from "./profile.ts";
@@ -24,14 +23,8 @@ export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2
   try {
     const runtime = new Runtime(bundle);
     mark("plugins");
-    const imagePath = await runtime.hooks.relocate.promise({ argv, commands: runtime.commands });
-    if (imagePath === undefined) throw new FimError("Path to self is not defined", { level: "C" });
-    let image: Image;
-    try {
-      image = Image.open(imagePath);
-    } catch (error) {
-      throw asFimError(error).context("Could not read the image file", "C");
-    }
+    const image = await runtime.hooks.relocate.promise({ argv, commands: runtime.commands });
+    if (image === undefined) throw new FimError("Path to self is not defined", { level: "C" });
     mark("relocate");
     const paths = computePaths(image);
     exportEnvironment(image, paths);

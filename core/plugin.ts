@@ -27,9 +27,10 @@ export interface Command {
   /** Console level while it runs: "I" for configuration commands, "C" for guest runs. */
   consoleLevel?: Level;
   /**
-   * Quick and read-only: may run straight from the image file instead of the relocated
-   * launcher. A command that writes the image or lives long must leave this unset
-   * (the image file cannot be written while a process executes it).
+   * May run straight from the image file instead of the relocated launcher: it never
+   * writes the image and does not keep executing it for long (quick read-only commands,
+   * and runs, which hand over to a supervisor). The image file cannot be written while a
+   * process executes it.
    */
   inPlace?: (args: string[]) => boolean;
   /**

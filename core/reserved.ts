@@ -70,9 +70,27 @@ export function readSlot(image: Image, target: Slot): Buffer {
   }
 }
 
-/** Text of a NUL-terminated slot (up to the first NUL). */
+const TEXT_CHUNK = 16 * 1024;
+
+/** Text of a NUL-terminated slot (up to the first NUL), read in chunks: slots are mostly tiny. */
 export function readText(image: Image, target: Slot): string {
-  return textOf(readSlot(image, target));
+  const fd = openSync(image.path, "r");
+  try {
+    const pending = readJournal(fd, image.reservedOffset);
+    if (pending && pending.offset === target.offset) return textOf(pending.data);
+    const chunks: Buffer[] = [];
+    for (let done = 0; done < target.size; ) {
+      const chunk = readAt(fd, image.reservedOffset + target.offset + done, Math.min(TEXT_CHUNK, target.size - done));
+      if (chunk.length === 0) throw new FimError("Failed to read data from binary file");
+      const nul = chunk.indexOf(0);
+      chunks.push(nul === -1 ? chunk : chunk.subarray(0, nul));
+      if (nul !== -1) break;
+      done += chunk.length;
+    }
+    return Buffer.concat(chunks).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function apply(fd: number, base: number, write: PendingWrite): void {

@@ -1,11 +1,16 @@
 // The runtime: every lifecycle hook declared in one place, plus the few services that
 // plugins share (the image, paths, loggers). It names no command, backend or permission.
-import {
-  AsyncSeriesBailHook,
-  AsyncSeriesHook,
-  AsyncSeriesWaterfallHook,
-  SyncWaterfallHook,
-} from "tapable";
+// The hook classes are imported one by one: tapable's index loads every class it has.
+import type * as Tapable from "tapable";
+import AsyncSeriesBailHookClass from "tapable/lib/AsyncSeriesBailHook.js";
+import AsyncSeriesHookClass from "tapable/lib/AsyncSeriesHook.js";
+import AsyncSeriesWaterfallHookClass from "tapable/lib/AsyncSeriesWaterfallHook.js";
+import SyncWaterfallHookClass from "tapable/lib/SyncWaterfallHook.js";
+
+const AsyncSeriesBailHook = AsyncSeriesBailHookClass as typeof Tapable.AsyncSeriesBailHook;
+const AsyncSeriesHook = AsyncSeriesHookClass as typeof Tapable.AsyncSeriesHook;
+const AsyncSeriesWaterfallHook = AsyncSeriesWaterfallHookClass as typeof Tapable.AsyncSeriesWaterfallHook;
+const SyncWaterfallHook = SyncWaterfallHookClass as typeof Tapable.SyncWaterfallHook;
 import { asFimError, FimError } from "./errors.ts";
 import type { Image } from "./image.ts";
 import { Launch, type LaunchRequest, type SandboxOp } from "./launch.ts";
@@ -27,8 +32,8 @@ export class Runtime {
     layerFormats: new SyncWaterfallHook<[Map<string, LayerFormat>]>(["formats"]),
     /** Resolves a helper tool (bwrap, mkfs.erofs…) to an executable path. */
     tool: new AsyncSeriesBailHook<[string], string | undefined>(["name"]),
-    /** Finds the image file; may replace the process (execve) and never return. */
-    relocate: new AsyncSeriesBailHook<[RelocateContext], string | undefined>(["context"]),
+    /** Finds and reads the image file; may replace the process (execve) and never return. */
+    relocate: new AsyncSeriesBailHook<[RelocateContext], Image | undefined>(["context"]),
     /** Resolves argv to a command; the first plugin that claims it wins. */
     parse: new AsyncSeriesBailHook<[string[]], Invocation | undefined>(["argv"]),
     /** Prepares and plans the layer mounts (checks first, by stage). */

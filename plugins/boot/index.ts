@@ -81,6 +81,7 @@ export const bootPlugin: Plugin = {
         summary: "Run the stored boot command",
         hidden: true,
         consoleLevel: "C",
+        inPlace: () => true, // see fim-exec
         help: [],
         parse(args) {
           return () =>

@@ -13,7 +13,7 @@ export const overlayBwrapPlugin: Plugin = {
       if (effectiveOverlay(runtime) !== "BWRAP") return undefined;
       log.debug("Overlay type: BWRAP");
       await lockDataDirectory(runtime, launch);
-      const work = workDirectory(runtime, launch);
+      const work = await workDirectory(runtime, launch);
       for (const dir of launch.lowerDirs) log.info(`Overlay layer '${dir}'`);
       launch.rootOps =
         launch.lowerDirs.length === 0

@@ -15,7 +15,7 @@ export const overlayFusePlugin: Plugin = {
       log.debug("Overlay type: FUSE_OVERLAYFS");
       await lockDataDirectory(runtime, launch);
       const { instance, upper } = runtime.paths;
-      const work = workDirectory(runtime, launch);
+      const work = await workDirectory(runtime, launch);
       const mount = `${instance}/mount`;
       mkdirSync(mount, { recursive: true });
       const lower = [...launch.lowerDirs].reverse().join(":"); // fuse-overlayfs lists the top layer first

@@ -2,8 +2,8 @@
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, rmdirSync, rmSync } from "node:fs";
-import { tryLockExclusive } from "../../core/libc.ts";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
+import { keepAcrossExec, tryLockExclusive } from "../../core/libc.ts";
 import type { Launch } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { readSlot, SLOTS, updateSlot } from "../../core/reserved.ts";
@@ -49,7 +49,10 @@ export async function lockDataDirectory(runtime: Runtime, launch: Launch): Promi
     }
     await Bun.sleep(100);
   }
-  launch.defer(() => closeSync(fd)); // releases the lock
+  // The supervisor that outlives this process holds the lock until the run ends.
+  keepAcrossExec(fd);
+  launch.heldFds.push(fd);
+  launch.defer(() => closeSync(fd));
 }
 
 function removeWorkDirectory(work: string): void {
@@ -71,21 +74,15 @@ function alive(pid: number): boolean {
  * <data>/work/<pid>, the overlay's work directory for this run, removed after it; those of
  * runs that were killed before they could clean up are swept first.
  */
-export function workDirectory(runtime: Runtime, launch: Launch): string {
+export async function workDirectory(runtime: Runtime, launch: Launch): Promise<string> {
   const parent = `${runtime.paths.data}/work`;
   const work = `${parent}/${process.pid}`;
   mkdirSync(work, { recursive: true });
   for (const name of readdirSync(parent)) {
     if (/^\d+$/.test(name) && Number(name) !== process.pid && !alive(Number(name))) removeWorkDirectory(`${parent}/${name}`);
   }
-  launch.defer(() => {
-    removeWorkDirectory(work);
-    try {
-      rmdirSync(parent);
-    } catch {
-      // other runs' work directories are still there
-    }
-  });
+  const busybox = await runtime.tool("busybox");
+  launch.after.push([busybox, "chmod", "-R", "u+rwx", work], [busybox, "rm", "-rf", work], [busybox, "rmdir", parent]);
   return work;
 }
 

@@ -25,7 +25,10 @@ export function permissionMapper(permission: Permission, map: (context: MapperCo
       const log = runtime.logger(name);
       const stage = permission === "gpu" ? SANDBOX_STAGE.devices : SANDBOX_STAGE.permissions + ORDER.indexOf(permission);
       runtime.hooks.sandbox.tapPromise({ name, stage }, async (operations, launch) => {
-        if (!grantedPermissions(runtime).has(permission)) return operations;
+        // Read once per run, not once per mapper.
+        let granted = launch.state.get("perms") as Set<Permission> | undefined;
+        if (!granted) launch.state.set("perms", (granted = grantedPermissions(runtime)));
+        if (!granted.has(permission)) return operations;
         log.debug(`PERM(${permission.toUpperCase()})`);
         const xdg = process.env.XDG_RUNTIME_DIR || `/run/user/${process.getuid?.() ?? 0}`;
         return [...operations, ...map({ runtime, log, identity: launch.identity!, xdg })];

@@ -13,7 +13,7 @@ import { ensureLauncherCopy } from "./copy.ts";
 
 const NAME = "relocate";
 
-function fromEnvironment(): string {
+function fromEnvironment(): Image {
   const self = process.env.FIM_BIN_SELF;
   if (!self) {
     throw new FimError("Could not read variable 'FIM_BIN_SELF'", { level: "E" }).context(
@@ -21,7 +21,11 @@ function fromEnvironment(): string {
       "C",
     );
   }
-  return self;
+  try {
+    return Image.open(self);
+  } catch (error) {
+    throw (error as FimError).context("Could not read the image file", "C");
+  }
 }
 
 export const relocatePlugin: Plugin = {
@@ -55,7 +59,7 @@ export const relocatePlugin: Plugin = {
         process.exit(0);
       }
       const [name, ...args] = argv;
-      if (name !== undefined && commands.get(name)?.inPlace?.(args)) return imagePath;
+      if (name !== undefined && commands.get(name)?.inPlace?.(args)) return image;
 
       const started = performance.now();
       let boot: string;

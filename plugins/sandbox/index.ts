@@ -1,20 +1,23 @@
 // The sandbox (reference §9): the base setup operations, and the run itself.
 //
-// A run is: this process (the supervisor, never the image file itself) → bwrap that makes a
-// private user+pid+mount namespace where we are root (the "namespace holder", killed with
-// us: --die-with-parent) → a script as its pid 1 that mounts the layers with FUSE there
-// (so the mounts and FUSE servers vanish with the namespace, whatever kills us) → bwrap
-// building the guest's sandbox (overlay root, identity, binds, permissions) → the guest.
+// A run is: this process, replaced by a bash supervisor (so the image file is not executed
+// while the guest runs) → bwrap that makes a private user+pid+mount namespace where we are
+// root (the "namespace holder", killed with the supervisor: --die-with-parent) → a script as
+// its pid 1 that mounts the layers with FUSE there (so the mounts and FUSE servers vanish
+// with the namespace, whatever kills us) → bwrap building the guest's sandbox (overlay root,
+// identity, binds, permissions) → the guest.
 // Files owned by root in the layers show up as the running user, as upstream's uid= mount.
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
-import { isatty } from "node:tty";
+import { mkdirSync } from "node:fs";
+import { FimError } from "../../core/errors.ts";
 import { SANDBOX_STAGE, type Launch } from "../../core/launch.ts";
 import { ensureRuntimeHostDir } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { ensureApplets } from "./applets.ts";
 import { checkHost } from "./checks.ts";
-import { FORWARDED, stageScript } from "./script.ts";
+import { execve } from "../../core/libc.ts";
+import { mark, printProfile } from "../../core/profile.ts";
+import { superviseScript } from "./script.ts";
 
 const NAME = "sandbox";
 
@@ -26,16 +29,6 @@ export function runtimeDir(runtime: Runtime): string {
   return `/run/user/${process.getuid?.() ?? 0}`;
 }
 
-/** Host pid of the namespace holder's pid 1, from its --json-status-fd file. */
-function holderPid(statusFile: string): number | undefined {
-  try {
-    const match = /"child-pid":\s*(\d+)/.exec(readFileSync(statusFile, "utf8"));
-    return match ? Number(match[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function run(runtime: Runtime, operations: string[][], launch: Launch): Promise<number> {
   const log = runtime.logger(NAME);
   const { instance } = runtime.paths;
@@ -43,42 +36,24 @@ async function run(runtime: Runtime, operations: string[][], launch: Launch): Pr
   mkdirSync(`${instance}/logs`, { recursive: true });
 
   // The guest is started by a shell so that a missing program gives the shell's own
-  // "not found" and 127; fim_sigdfl undoes the SIGINT/SIGQUIT ignoring of the supervisors.
+  // "not found" and 127; fim_sigdfl gives it back the SIGINT/SIGQUIT its parents ignore.
   const guestLauncher = 'p=$1; shift; exec -- "$p" "$@"';
   const sandbox = [bwrap, "--json-status-fd", "3", ...operations.flat(), "--", sigdfl, bash, "-c", guestLauncher, "--", launch.request.program, ...launch.request.args];
   log.debug(`Bwrap root: ${launch.rootOps.flat().join(" ")}`);
   log.debug(`Spawn command: ['${sandbox.join("','")}',]`);
-  const script = stageScript({ steps: launch.steps, sandbox, status: `${instance}/guest.json`, log: `${instance}/logs/fuse.log` });
-  const holderStatus = `${instance}/holder.json`;
+  const inside = superviseScript({ before: launch.steps, log: `${instance}/logs/fuse.log`, child: sandbox, status: `${instance}/guest.json` });
   const holder = [
     bwrap, "--unshare-user", "--unshare-pid", "--as-pid-1", "--uid", "0", "--gid", "0", "--cap-add", "ALL",
     "--dev-bind", "/", "/", "--proc", "/proc", "--die-with-parent", "--json-status-fd", "3",
-    // fim_sigdfl: the script must be able to trap SIGINT, which its parents ignore.
-    "--", sigdfl, bash, "-c", script,
+    "--", sigdfl, bash, "-c", inside,
   ];
-  const statusFd = openSync(holderStatus, "w");
-  // Terminal Ctrl-C and Ctrl-\ must not kill the supervisors (the guest gets them directly).
-  const child = Bun.spawn([bash, "-c", 'trap "" INT QUIT; exec "$@"', "bash", ...holder], {
-    stdio: ["inherit", "inherit", "inherit", statusFd],
-    env: { ...process.env, ...launch.env },
-  });
-  closeSync(statusFd);
-  const interactive = isatty(0);
-  const forward = (signal: NodeJS.Signals) => () => {
-    // A terminal's SIGINT/SIGQUIT already reached the guest (same process group): do not double it.
-    if ((signal === "SIGINT" || signal === "SIGQUIT") && interactive) return;
-    const pid = holderPid(holderStatus);
-    if (pid) process.kill(pid, signal);
-  };
-  const handlers = FORWARDED.map((name) => [`SIG${name}` as NodeJS.Signals, forward(`SIG${name}` as NodeJS.Signals)] as const);
-  for (const [signal, handler] of handlers) process.on(signal, handler);
-  try {
-    const code = await child.exited;
-    // The holder exits with the guest's status; killed itself, it has none (upstream: 125).
-    return child.signalCode ? 125 : code;
-  } finally {
-    for (const [signal, handler] of handlers) process.off(signal, handler);
-  }
+  const supervisor = superviseScript({ child: holder, status: `${instance}/holder.json`, after: launch.after, close: launch.heldFds });
+  // From here the launcher process becomes the supervisor (same PID): the image file is no
+  // longer executed while the guest runs, and the guest's status becomes ours.
+  mark("handover");
+  printProfile();
+  const failure = execve(bash, [bash, "-c", supervisor], { ...process.env, ...launch.env });
+  throw new FimError(`Could not start the sandbox supervisor '${bash}': ${failure}`, { level: "C" });
 }
 
 export const sandboxPlugin: Plugin = {
@@ -88,7 +63,7 @@ export const sandboxPlugin: Plugin = {
       checkHost(runtime.paths);
       await ensureApplets(runtime);
       mkdirSync(runtime.paths.instance, { recursive: true });
-      launch.defer(() => rmSync(runtime.paths.instance, { recursive: true, force: true }));
+      launch.after.push([await runtime.tool("busybox"), "rm", "-rf", runtime.paths.instance]);
     });
 
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.root }, async (operations, launch) => [...operations, ...launch.rootOps]);
