@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { assembleImage, type ToolInput } from "./assemble.ts";
+import { rootfsLayer } from "./rootfs.ts";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -118,11 +119,17 @@ const commit = git.exitCode === 0 ? git.stdout.toString().trim() : "0000000";
 const timestamp = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
 const bundleModule = (await import(`${root}/bundles/${bundleName}/index.ts`)) as { default: { distribution: string } };
 
+// The bundle's root filesystem becomes layer 0 (cached by the bootstrap script's content).
+const layers: string[] = [];
+const rootfsScript = `${root}/bundles/${bundleName}/rootfs.ts`;
+if (existsSync(rootfsScript)) layers.push(await rootfsLayer(bundleName, rootfsScript, toolsDir, work, step));
+layers.push(...values.layer.map((layer) => resolve(layer)));
+
 const size = await assembleImage({
   launcher,
   output,
   tools,
-  layers: values.layer.map((layer) => resolve(layer)),
+  layers,
   metadata: { version: `v${pkg.version}`, commit, timestamp, distribution: bundleModule.default.distribution },
   progress: step,
 });

@@ -51,9 +51,11 @@ describe("fim-layer", () => {
     const added = image.run(["fim-layer", "add", join(image.dir, "first.layer")]);
     expect(added.code).toBe(0);
     expect(lines(added.stdout)).toEqual([`I::Included novel layer from file '${join(image.dir, "first.layer")}'`]);
+    // Layer 0 is the bundle's root filesystem.
     const listed = image.run(["fim-layer", "list"]).stdout.trim().split("\n");
-    expect(listed).toHaveLength(1);
-    expect(listed[0]).toMatch(new RegExp(`^0:\\d+:${statSync(join(image.dir, "first.layer")).size}:${image.path}$`));
+    expect(listed).toHaveLength(2);
+    expect(listed[0]).toMatch(new RegExp(`^0:\\d+:\\d+:${image.path}$`));
+    expect(listed[1]).toMatch(new RegExp(`^1:\\d+:${statSync(join(image.dir, "first.layer")).size}:${image.path}$`));
     expect(cat("/opt/app/data.txt").stdout).toBe("from layer one\n");
   });
 
@@ -72,7 +74,7 @@ describe("fim-layer", () => {
     ]);
     expect(existsSync(join(upper, "opt/app/shared.txt"))).toBe(false);
     expect(existsSync(join(upper, "etc/gone.txt"))).toBe(false);
-    expect(image.run(["fim-layer", "list"]).stdout.trim().split("\n")).toHaveLength(2);
+    expect(image.run(["fim-layer", "list"]).stdout.trim().split("\n")).toHaveLength(3);
     // The later layer overrides the earlier one, and the deletion survived the commit.
     expect(cat("/opt/app/shared.txt").stdout).toBe("two\n");
     expect(cat("/srv/new/file").stdout).toBe("new\n");
@@ -87,7 +89,7 @@ describe("fim-layer", () => {
     const saved = join(image.dir, ".app.flatimage.data/layers/layer-000.layer");
     expect(lines(commit.stdout)).toContain(`I::Layer saved to '${saved}'`);
     expect(lines(commit.stdout)).toContain("I::Layer number: 0");
-    expect(image.run(["fim-layer", "list"]).stdout.trim().split("\n")[2]).toBe(`2:0:${statSync(saved).size}:${saved}`);
+    expect(image.run(["fim-layer", "list"]).stdout.trim().split("\n")[3]).toBe(`3:0:${statSync(saved).size}:${saved}`);
     expect(cat("/opt/app/shared.txt").stdout).toBe("three\n");
 
     image.run(["fim-exec", "sh", "-c", "echo four > /opt/app/shared.txt"]);
@@ -112,8 +114,8 @@ describe("fim-layer", () => {
     expect(image.run(["fim-exec", "cat", "/opt/extra.txt"], { env: { FIM_LAYERS: dir } }).stdout).toBe("b\n");
     // Embedded layers, then FIM_LAYERS (missing paths ignored), then the data directory's.
     const listed = image.run(["fim-layer", "list"], { env: { FIM_LAYERS: `${a}:/nonexistent` } }).stdout.trim().split("\n");
-    expect(listed[2]).toBe(`2:0:${statSync(a).size}:${a}`);
-    expect(listed[3]).toEndWith(`:${image.dir}/.app.flatimage.data/layers/layer-000.layer`);
+    expect(listed[3]).toBe(`3:0:${statSync(a).size}:${a}`);
+    expect(listed[4]).toEndWith(`:${image.dir}/.app.flatimage.data/layers/layer-000.layer`);
   });
 
   test("invalid layer files are refused or skipped with a clear message", () => {

@@ -1,0 +1,58 @@
+// Builds a bundle's root filesystem layer: bundles/<name>/rootfs.ts fills a directory
+// (`bootstrap(dir, progress)`), then mkfs.erofs makes it a layer. The layer is cached under
+// .cache/rootfs by the hash of the bootstrap script, so rebuilding an image is quick.
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { resolve } from "node:path";
+import { compressorFor } from "../plugins/layer-erofs/index.ts";
+
+export interface RootfsModule {
+  /** Fills `dir` with the distribution's root filesystem; throws naming the failed step. */
+  bootstrap(dir: string, progress: (text: string) => void): Promise<void>;
+}
+
+const root = resolve(import.meta.dir, "..");
+
+function writable(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function rootfsLayer(bundle: string, script: string, toolsDir: string, work: string, progress: (text: string) => void): Promise<string> {
+  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(script)).digest("hex").slice(0, 16);
+  const name = `${bundle}-${hash}.layer`;
+  // The checkout's cache, or (for a user who cannot write there) a private one.
+  const caches = [`${root}/.cache/rootfs`, `${tmpdir()}/fim-rootfs-${process.getuid?.() ?? 0}`];
+  for (const dir of caches) {
+    if (existsSync(`${dir}/${name}`) && process.env.FIM_REBUILD_ROOTFS !== "1") {
+      progress(`root filesystem of '${bundle}': cached (${dir}/${name})`);
+      return `${dir}/${name}`;
+    }
+  }
+  const cacheDir = caches.find((dir) => writable(dir)) ?? caches[1]!;
+  const cached = `${cacheDir}/${name}`;
+  const mkfs = `${toolsDir}/bin/mkfs.erofs`;
+  if (!existsSync(mkfs)) throw new Error(`the root filesystem layer needs ${mkfs}: build the tool set first (toolset/build.sh)`);
+  const dir = `${work}/rootfs`;
+  mkdirSync(dir, { recursive: true });
+  const module = (await import(script)) as RootfsModule;
+  progress(`root filesystem of '${bundle}': bootstrapping`);
+  await module.bootstrap(dir, (text) => progress(`root filesystem of '${bundle}': ${text}`));
+  progress(`root filesystem of '${bundle}': compressing`);
+  mkdirSync(cacheDir, { recursive: true });
+  const temporary = `${cached}.${process.pid}.tmp`;
+  try {
+    const made = Bun.spawnSync([mkfs, `-z${compressorFor(7)}`, "--all-root", "--quiet", temporary, dir], { stdout: "inherit", stderr: "inherit" });
+    if (made.exitCode !== 0) throw new Error(`mkfs.erofs failed (exit ${made.exitCode}) on the root filesystem of '${bundle}'`);
+    renameSync(temporary, cached);
+  } finally {
+    rmSync(temporary, { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return cached;
+}
