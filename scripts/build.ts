@@ -122,7 +122,14 @@ const bundleModule = (await import(`${root}/bundles/${bundleName}/index.ts`)) as
 // The bundle's root filesystem becomes layer 0 (cached by the bootstrap script's content).
 const layers: string[] = [];
 const rootfsScript = `${root}/bundles/${bundleName}/rootfs.ts`;
-if (existsSync(rootfsScript)) layers.push(await rootfsLayer(bundleName, rootfsScript, toolsDir, work, step));
+if (existsSync(rootfsScript)) {
+  try {
+    layers.push(await rootfsLayer(bundleName, rootfsScript, toolsDir, work, step));
+  } catch (error) {
+    step(`building the root filesystem of '${bundleName}' failed: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}
 layers.push(...values.layer.map((layer) => resolve(layer)));
 
 const size = await assembleImage({

@@ -1,7 +1,7 @@
 // Builds a bundle's root filesystem layer: bundles/<name>/rootfs.ts fills a directory
 // (`bootstrap(dir, progress)`), then mkfs.erofs makes it a layer. The layer is cached under
 // .cache/rootfs by the hash of the bootstrap script, so rebuilding an image is quick.
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { compressorFor } from "../plugins/layer-erofs/index.ts";
@@ -50,6 +50,8 @@ export async function rootfsLayer(bundle: string, script: string, toolsDir: stri
     const made = Bun.spawnSync([mkfs, `-z${compressorFor(7)}`, "--all-root", "--quiet", temporary, dir], { stdout: "inherit", stderr: "inherit" });
     if (made.exitCode !== 0) throw new Error(`mkfs.erofs failed (exit ${made.exitCode}) on the root filesystem of '${bundle}'`);
     renameSync(temporary, cached);
+    // Layers of earlier versions of this bundle's bootstrap are no longer used.
+    for (const old of readdirSync(cacheDir)) if (old.startsWith(`${bundle}-`) && old.endsWith(".layer") && old !== name) rmSync(`${cacheDir}/${old}`, { force: true });
   } finally {
     rmSync(temporary, { force: true });
     rmSync(dir, { recursive: true, force: true });

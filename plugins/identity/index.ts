@@ -53,7 +53,8 @@ export const identityPlugin: Plugin = {
         ["--gid", String(identity.gid)],
         ["--setenv", "HOME", identity.home],
         ["--setenv", "SHELL", identity.shell],
-        ["--bind-try", `${instance}/passwd`, "/etc/passwd"],
+        // fim-root keeps the image's own /etc/passwd so that package scripts can add users.
+        ...(launch.request.root ? [] : [["--bind-try", `${instance}/passwd`, "/etc/passwd"]]),
       ];
     });
   },

@@ -68,7 +68,7 @@ export const sandboxPlugin: Plugin = {
 
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.root }, async (operations, launch) => [...operations, ...launch.rootOps]);
 
-    runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.base }, async (operations) => {
+    runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.base }, async (operations, launch) => {
       const xdg = runtimeDir(runtime);
       runtime.logger(NAME).info(`XDG_RUNTIME_DIR: ${xdg}`);
       ensureRuntimeHostDir();
@@ -78,7 +78,9 @@ export const sandboxPlugin: Plugin = {
         ["--proc", "/proc"],
         ["--bind", "/tmp", "/tmp"],
         ["--bind", "/sys", "/sys"],
-        ["--bind-try", "/etc/group", "/etc/group"],
+        // Read-only: a guest must not edit the host's groups (upstream bound it read-write).
+        // Root runs keep the image's own file, so package scripts can add groups.
+        ...(launch.identity?.uid === 0 && launch.request.root ? [] : [["--ro-bind-try", "/etc/group", "/etc/group"]]),
         ["--setenv", "XDG_RUNTIME_DIR", xdg],
         ["--ro-bind-try", "/", runtime.paths.runtimeHost],
       ];
