@@ -1,23 +1,13 @@
 // Commit of a 200 MB directory against the raw layer tool on the same directory, side by
 // side; then the start-up cost of each extra layer (mount-to-ready) from runs with 1 and 6.
 //   bun bench/commit.ts [image]
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { compare, report } from "./lib.ts";
+import { join } from "node:path";
+import { benchImage, compare, report } from "./lib.ts";
 import { compressorFor } from "../plugins/layer-erofs/index.ts";
 
-const root = resolve(import.meta.dir, "..");
-const source = resolve(Bun.argv[2] ?? join(root, "dist/blueprint.flatimage"));
-const dir = mkdtempSync(join(tmpdir(), "fim-bench-commit-"));
-const image = join(dir, "app.flatimage");
-copyFileSync(source, image);
-const run = (...args: string[]) => {
-  const result = Bun.spawnSync([image, ...args], { stdout: "pipe", stderr: "pipe" });
-  if (result.exitCode !== 0) throw new Error(`${args.join(" ")}: ${result.stderr.toString()}`);
-  return result.stdout.toString();
-};
+const { dir, image, run } = benchImage("commit");
 
 try {
   // 200 MB: 1000 files of 200 KB, half text-like (compressible), half random.

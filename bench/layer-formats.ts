@@ -322,6 +322,18 @@ for (const c of candidates) {
   lines.push(`| ${c.label} | ${(apparent / size).toFixed(2)} | ${(size / MiB).toFixed(1)} | ${f(med(c.id, "create"), 1)} | ${na ?? f(med(c.id, "mountMs"), 1)} | ${na ?? f(med(c.id, "seqCold"))} | ${na ?? f(med(c.id, "seqWarm"))} | ${na ?? f(med(c.id, "smallFps"))} | ${big ? (BIG_MIB * MiB / big.size).toFixed(2) : "n/a"} |`);
 }
 lines.push("");
+lines.push("Spread over the runs (min–max):");
+lines.push("");
+lines.push("| format | create s | mount-to-ready ms | seq MB/s cold | seq MB/s warm | small files/s cold |");
+lines.push("|---|---:|---:|---:|---:|---:|");
+const range = (id: string, k: keyof Sample, d = 0) => {
+  const xs = samples[id]!.map((s) => s[k]).filter((x): x is number => x !== undefined);
+  return xs.length ? `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}` : "n/a";
+};
+for (const c of candidates) {
+  lines.push(`| ${c.label} | ${range(c.id, "create", 1)} | ${range(c.id, "mountMs", 1)} | ${range(c.id, "seqCold")} | ${range(c.id, "seqWarm")} | ${range(c.id, "smallFps")} |`);
+}
+lines.push("");
 lines.push("Option probes:");
 for (const p of probes) lines.push(`- ${p}`);
 lines.push("");

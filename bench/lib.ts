@@ -1,3 +1,7 @@
+import { copyFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
 // Side-by-side timing: the commands run interleaved, so machine noise hits both alike.
 export interface Timing {
   name: string;
@@ -33,4 +37,18 @@ export function report(timings: Timing[], baseline: string): void {
   for (const t of timings) {
     console.log(`${t.name.padEnd(28)} median ${t.median.toFixed(2)} ms  (p10 ${t.p10.toFixed(2)}, p90 ${t.p90.toFixed(2)})  ratio ${(t.median / base.median).toFixed(2)}x`);
   }
+}
+
+/** A private copy of an image (default dist/blueprint.flatimage) and a runner that throws on failure. */
+export function benchImage(prefix: string): { dir: string; image: string; run: (...args: string[]) => string } {
+  const source = resolve(Bun.argv[2] ?? join(import.meta.dir, "../dist/blueprint.flatimage"));
+  const dir = mkdtempSync(join(tmpdir(), `fim-bench-${prefix}-`));
+  const image = join(dir, "app.flatimage");
+  copyFileSync(source, image);
+  const run = (...args: string[]) => {
+    const result = Bun.spawnSync([image, ...args], { stdout: "pipe", stderr: "pipe" });
+    if (result.exitCode !== 0) throw new Error(`${args.join(" ")}: ${result.stderr.toString()}`);
+    return result.stdout.toString();
+  };
+  return { dir, image, run };
 }

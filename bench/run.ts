@@ -3,22 +3,11 @@
 // away with the namespace), side by side in one run; then the memory (RSS) of every
 // process that stays alive while a guest runs.
 //   bun bench/run.ts [image]
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { compare, report } from "./lib.ts";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { benchImage, compare, report } from "./lib.ts";
 
-const root = resolve(import.meta.dir, "..");
-const source = resolve(Bun.argv[2] ?? join(root, "dist/blueprint.flatimage"));
-const dir = mkdtempSync(join(tmpdir(), "fim-bench-run-"));
-const image = join(dir, "app.flatimage");
-copyFileSync(source, image);
-
-const run = (...args: string[]) => {
-  const result = Bun.spawnSync([image, ...args], { stdout: "pipe", stderr: "pipe" });
-  if (result.exitCode !== 0) throw new Error(`${args.join(" ")}: ${result.stderr.toString()}`);
-  return result.stdout.toString();
-};
+const { dir, image, run } = benchImage("run");
 
 try {
   // One layer, like a real image.

@@ -46,9 +46,12 @@ export class Runtime {
     portal: new AsyncSeriesHook<[Launch]>(["launch"]),
     /** Builds the ordered list of sandbox setup operations. */
     sandbox: new AsyncSeriesWaterfallHook<[SandboxOp[], Launch]>(["operations", "launch"]),
-    /** Runs the guest; the first plugin that claims it returns its exit code. */
+    /**
+     * Runs the guest; the first plugin that claims it returns its exit code, or hands the
+     * process over (execve) to a supervisor that runs `launch.after` when the guest ends.
+     */
     exec: new AsyncSeriesBailHook<[SandboxOp[], Launch], number | undefined>(["operations", "launch"]),
-    /** After the guest ends, before the launch's deferred clean-ups unwind. */
+    /** When the run ends in this process (an error, or an exec plugin that returned). */
     teardown: new AsyncSeriesHook<[Launch]>(["launch"]),
   });
 

@@ -13,10 +13,10 @@ import { SANDBOX_STAGE, type Launch } from "../../core/launch.ts";
 import { ensureRuntimeHostDir } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { ensureApplets } from "./applets.ts";
-import { checkHost } from "./checks.ts";
 import { execve } from "../../core/libc.ts";
 import { mark, printProfile } from "../../core/profile.ts";
+import { ensureApplets } from "./applets.ts";
+import { checkHost } from "./checks.ts";
 import { superviseScript } from "./script.ts";
 
 const NAME = "sandbox";
@@ -29,7 +29,8 @@ export function runtimeDir(runtime: Runtime): string {
   return `/run/user/${process.getuid?.() ?? 0}`;
 }
 
-async function run(runtime: Runtime, operations: string[][], launch: Launch): Promise<number> {
+/** Hands the process over to the supervisor: returns only by throwing. */
+async function run(runtime: Runtime, operations: string[][], launch: Launch): Promise<never> {
   const log = runtime.logger(NAME);
   const { instance } = runtime.paths;
   const [bwrap, bash, sigdfl] = await Promise.all([runtime.tool("bwrap"), runtime.tool("bash"), runtime.tool("fim_sigdfl")]);

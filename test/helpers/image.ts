@@ -1,6 +1,7 @@
 // Test images: the blueprint image is built once per test run (scripts/test.sh builds it
 // first; a bare `bun test` builds it on demand) and copied into a private directory per test.
 import { spawnSync } from "bun";
+import { expect } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -68,4 +69,19 @@ export function lines(text: string): string[] {
     .split("\n")
     .filter((line) => line !== "")
     .map((line) => line.replace(/^([DIWEC])::[^:]*::\d+::/, "$1::"));
+}
+
+/** A parse error: the messages at C level, then the two closing lines, exit 125, nothing on stdout. */
+export function expectParseError(image: TestImage, args: string[], ...messages: string[]): void {
+  const result = image.run(args);
+  expect(result.code).toBe(125);
+  expect(result.stdout).toBe("");
+  expect(lines(result.stderr)).toEqual([...messages.map((m) => `C::${m}`), "C::Could not parse arguments", "C::The program exited with an error"]);
+}
+
+/** An execution error: the messages at E level, then the closing line, exit 125. */
+export function expectExecError(image: TestImage, args: string[], ...messages: string[]): void {
+  const result = image.run(args);
+  expect(result.code).toBe(125);
+  expect(lines(result.stderr)).toEqual([...messages.map((m) => `E::${m}`), "C::The program exited with an error"]);
 }

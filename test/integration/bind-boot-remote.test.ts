@@ -1,16 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { freshImage, lines, type TestImage } from "../helpers/image.ts";
+import { expectParseError, freshImage, lines, type TestImage } from "../helpers/image.ts";
 
 let image: TestImage;
 beforeAll(() => (image = freshImage()));
 afterAll(() => image.cleanup());
 
-function parseError(args: string[], ...messages: string[]) {
-  const result = image.run(args);
-  expect(result.code).toBe(125);
-  expect(result.stdout).toBe("");
-  expect(lines(result.stderr)).toEqual([...messages.map((m) => `C::${m}`), "C::Could not parse arguments", "C::The program exited with an error"]);
-}
 
 describe("fim-bind", () => {
   test("add numbers bindings, list prints the stored JSON, del renumbers", () => {
@@ -40,18 +34,18 @@ describe("fim-bind", () => {
   });
 
   test("errors", () => {
-    parseError(["fim-bind"], "Missing op for 'fim-bind' command (add,del,list)");
-    parseError(["fim-bind", "foo"], "Invalid bind operation");
-    parseError(["fim-bind", "none"], "Invalid operation for bind");
-    parseError(["fim-bind", "add", "ro", "/a"], "Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)");
-    parseError(["fim-bind", "add", "ro", "/a", "/b", "/c"], "Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)");
-    parseError(["fim-bind", "add", "xx", "/a", "/b"], "Invalid bind type");
-    parseError(["fim-bind", "add", "none", "/a", "/b"], "Invalid bind type");
-    parseError(["fim-bind", "del"], "Incorrect number of arguments for 'del' (<index>)");
-    parseError(["fim-bind", "del", "1", "2"], "Incorrect number of arguments for 'del' (<index>)");
-    parseError(["fim-bind", "del", "-1"], "Index argument for 'del' is not a number");
-    parseError(["fim-bind", "del", "99999999999999999999999"], "Invalid index");
-    parseError(["fim-bind", "list", "x"], "'list' command takes no arguments");
+    expectParseError(image, ["fim-bind"], "Missing op for 'fim-bind' command (add,del,list)");
+    expectParseError(image, ["fim-bind", "foo"], "Invalid bind operation");
+    expectParseError(image, ["fim-bind", "none"], "Invalid operation for bind");
+    expectParseError(image, ["fim-bind", "add", "ro", "/a"], "Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)");
+    expectParseError(image, ["fim-bind", "add", "ro", "/a", "/b", "/c"], "Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)");
+    expectParseError(image, ["fim-bind", "add", "xx", "/a", "/b"], "Invalid bind type");
+    expectParseError(image, ["fim-bind", "add", "none", "/a", "/b"], "Invalid bind type");
+    expectParseError(image, ["fim-bind", "del"], "Incorrect number of arguments for 'del' (<index>)");
+    expectParseError(image, ["fim-bind", "del", "1", "2"], "Incorrect number of arguments for 'del' (<index>)");
+    expectParseError(image, ["fim-bind", "del", "-1"], "Index argument for 'del' is not a number");
+    expectParseError(image, ["fim-bind", "del", "99999999999999999999999"], "Invalid index");
+    expectParseError(image, ["fim-bind", "list", "x"], "'list' command takes no arguments");
   });
 });
 
@@ -65,12 +59,12 @@ describe("fim-boot", () => {
   });
 
   test("errors", () => {
-    parseError(["fim-boot"], "Missing op for 'fim-boot' (<set|show|clear>)");
-    parseError(["fim-boot", "foo"], "Invalid boot operation");
-    parseError(["fim-boot", "none"], "Invalid boot operation");
-    parseError(["fim-boot", "set"], "Missing program for 'set' operation");
-    parseError(["fim-boot", "show", "x"], "Trailing arguments for fim-boot: ['x',]");
-    parseError(["fim-boot", "clear", "x"], "Trailing arguments for fim-boot: ['x',]");
+    expectParseError(image, ["fim-boot"], "Missing op for 'fim-boot' (<set|show|clear>)");
+    expectParseError(image, ["fim-boot", "foo"], "Invalid boot operation");
+    expectParseError(image, ["fim-boot", "none"], "Invalid boot operation");
+    expectParseError(image, ["fim-boot", "set"], "Missing program for 'set' operation");
+    expectParseError(image, ["fim-boot", "show", "x"], "Trailing arguments for fim-boot: ['x',]");
+    expectParseError(image, ["fim-boot", "clear", "x"], "Trailing arguments for fim-boot: ['x',]");
   });
 });
 
@@ -87,12 +81,12 @@ describe("fim-remote", () => {
   });
 
   test("errors", () => {
-    parseError(["fim-remote"], "Missing op for 'fim-remote' (<set|show|clear>)");
-    parseError(["fim-remote", "foo"], "Invalid remote operation");
-    parseError(["fim-remote", "none"], "Invalid remote operation");
-    parseError(["fim-remote", "set"], "Missing URL for 'set' operation");
-    parseError(["fim-remote", "set", "http://a", "b"], "Trailing arguments for fim-remote: ['b',]");
-    parseError(["fim-remote", "show", "b"], "Trailing arguments for fim-remote: ['b',]");
+    expectParseError(image, ["fim-remote"], "Missing op for 'fim-remote' (<set|show|clear>)");
+    expectParseError(image, ["fim-remote", "foo"], "Invalid remote operation");
+    expectParseError(image, ["fim-remote", "none"], "Invalid remote operation");
+    expectParseError(image, ["fim-remote", "set"], "Missing URL for 'set' operation");
+    expectParseError(image, ["fim-remote", "set", "http://a", "b"], "Trailing arguments for fim-remote: ['b',]");
+    expectParseError(image, ["fim-remote", "show", "b"], "Trailing arguments for fim-remote: ['b',]");
     const bad = image.run(["fim-remote", "set", "ftp://example.com"]);
     expect(bad.code).toBe(125);
     expect(lines(bad.stderr)[0]).toStartWith("C::Invalid remote URL 'ftp://example.com'");

@@ -1,16 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { freshImage, lines, type TestImage } from "../helpers/image.ts";
+import { expectParseError, freshImage, lines, type TestImage } from "../helpers/image.ts";
 
 let image: TestImage;
 beforeAll(() => (image = freshImage()));
 afterAll(() => image.cleanup());
 
-function parseError(args: string[], ...messages: string[]) {
-  const result = image.run(args);
-  expect(result.code).toBe(125);
-  expect(lines(result.stderr)).toEqual([...messages.map((m) => `C::${m}`), "C::Could not parse arguments", "C::The program exited with an error"]);
-}
 
 function reservedByte(offset: number): number {
   const rsv = Number(image.run([], { env: { FIM_MAIN_OFFSET: "1" } }).stdout.trim());
@@ -38,12 +33,12 @@ describe("fim-overlay", () => {
   });
 
   test("errors", () => {
-    parseError(["fim-overlay"], "Missing op for 'fim-overlay' (<set|show>)");
-    parseError(["fim-overlay", "foo"], "Invalid overlay operation");
-    parseError(["fim-overlay", "none"], "Invalid operation for fim-overlay");
-    parseError(["fim-overlay", "set"], "Missing argument for 'set'");
-    parseError(["fim-overlay", "set", "zfs"], "Invalid overlay type");
-    parseError(["fim-overlay", "set", "bwrap", "x"], "Trailing arguments for fim-overlay: ['x',]");
+    expectParseError(image, ["fim-overlay"], "Missing op for 'fim-overlay' (<set|show>)");
+    expectParseError(image, ["fim-overlay", "foo"], "Invalid overlay operation");
+    expectParseError(image, ["fim-overlay", "none"], "Invalid operation for fim-overlay");
+    expectParseError(image, ["fim-overlay", "set"], "Missing argument for 'set'");
+    expectParseError(image, ["fim-overlay", "set", "zfs"], "Invalid overlay type");
+    expectParseError(image, ["fim-overlay", "set", "bwrap", "x"], "Trailing arguments for fim-overlay: ['x',]");
     const none = image.run(["fim-overlay", "set", "none"]);
     expect(none.code).toBe(125);
     expect(lines(none.stderr)).toEqual(["E::Invalid overlay option", "E::Failed to set overlay type", "C::The program exited with an error"]);
@@ -64,11 +59,11 @@ describe("fim-casefold and fim-notify", () => {
   });
 
   test("errors", () => {
-    parseError(["fim-casefold"], "Incorrect number of arguments for 'fim-casefold' (<on|off>)");
-    parseError(["fim-casefold", "maybe"], "Invalid casefold switch");
-    parseError(["fim-casefold", "on", "x"], "Trailing arguments for fim-casefold: ['x',]");
-    parseError(["fim-notify"], "Incorrect number of arguments for 'fim-notify' (<on|off>)");
-    parseError(["fim-notify", "on", "x"], "Incorrect number of arguments for 'fim-notify' (<on|off>)");
-    parseError(["fim-notify", "maybe"], "Invalid notify switch");
+    expectParseError(image, ["fim-casefold"], "Incorrect number of arguments for 'fim-casefold' (<on|off>)");
+    expectParseError(image, ["fim-casefold", "maybe"], "Invalid casefold switch");
+    expectParseError(image, ["fim-casefold", "on", "x"], "Trailing arguments for fim-casefold: ['x',]");
+    expectParseError(image, ["fim-notify"], "Incorrect number of arguments for 'fim-notify' (<on|off>)");
+    expectParseError(image, ["fim-notify", "on", "x"], "Incorrect number of arguments for 'fim-notify' (<on|off>)");
+    expectParseError(image, ["fim-notify", "maybe"], "Invalid notify switch");
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { freshImage, lines, type TestImage } from "../helpers/image.ts";
+import { expectExecError, expectParseError, freshImage, lines, type TestImage } from "../helpers/image.ts";
 
 let image: TestImage;
 beforeAll(() => (image = freshImage()));
@@ -7,18 +7,7 @@ afterAll(() => image.cleanup());
 
 const ALL_PERMS = "audio dbus_system dbus_user dev gpu home input media network optical shm udev usb wayland xorg".split(" ");
 
-function expectParseError(args: string[], ...messages: string[]) {
-  const result = image.run(args);
-  expect(result.code).toBe(125);
-  expect(result.stdout).toBe("");
-  expect(lines(result.stderr)).toEqual([...messages.map((m) => `C::${m}`), "C::Could not parse arguments", "C::The program exited with an error"]);
-}
 
-function expectExecError(args: string[], ...messages: string[]) {
-  const result = image.run(args);
-  expect(result.code).toBe(125);
-  expect(lines(result.stderr)).toEqual([...messages.map((m) => `E::${m}`), "C::The program exited with an error"]);
-}
 
 describe("fim-perms", () => {
   test("fresh image lists nothing", () => {
@@ -62,15 +51,15 @@ describe("fim-perms", () => {
   });
 
   test("parse errors", () => {
-    expectParseError(["fim-perms"], "Missing op for fim-perms (add,del,list,set,clear)");
-    expectParseError(["fim-perms", "foo"], "Invalid perms operation");
-    expectParseError(["fim-perms", "none"], "Invalid operation for permissions");
-    expectParseError(["fim-perms", "add"], "No arguments for 'ADD' command");
-    expectParseError(["fim-perms", "del"], "No arguments for 'DEL' command");
-    expectParseError(["fim-perms", "set"], "No arguments for 'SET' command");
-    expectParseError(["fim-perms", "add", "home,bogus"], "Invalid permission", "Failed to process permissions");
-    expectParseError(["fim-perms", "add", "home", "world"], "Trailing arguments for fim-perms: ['world',]");
-    expectParseError(["fim-perms", "list", "a", "b"], "Trailing arguments for fim-perms: ['a','b',]");
+    expectParseError(image, ["fim-perms"], "Missing op for fim-perms (add,del,list,set,clear)");
+    expectParseError(image, ["fim-perms", "foo"], "Invalid perms operation");
+    expectParseError(image, ["fim-perms", "none"], "Invalid operation for permissions");
+    expectParseError(image, ["fim-perms", "add"], "No arguments for 'ADD' command");
+    expectParseError(image, ["fim-perms", "del"], "No arguments for 'DEL' command");
+    expectParseError(image, ["fim-perms", "set"], "No arguments for 'SET' command");
+    expectParseError(image, ["fim-perms", "add", "home,bogus"], "Invalid permission", "Failed to process permissions");
+    expectParseError(image, ["fim-perms", "add", "home", "world"], "Trailing arguments for fim-perms: ['world',]");
+    expectParseError(image, ["fim-perms", "list", "a", "b"], "Trailing arguments for fim-perms: ['a','b',]");
   });
 
   test("debug mode shows the enum line", () => {
@@ -79,9 +68,9 @@ describe("fim-perms", () => {
   });
 
   test("execution errors", () => {
-    expectExecError(["fim-perms", "add", "home,none"], "Invalid permission 'NONE'", "Failed to add permissions");
-    expectExecError(["fim-perms", "del", "none"], "Invalid permission 'NONE'", "Failed to delete permissions");
-    expectExecError(["fim-perms", "set", "all,home"], "Permission 'all' should not be used with others", "Failed to set permissions");
+    expectExecError(image, ["fim-perms", "add", "home,none"], "Invalid permission 'NONE'", "Failed to add permissions");
+    expectExecError(image, ["fim-perms", "del", "none"], "Invalid permission 'NONE'", "Failed to delete permissions");
+    expectExecError(image, ["fim-perms", "set", "all,home"], "Permission 'all' should not be used with others", "Failed to set permissions");
   });
 });
 
@@ -98,13 +87,13 @@ describe("fim-unshare", () => {
   });
 
   test("errors", () => {
-    expectParseError(["fim-unshare"], "Missing op for fim-unshare (add,clear,del,list,set)");
-    expectParseError(["fim-unshare", "bar"], "Invalid unshare operation");
-    expectParseError(["fim-unshare", "none"], "Invalid operation for unshare");
-    expectParseError(["fim-unshare", "add"], "No arguments for 'ADD' command");
-    expectParseError(["fim-unshare", "add", "pid,mnt"], "Invalid unshare option", "Failed to process unshare options");
-    expectParseError(["fim-unshare", "clear", "x"], "Trailing arguments for fim-unshare: ['x',]");
-    expectExecError(["fim-unshare", "add", "none"], "Invalid unshare option 'NONE'", "Failed to add unshare options");
-    expectExecError(["fim-unshare", "add", "all,pid"], "Unshare option 'all' should not be used with others", "Failed to add unshare options");
+    expectParseError(image, ["fim-unshare"], "Missing op for fim-unshare (add,clear,del,list,set)");
+    expectParseError(image, ["fim-unshare", "bar"], "Invalid unshare operation");
+    expectParseError(image, ["fim-unshare", "none"], "Invalid operation for unshare");
+    expectParseError(image, ["fim-unshare", "add"], "No arguments for 'ADD' command");
+    expectParseError(image, ["fim-unshare", "add", "pid,mnt"], "Invalid unshare option", "Failed to process unshare options");
+    expectParseError(image, ["fim-unshare", "clear", "x"], "Trailing arguments for fim-unshare: ['x',]");
+    expectExecError(image, ["fim-unshare", "add", "none"], "Invalid unshare option 'NONE'", "Failed to add unshare options");
+    expectExecError(image, ["fim-unshare", "add", "all,pid"], "Unshare option 'all' should not be used with others", "Failed to add unshare options");
   });
 });
