@@ -5,7 +5,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { benchImage, compare, report } from "./lib.ts";
-import { compressorFor } from "../plugins/layer-erofs/index.ts";
+import { compressionOptions } from "../plugins/layer-erofs/index.ts";
 
 const { dir, image, run } = benchImage("commit");
 
@@ -27,7 +27,7 @@ try {
 
   // Each commit empties the upper directory: refill it before every timed run.
   writeFileSync(join(dir, "commit.sh"), `set -e\nrm -rf ${upper} ${dir}/out.layer\ncp -r ${tree} ${upper}\n${image} fim-layer commit file ${dir}/out.layer >/dev/null\n`);
-  writeFileSync(join(dir, "raw.sh"), `set -e\nrm -rf ${upper} ${dir}/raw.layer\ncp -r ${tree} ${upper}\n${bin}/mkfs.erofs -z${compressorFor(level)} --all-root --quiet ${dir}/raw.layer ${upper}\n`);
+  writeFileSync(join(dir, "raw.sh"), `set -e\nrm -rf ${upper} ${dir}/raw.layer\ncp -r ${tree} ${upper}\n${bin}/mkfs.erofs ${compressionOptions(level).join(" ")} --all-root --quiet ${dir}/raw.layer ${upper}\n`);
   console.log("commit of 200 MB (each run includes the same copy of the tree into the upper directory):");
   report(compare({ "mkfs.erofs by hand": ["bash", join(dir, "raw.sh")], "fim-layer commit": ["bash", join(dir, "commit.sh")] }, 5, 1), "mkfs.erofs by hand");
   const copyOnly = compare({ copy: ["bash", "-c", `rm -rf ${upper}; cp -r ${tree} ${upper}`] }, 5, 1)[0]!;

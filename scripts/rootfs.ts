@@ -4,7 +4,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
-import { compressorFor } from "../plugins/layer-erofs/index.ts";
+import { compressionOptions } from "../plugins/layer-erofs/index.ts";
 
 export interface RootfsModule {
   /** Fills `dir` with the distribution's root filesystem; throws naming the failed step. */
@@ -47,7 +47,7 @@ export async function rootfsLayer(bundle: string, script: string, toolsDir: stri
   mkdirSync(cacheDir, { recursive: true });
   const temporary = `${cached}.${process.pid}.tmp`;
   try {
-    const made = Bun.spawnSync([mkfs, `-z${compressorFor(7)}`, "--all-root", "--quiet", temporary, dir], { stdout: "inherit", stderr: "inherit" });
+    const made = Bun.spawnSync([mkfs, ...compressionOptions(7), "--all-root", "--quiet", temporary, dir], { stdout: "inherit", stderr: "inherit" });
     if (made.exitCode !== 0) throw new Error(`mkfs.erofs failed (exit ${made.exitCode}) on the root filesystem of '${bundle}'`);
     renameSync(temporary, cached);
     // Layers of earlier versions of this bundle's bootstrap are no longer used.

@@ -8,9 +8,16 @@ const NAME = "layer-erofs";
 const SUPERBLOCK = 1024;
 const MAGIC = 0xe0f5e1e2;
 
-/** FIM_COMPRESSION_LEVEL (0..9) → mkfs.erofs compressor. */
-export function compressorFor(level: number): string {
-  return level === 0 ? "lz4" : `lz4hc,level=${Math.min(12, level + 3)}`;
+/**
+ * FIM_COMPRESSION_LEVEL (0..9) → mkfs.erofs options, from docs/layer-formats.md: lz4hc 12
+ * with 64 KiB clusters is the default (reads ~2× faster than zstd at 93 % of its ratio);
+ * 0 favours build speed, 8–9 favour size (lzma reads 3–10× slower).
+ */
+export function compressionOptions(level: number): string[] {
+  if (level === 0) return ["-zlz4"];
+  if (level <= 3) return ["-zlz4hc,level=9"];
+  if (level <= 7) return ["-zlz4hc,level=12", "-C65536", "-Eztailpacking"];
+  return ["-zlzma", "-C65536", "-Eztailpacking,fragments"];
 }
 
 export function checkSuperblock(head: Buffer, size: number): string | undefined {
@@ -26,7 +33,7 @@ export function checkSuperblock(head: Buffer, size: number): string | undefined 
 async function create(runtime: Runtime, request: LayerCreateRequest): Promise<void> {
   const mkfs = await runtime.tool("mkfs.erofs");
   // --all-root: inside the sandbox, root in the layer shows up as the user running it.
-  const args = [`-z${compressorFor(request.level)}`, "--all-root", "--quiet", ...request.exclude.map((path) => `--exclude-path=${path}`), request.output, request.source];
+  const args = [...compressionOptions(request.level), "--all-root", "--quiet", ...request.exclude.map((path) => `--exclude-path=${path}`), request.output, request.source];
   await runTool(mkfs, args, "mkfs.erofs", request.source, request.bytes);
 }
 

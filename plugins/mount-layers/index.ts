@@ -6,6 +6,7 @@ import type { Plugin } from "../../core/plugin.ts";
 import { discoverLayers } from "../layer/index.ts";
 
 const NAME = "mount-layers";
+const IS_MOUNTED = 'while read -r _ _ _ _ point _; do [[ $point == "$1" ]] && exit 0; done </proc/self/mountinfo; echo "nothing is mounted on $1"; exit 1';
 
 export const mountLayersPlugin: Plugin = {
   name: NAME,
@@ -18,6 +19,8 @@ export const mountLayersPlugin: Plugin = {
         mkdirSync(mountpoint, { recursive: true });
         log.debug(`Mounting layer from '${basename(layer.path)}' with offset '${layer.offset}'`);
         launch.steps.push(await layer.format.mountCommand(layer, mountpoint));
+        // erofsfuse exits 0 even when it mounted nothing: check the mount table.
+        launch.steps.push([await runtime.tool("bash"), "-c", IS_MOUNTED, "--", mountpoint]);
         launch.lowerDirs.push(mountpoint);
       }
     });

@@ -33,7 +33,10 @@ export interface Supervised {
 export function superviseScript({ before = [], log = "/dev/null", child, status, after = [], close = [] }: Supervised): string {
   return [
     "set -e",
-    ...before.map((step) => `${commandLine(step)} >>${quote(log)} 2>&1 </dev/null`),
+    ...before.map(
+      (step) =>
+        `${commandLine(step)} >>${quote(log)} 2>&1 </dev/null || { printf 'C::sandbox::%s::%s\\n%s\\n' "$$" ${quote(`Could not prepare the sandbox: '${step.join(" ")}' failed; its output:`)} "$(<${quote(log)})" >&2; exit 125; }`,
+    ),
     "set +e",
     `forward() { local s; s=$(<${quote(status)}) 2>/dev/null; [[ $s =~ \\"child-pid\\":\\ *([0-9]+) ]] && kill -s "$1" "\${BASH_REMATCH[1]}" 2>/dev/null; }`,
     ...FORWARDED.map((signal) => `trap 'forward ${signal}' ${signal}`),
