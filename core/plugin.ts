@@ -55,6 +55,8 @@ export interface Bundle {
   /** Reported as FIM_DIST and in `fim-version full`, e.g. BLUEPRINT. */
   distribution: string;
   plugins: Plugin[];
+  /** The command that installs packages inside the image (run with fim-root; recipes use it). */
+  installCommand?(packages: string[]): string[];
 }
 
 /** A compressed read-only layer format (e.g. EROFS), brought by a plugin. */

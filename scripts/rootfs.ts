@@ -9,6 +9,8 @@ import { compressionOptions } from "../plugins/layer-erofs/index.ts";
 export interface RootfsModule {
   /** Fills `dir` with the distribution's root filesystem; throws naming the failed step. */
   bootstrap(dir: string, progress: (text: string) => void): Promise<void>;
+  /** What else the result depends on (e.g. the tarball used), for the cache key. */
+  cacheKey?(): string;
 }
 
 const root = resolve(import.meta.dir, "..");
@@ -24,7 +26,8 @@ function writable(dir: string): boolean {
 }
 
 export async function rootfsLayer(bundle: string, script: string, toolsDir: string, work: string, progress: (text: string) => void): Promise<string> {
-  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(script)).digest("hex").slice(0, 16);
+  const module = (await import(script)) as RootfsModule;
+  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(script)).update(module.cacheKey?.() ?? "").digest("hex").slice(0, 16);
   const name = `${bundle}-${hash}.layer`;
   // The checkout's cache, or (for a user who cannot write there) a private one.
   const caches = [`${root}/.cache/rootfs`, `${tmpdir()}/fim-rootfs-${process.getuid?.() ?? 0}`];
@@ -40,7 +43,6 @@ export async function rootfsLayer(bundle: string, script: string, toolsDir: stri
   if (!existsSync(mkfs)) throw new Error(`the root filesystem layer needs ${mkfs}: build the tool set first (toolset/build.sh)`);
   const dir = `${work}/rootfs`;
   mkdirSync(dir, { recursive: true });
-  const module = (await import(script)) as RootfsModule;
   progress(`root filesystem of '${bundle}': bootstrapping`);
   await module.bootstrap(dir, (text) => progress(`root filesystem of '${bundle}': ${text}`));
   progress(`root filesystem of '${bundle}': compressing`);

@@ -8,6 +8,7 @@ const bundle: Bundle = {
   name: "debian",
   distribution: "DEBIAN",
   plugins: [...commonPlugins],
+  installCommand: (packages) => ["sh", "-c", 'apt-get update && apt-get install -y "$@"', "apt", ...packages],
 };
 
 export default bundle;

@@ -1,0 +1,12 @@
+// alpine: Alpine Linux 3.22 from its minirootfs tarball (bundles/alpine/rootfs.ts).
+import type { Bundle } from "../../core/plugin.ts";
+import { commonPlugins } from "../common.ts";
+
+const bundle: Bundle = {
+  name: "alpine",
+  distribution: "ALPINE",
+  plugins: [...commonPlugins],
+  installCommand: (packages) => ["apk", "add", "--no-cache", "--update-cache", "--no-progress", ...packages],
+};
+
+export default bundle;

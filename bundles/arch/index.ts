@@ -1,0 +1,12 @@
+// arch: Arch Linux from its bootstrap tarball (bundles/arch/rootfs.ts).
+import type { Bundle } from "../../core/plugin.ts";
+import { commonPlugins } from "../common.ts";
+
+const bundle: Bundle = {
+  name: "arch",
+  distribution: "ARCH",
+  plugins: [...commonPlugins],
+  installCommand: (packages) => ["pacman", "-Syu", "--noconfirm", "--needed", ...packages],
+};
+
+export default bundle;
