@@ -51,7 +51,6 @@ export function execve(path: string, argv: string[], env: Record<string, string 
 
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
-export const LOCK_UN = 8;
 
 /** Advisory whole-file lock; blocks until granted. Released on close or process death. */
 export function flock(fd: number, operation: number): void {

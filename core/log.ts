@@ -1,6 +1,7 @@
 // Diagnostics in FlatImage's line format (reference §2): `<L>::<tag>::<pid>::<message>`.
-// D and I go to stdout, W/E/C to stderr; every line is also appended to the sink file.
-import { appendFileSync, writeSync } from "node:fs";
+// D and I go to stdout, W/E/C to stderr. (Upstream also appends every line to a per-instance
+// boot.log; instance directories here live only as long as their run, so there is none.)
+import { writeSync } from "node:fs";
 import { createConsola, type ConsolaReporter, type LogObject } from "consola/core";
 import type { Level } from "./errors.ts";
 
@@ -15,7 +16,6 @@ const TYPE_OF_LEVEL: Record<Level, "debug" | "info" | "warn" | "error" | "fatal"
 };
 
 let threshold: Level = "I";
-let sinkPath: string | undefined;
 
 /** Console threshold: lines below it are not printed (they still reach the sink). */
 export function setConsoleLevel(level: Level): void {
@@ -24,10 +24,6 @@ export function setConsoleLevel(level: Level): void {
 
 export function consoleLevel(): Level {
   return threshold;
-}
-
-export function setSink(path: string | undefined): void {
-  sinkPath = path;
 }
 
 /** Writes to a standard stream; a closed pipe (e.g. `| head`) is not an error worth dying for. */
@@ -47,13 +43,6 @@ const reporter: ConsolaReporter = {
   log(entry: LogObject) {
     const level = LEVEL_OF_TYPE[entry.type] ?? "I";
     const text = formatLine(level, entry.tag || "fim", entry.args.map(String).join(" "));
-    if (sinkPath) {
-      try {
-        appendFileSync(sinkPath, text);
-      } catch {
-        // a vanished sink must never break the command itself
-      }
-    }
     if (RANK[level] >= RANK[threshold]) write(level === "D" || level === "I" ? 1 : 2, text);
   },
 };

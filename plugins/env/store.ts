@@ -2,7 +2,7 @@
 import * as v from "valibot";
 import { expandOrKeep } from "../../core/expand.ts";
 import type { Logger } from "../../core/log.ts";
-import { readJson, SLOTS, writeJson } from "../../core/reserved.ts";
+import { readJson, SLOTS } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
 export const EnvSchema = v.record(v.string(), v.string());
@@ -10,10 +10,6 @@ export type StoredEnv = v.InferOutput<typeof EnvSchema>;
 
 export function readEnv(runtime: Runtime): StoredEnv {
   return readJson(runtime.image, SLOTS.environment, EnvSchema) ?? {};
-}
-
-export function writeEnv(runtime: Runtime, env: StoredEnv): void {
-  writeJson(runtime.image, SLOTS.environment, env);
 }
 
 /** The stored variables with their values expanded on the host, sorted by key. */

@@ -2,14 +2,9 @@
 import { parseSwitch } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import type { Plugin } from "../../core/plugin.ts";
-import { readSlot, SLOTS, updateSlot } from "../../core/reserved.ts";
-import type { Runtime } from "../../core/runtime.ts";
+import { SLOTS, updateSlot } from "../../core/reserved.ts";
 
 const NAME = "notify";
-
-export function notifyEnabled(runtime: Runtime): boolean {
-  return readSlot(runtime.image, SLOTS.notify)[0] !== 0;
-}
 
 export const notifyPlugin: Plugin = {
   name: NAME,
