@@ -22,7 +22,10 @@ META=$WORK/meta
 PREFIX=$WORK/prefix          # static musl libraries + headers (zlib, zstd, ...; libfuse3)
 KHEADERS=$WORK/kheaders      # only the kernel UAPI headers, for musl-gcc -idirafter
 JOBS=${TOOLSET_JOBS:-$(nproc 2>/dev/null || echo 2)}
-SCRIPT_HASH=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+SCRIPT_HASH=$(cat "${BASH_SOURCE[0]}" "$ROOT_DIR"/src/* | sha256sum | cut -d' ' -f1)
+# A copy of a complete build kept outside the checkout, so that a fresh clone on the same
+# machine (CI) restores it in a second instead of building for two minutes.
+MACHINE_CACHE=${TOOLSET_CACHE:-/var/cache/flatimage-ts/toolset}/$ARCH-$SCRIPT_HASH
 APT_SRC_LIST=/etc/apt/sources.list.d/toolset-deb-src.sources
 
 # tool name -> step that produces it
@@ -75,6 +78,13 @@ cache_complete() {
 if cache_complete; then
   say "cached (toolset/out/$ARCH)"
   exit 0
+fi
+if [[ -f $MACHINE_CACHE/manifest.json ]]; then
+  rm -rf "$OUT" && mkdir -p "$(dirname "$OUT")" && cp -a "$MACHINE_CACHE" "$OUT"
+  if cache_complete; then
+    say "restored from $MACHINE_CACHE"
+    exit 0
+  fi
 fi
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -531,4 +541,7 @@ for t in $TOOLS; do
 done
 write_manifest
 echo "$SCRIPT_HASH" >"$OUT/.stamp"
+if mkdir -p "$(dirname "$MACHINE_CACHE")" 2>/dev/null; then
+  rm -rf "$MACHINE_CACHE.tmp" && cp -a "$OUT" "$MACHINE_CACHE.tmp" && rm -rf "$MACHINE_CACHE" && mv "$MACHINE_CACHE.tmp" "$MACHINE_CACHE"
+fi
 say "done in $(($(date +%s) - T_START))s: $(du -sh "$BIN" | cut -f1) in toolset/out/$ARCH/bin ($(echo $TOOLS | wc -w) tools)"
