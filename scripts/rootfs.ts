@@ -29,15 +29,16 @@ export async function rootfsLayer(bundle: string, script: string, toolsDir: stri
   const module = (await import(script)) as RootfsModule;
   const hash = new Bun.CryptoHasher("sha256").update(readFileSync(script)).update(module.cacheKey?.() ?? "").digest("hex").slice(0, 16);
   const name = `${bundle}-${hash}.layer`;
-  // The checkout's cache, or (for a user who cannot write there) a private one.
-  const caches = [`${root}/.cache/rootfs`, `${tmpdir()}/fim-rootfs-${process.getuid?.() ?? 0}`];
+  // A machine-wide cache (fresh clones, e.g. CI, reuse it), the checkout's, or a private one
+  // for a user who can write to neither.
+  const caches = ["/var/cache/flatimage-ts/rootfs", `${root}/.cache/rootfs`, `${tmpdir()}/fim-rootfs-${process.getuid?.() ?? 0}`];
   for (const dir of caches) {
     if (existsSync(`${dir}/${name}`) && process.env.FIM_REBUILD_ROOTFS !== "1") {
       progress(`root filesystem of '${bundle}': cached (${dir}/${name})`);
       return `${dir}/${name}`;
     }
   }
-  const cacheDir = caches.find((dir) => writable(dir)) ?? caches[1]!;
+  const cacheDir = caches.find((dir) => writable(dir)) ?? caches[2]!;
   const cached = `${cacheDir}/${name}`;
   const mkfs = `${toolsDir}/bin/mkfs.erofs`;
   if (!existsSync(mkfs)) throw new Error(`the root filesystem layer needs ${mkfs}: build the tool set first (toolset/build.sh)`);
