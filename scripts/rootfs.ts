@@ -27,7 +27,7 @@ function writable(dir: string): boolean {
 
 export async function rootfsLayer(bundle: string, script: string, toolsDir: string, work: string, progress: (text: string) => void): Promise<string> {
   const module = (await import(script)) as RootfsModule;
-  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(script)).update(module.cacheKey?.() ?? "").digest("hex").slice(0, 16);
+  const hash = new Bun.CryptoHasher("sha256").update(readFileSync(script)).update(module.cacheKey?.() ?? "").update(compressionOptions(7).join(" ")).digest("hex").slice(0, 16);
   const name = `${bundle}-${hash}.layer`;
   // A machine-wide cache (fresh clones, e.g. CI, reuse it), the checkout's, or a private one
   // for a user who can write to neither.
