@@ -106,6 +106,16 @@ describe("environment", () => {
   });
 });
 
+describe("working directory and hostname", () => {
+  test("the caller's directory when the guest has it, else $HOME, else /; the host's hostname", () => {
+    const { hostname } = require("node:os") as typeof import("node:os");
+    expect(image.run(["fim-exec", "sh", "-c", "pwd; hostname"], { cwd: image.dir }).stdout).toBe(`${image.dir}\n${hostname()}\n`);
+    // /proc/self exists on the host but the guest has its own /proc: the directory is gone there.
+    expect(image.run(["fim-exec", "pwd"], { cwd: "/proc/self", env: { HOME: "/root" } }).stdout).toBe("/root\n");
+    expect(image.run(["fim-exec", "pwd"], { cwd: "/proc/self", env: { HOME: "/nonexistent" } }).stdout).toBe("/\n");
+  });
+});
+
 describe("signals", () => {
   test("SIGTERM, SIGHUP and SIGINT sent to the launcher reach the guest", async () => {
     for (const [signal, number] of [["SIGTERM", 15], ["SIGHUP", 1], ["SIGINT", 2]] as const) {
