@@ -1,5 +1,6 @@
 // `fim-exec true` against the same pipeline written by hand with the same embedded tools
-// (namespace holder, FUSE mount of the layer, kernel overlay, bwrap, true; the mounts go
+// (namespace holder, FUSE mount of the layer, kernel overlay, bwrap with the same base
+// binds, true; the mounts go
 // away with the namespace), side by side in one run; then the memory (RSS) of every
 // process that stays alive while a guest runs.
 //   bun bench/run.ts [image]
@@ -28,7 +29,7 @@ m=${work}/$$; mkdir -p $m/layer $m/upper $m/work
 ${bin}/bwrap --unshare-user --unshare-pid --as-pid-1 --uid 0 --gid 0 --cap-add ALL --dev-bind / / --proc /proc --die-with-parent -- ${bin}/bash -c '
   ${bin}/erofsfuse --offset=${offset} ${image} '$m'/layer >/dev/null 2>&1
   ${bin}/bwrap --unshare-user --uid ${process.getuid!()} --gid ${process.getgid!()} --overlay-src '$m'/layer --overlay '$m'/upper '$m'/work / \\
-    --dev /dev --proc /proc --bind /tmp /tmp --setenv PATH ${bin}/../sbin -- ${bin}/bash -c "exec true"'
+    --dev /dev --proc /proc --bind /tmp /tmp --bind /sys /sys --ro-bind-try /etc/group /etc/group --ro-bind-try / /tmp/fim/run/host --setenv PATH ${bin}/../sbin -- ${bin}/bash -c "exec true"'
 chmod 700 $m/work/work 2>/dev/null || true; rm -rf $m
 `;
   writeFileSync(join(dir, "manual.sh"), script);

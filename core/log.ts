@@ -47,7 +47,9 @@ const reporter: ConsolaReporter = {
   },
 };
 
-const consola = createConsola({ level: 5, reporters: [reporter], throttle: 0 });
+// Made on first use: a start that logs nothing (most commands) does not pay for it.
+let consola: ReturnType<typeof createConsola> | undefined;
+const instance = () => (consola ??= createConsola({ level: 5, reporters: [reporter], throttle: 0 }));
 
 export interface Logger {
   debug(message: string): void;
@@ -63,8 +65,8 @@ export interface Logger {
  * The tagged consola instance is made on first use: most plugins log nothing on most runs.
  */
 export function logger(tag: string): Logger {
-  let tagged: ReturnType<typeof consola.withTag> | undefined;
-  const at = (level: Level, message: string) => (tagged ??= consola.withTag(tag))[TYPE_OF_LEVEL[level]](message);
+  let tagged: ReturnType<ReturnType<typeof createConsola>["withTag"]> | undefined;
+  const at = (level: Level, message: string) => (tagged ??= instance().withTag(tag))[TYPE_OF_LEVEL[level]](message);
   return {
     debug: (m) => at("D", m),
     info: (m) => at("I", m),

@@ -6,7 +6,8 @@ import type { Plugin } from "../../core/plugin.ts";
 import { discoverLayers } from "../layer/index.ts";
 
 const NAME = "mount-layers";
-const IS_MOUNTED = 'while read -r _ _ _ _ point _; do [[ $point == "$1" ]] && exit 0; done </proc/self/mountinfo; echo "nothing is mounted on $1"; exit 1';
+const ARE_MOUNTED =
+  'declare -A up; while read -r _ _ _ _ point _; do up[$point]=1; done </proc/self/mountinfo; for dir; do [[ ${up[$dir]} ]] || { echo "nothing is mounted on $dir"; exit 1; }; done';
 
 export const mountLayersPlugin: Plugin = {
   name: NAME,
@@ -19,10 +20,10 @@ export const mountLayersPlugin: Plugin = {
         mkdirSync(mountpoint, { recursive: true });
         log.debug(`Mounting layer from '${basename(layer.path)}' with offset '${layer.offset}'`);
         launch.steps.push(await layer.format.mountCommand(layer, mountpoint));
-        // erofsfuse exits 0 even when it mounted nothing: check the mount table.
-        launch.steps.push([await runtime.tool("bash"), "-c", IS_MOUNTED, "--", mountpoint]);
         launch.lowerDirs.push(mountpoint);
       }
+      // A mount tool may exit 0 having mounted nothing (erofsfuse does): check them all at once.
+      if (layers.length > 0) launch.steps.push([await runtime.tool("bash"), "-c", ARE_MOUNTED, "--", ...launch.lowerDirs]);
     });
   },
 };
