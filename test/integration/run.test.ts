@@ -110,9 +110,23 @@ describe("working directory and hostname", () => {
   test("the caller's directory when the guest has it, else $HOME, else /; the host's hostname", () => {
     const { hostname } = require("node:os") as typeof import("node:os");
     expect(image.run(["fim-exec", "sh", "-c", "pwd; hostname"], { cwd: image.dir }).stdout).toBe(`${image.dir}\n${hostname()}\n`);
-    // /proc/self exists on the host but the guest has its own /proc: the directory is gone there.
-    expect(image.run(["fim-exec", "pwd"], { cwd: "/proc/self", env: { HOME: "/root" } }).stdout).toBe("/root\n");
-    expect(image.run(["fim-exec", "pwd"], { cwd: "/proc/self", env: { HOME: "/nonexistent" } }).stdout).toBe("/\n");
+    // /usr/share exists on the host, not in the blueprint image.
+    expect(image.run(["fim-exec", "pwd"], { cwd: "/usr/share", env: { HOME: "/tmp" } }).stdout).toBe("/tmp\n");
+    expect(image.run(["fim-exec", "pwd"], { cwd: "/usr/share", env: { HOME: "/nonexistent" } }).stdout).toBe("/\n");
+  });
+});
+
+describe("while a guest runs", () => {
+  test("configuration commands write the image (it is not executed during a run)", async () => {
+    const guest = Bun.spawn([image.path, "fim-exec", "sh", "-c", "echo ready; sleep 2"], { stdout: "pipe", stderr: "pipe" });
+    const reader = guest.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
+    const started = performance.now();
+    expect(image.run(["fim-perms", "add", "media"]).code).toBe(0);
+    expect(performance.now() - started).toBeLessThan(1500); // no waiting for the guest to end
+    expect(image.run(["fim-perms", "list"]).stdout).toBe("media\n");
+    expect(await guest.exited).toBe(0);
+    image.run(["fim-perms", "clear"]);
   });
 });
 
