@@ -1,15 +1,19 @@
-// Runs a layer tool with its output on our stderr, and a progress line on a terminal:
-// the share of the source's bytes the tool has read so far (from /proc/<pid>/io).
+// Runs a layer tool with its output on our stderr, and a progress line on a terminal: how
+// much of the source the tool has read and how much it has written (from /proc/<pid>/io;
+// mkfs.erofs reads the files more than once, so both are shown).
 import { readFileSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
 
-function bytesRead(pid: number): number {
+function io(pid: number): { read: number; written: number } {
   try {
-    return Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1] ?? 0);
+    const text = readFileSync(`/proc/${pid}/io`, "utf8");
+    return { read: Number(/^rchar: (\d+)$/m.exec(text)?.[1] ?? 0), written: Number(/^wchar: (\d+)$/m.exec(text)?.[1] ?? 0) };
   } catch {
-    return 0;
+    return { read: 0, written: 0 };
   }
 }
+
+const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
 
 export async function runTool(tool: string, args: string[], label: string, source: string, sourceBytes?: number): Promise<void> {
   const { execa } = await import("execa");
@@ -17,8 +21,8 @@ export async function runTool(tool: string, args: string[], label: string, sourc
   const showProgress = process.stderr.isTTY && sourceBytes !== undefined && sourceBytes > 0 && child.pid !== undefined;
   const timer = showProgress
     ? setInterval(() => {
-        const share = Math.min(100, (100 * bytesRead(child.pid!)) / sourceBytes!);
-        process.stderr.write(`\r${label}: ${share.toFixed(0).padStart(3)}% of ${(sourceBytes! / 1048576).toFixed(1)} MiB from '${source}'`);
+        const { read, written } = io(child.pid!);
+        process.stderr.write(`\r${label}: read ${mib(read)} MiB (source: ${mib(sourceBytes!)} MiB in '${source}'), wrote ${mib(written)} MiB `);
       }, 250)
     : undefined;
   const result = await child;
