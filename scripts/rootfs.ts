@@ -15,7 +15,8 @@ export interface RootfsModule {
 
 const root = resolve(import.meta.dir, "..");
 
-function writable(dir: string): boolean {
+/** Whether `dir` exists (it is created if it can be) and this user can write to it. */
+export function writable(dir: string): boolean {
   try {
     mkdirSync(dir, { recursive: true });
     accessSync(dir, constants.W_OK);

@@ -4,9 +4,10 @@
 // root); later ones reuse the cached root filesystem layer and take seconds.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { writable } from "../../scripts/rootfs.ts";
 import { buildImage, freshImage, ROOT, type RunResult, type TestImage } from "../helpers/image.ts";
 
 const CACHED = join(ROOT, ".cache/test/debian.flatimage");
@@ -15,16 +16,6 @@ const NETWORK_TIMEOUT = 240_000;
 
 let image: TestImage;
 let privateBuild: string | undefined;
-
-function writable(dir: string): boolean {
-  try {
-    mkdirSync(dir, { recursive: true });
-    accessSync(dir, constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Builds the image for this run under .cache/test. A user who cannot write there (fimtest in
