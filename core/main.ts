@@ -23,7 +23,7 @@ export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2
   try {
     const runtime = new Runtime(bundle);
     mark("plugins");
-    const image = await runtime.hooks.relocate.promise({ argv, commands: runtime.commands });
+    const image = await runtime.hooks.relocate.promise({ argv, ...(await runtime.peek(argv)) });
     if (image === undefined) throw new FimError("Path to self is not defined", { level: "C" });
     mark("relocate");
     const paths = computePaths(image);

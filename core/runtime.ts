@@ -21,7 +21,9 @@ import type { Bundle, Command, Invocation, LayerFormat } from "./plugin.ts";
 
 export interface RelocateContext {
   argv: string[];
-  commands: ReadonlyMap<string, Command>;
+  /** The command argv resolves to (through the parse hook), if it resolves. */
+  command: Command | undefined;
+  args: string[];
 }
 
 export class Runtime {
@@ -97,6 +99,16 @@ export class Runtime {
       throw new FimError(`Helper tool '${name}' is not available in this image: build the tool set (toolset/build.sh) and rebuild the image`);
     }
     return path;
+  }
+
+  /** What argv asks for, without failing: relocation needs it before the real parse. */
+  async peek(argv: string[]): Promise<{ command: Command | undefined; args: string[] }> {
+    try {
+      const invocation = await this.hooks.parse.promise(argv);
+      return { command: invocation && this.commands.get(invocation.command), args: invocation?.args ?? [] };
+    } catch {
+      return { command: undefined, args: [] };
+    }
   }
 
   logger(tag: string): Logger {

@@ -32,7 +32,7 @@ export const relocatePlugin: Plugin = {
   name: NAME,
   apply(runtime) {
     const log = runtime.logger(NAME);
-    runtime.hooks.relocate.tapPromise(NAME, async ({ argv, commands }) => {
+    runtime.hooks.relocate.tapPromise(NAME, async ({ argv, command, args }) => {
       const fd = openSync("/proc/self/exe", "r");
       let image: Image;
       let imagePath: string;
@@ -58,8 +58,7 @@ export const relocatePlugin: Plugin = {
         write(1, `${image.reservedOffset}\n`);
         process.exit(0);
       }
-      const [name, ...args] = argv;
-      if (name !== undefined && commands.get(name)?.inPlace?.(args)) return image;
+      if (command?.inPlace?.(args)) return image;
 
       const started = performance.now();
       let boot: string;
