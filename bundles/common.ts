@@ -17,6 +17,7 @@ import { toolsPlugin } from "../plugins/tools/index.ts";
 import { unsharePlugin } from "../plugins/unshare/index.ts";
 import { versionPlugin } from "../plugins/version/index.ts";
 import { identityPlugin } from "../plugins/identity/index.ts";
+import { instancePlugin } from "../plugins/instance/index.ts";
 import { mountLayersPlugin } from "../plugins/mount-layers/index.ts";
 import { overlayBwrapPlugin } from "../plugins/overlay-bwrap/index.ts";
 import { overlayFusePlugin } from "../plugins/overlay-fuse/index.ts";
@@ -56,6 +57,7 @@ export const commonPlugins: Plugin[] = [
   casefoldPlugin,
   notifyPlugin,
   layerPlugin,
+  instancePlugin,
   // Running programs: the lifecycle's plugins.
   runPlugin,
   mountLayersPlugin,

@@ -38,6 +38,7 @@ declare -A TOOL_STEP=(
   [busybox]=busybox
   [bash]=bash
   [fim_sigdfl]=fim_sigdfl
+  [fim_enter]=fim_enter
 )
 TOOLS=$(printf '%s\n' "${!TOOL_STEP[@]}" | LC_ALL=C sort)
 
@@ -460,6 +461,12 @@ from_deb() { # <binary pkg> <path in deb> <tool> <license SPDX>
   install_bin "$x/$path" "$tool" "$upstream" "$src $srcver (binary package $pkg $ver)" "${lics[@]}"
 }
 build_busybox() { from_deb busybox-static bin/busybox busybox GPL-2.0-only; }
+# Our own helper (src/fim_enter.c): runs a program inside a running guest (fim-instance exec).
+build_fim_enter() {
+  musl_env
+  $CC $CFLAGS -static -Os -o "$WORK/fim_enter" "$ROOT_DIR/src/fim_enter.c"
+  install_bin "$WORK/fim_enter" fim_enter 1.0 "flatimage-ts toolset/src/fim_enter.c" "$(lic_musl)"
+}
 # Our own helper (src/fim_sigdfl.c): restores default signal dispositions, then execs.
 build_fim_sigdfl() {
   musl_env
@@ -532,6 +539,7 @@ step squashfs-tools squashfs-tools "squashfs-tools 4.6.1 (mksquashfs, unsquashfs
 step busybox busybox "busybox (busybox-static .deb)" build_busybox busybox
 step bash    bash    "bash (bash-static .deb)"       build_bash bash
 step fim_sigdfl fim_sigdfl "fim_sigdfl (toolset/src)" build_fim_sigdfl fim_sigdfl
+step fim_enter fim_enter "fim_enter (toolset/src)" build_fim_enter fim_enter
 
 # Final verification: every tool present and statically linked.
 for t in $TOOLS; do

@@ -1,0 +1,83 @@
+// Running instances of this build (reference §11): <app>/instance/<pid> directories whose
+// launcher is still the same process (its start time is recorded, so a reused PID is never
+// taken for an instance), sorted by PID.
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { Runtime } from "../../core/runtime.ts";
+
+/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat). */
+export function startTime(pid: number | "self"): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Marks this process's instance directory as a running instance. */
+export function registerInstance(runtime: Runtime, root: boolean): void {
+  writeFileSync(`${runtime.paths.instance}/instance.json`, JSON.stringify({ started: startTime("self"), root }));
+}
+
+export function liveInstances(runtime: Runtime): number[] {
+  const dir = `${runtime.paths.app}/instance`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((name) => /^[1-9]\d*$/.test(name) && Number(name) !== process.pid)
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const { started } = JSON.parse(readFileSync(`${dir}/${pid}/instance.json`, "utf8")) as { started?: string };
+        return started !== undefined && started === startTime(pid);
+      } catch {
+        return false;
+      }
+    })
+    .sort((a, b) => a - b);
+}
+
+function childPid(file: string): number | undefined {
+  try {
+    const match = /"child-pid":\s*(\d+)/.exec(readFileSync(file, "utf8"));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function status(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Host PID of the guest's sandbox in an instance: bwrap reports it as a PID of the run's
+ * namespace (guest.json), which is the second NSpid entry of a descendant of the
+ * namespace's pid 1 (holder.json).
+ */
+export function guestPid(runtime: Runtime, instance: number): number | undefined {
+  const dir = `${runtime.paths.app}/instance/${instance}`;
+  const holder = childPid(`${dir}/holder.json`);
+  const inner = childPid(`${dir}/guest.json`);
+  if (holder === undefined || inner === undefined) return undefined;
+  for (const name of readdirSync("/proc").filter((entry) => /^\d+$/.test(entry))) {
+    const info = status(Number(name));
+    const nspid = /^NSpid:\s+(.*)$/m.exec(info)?.[1]?.split(/\s+/).map(Number);
+    if (!nspid || nspid[1] !== inner) continue;
+    // Climb to the holder: another instance has its own process with the same inner PID.
+    for (let pid = Number(name), depth = 0; pid > 1 && depth < 8; depth++) {
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status(pid))?.[1] ?? 0);
+      if (ppid === holder) return Number(name);
+      pid = ppid;
+    }
+  }
+  return undefined;
+}

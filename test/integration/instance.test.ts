@@ -1,0 +1,76 @@
+// fim-instance list and exec: running instances of an image, and commands run inside them.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { expectParseError, freshImage, lines, type TestImage } from "../helpers/image.ts";
+
+let image: TestImage;
+const me = process.getuid!();
+beforeAll(() => (image = freshImage()));
+afterAll(() => image.cleanup());
+
+async function started(child: ReturnType<typeof Bun.spawn>): Promise<void> {
+  const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+  expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
+  reader.releaseLock();
+}
+
+describe("fim-instance", () => {
+  test("two background runs are listed within a second; exec runs inside each with its identity", async () => {
+    const begin = performance.now();
+    const user = Bun.spawn([image.path, "fim-exec", "sh", "-c", "echo ready; echo mine > /tmp/../etc/instance-a; sleep 30"], { stdout: "pipe", stderr: "inherit" });
+    // Another data directory: the BWRAP overlay allows one run per data directory.
+    const rooted = Bun.spawn([image.path, "fim-root", "sh", "-c", "echo ready; sleep 30"], { stdout: "pipe", stderr: "inherit", env: { ...process.env, FIM_DIR_DATA: join(image.dir, "data-b") } });
+    try {
+      let listed: string[] = [];
+      while (performance.now() - begin < 1000) {
+        listed = image.run(["fim-instance", "list"]).stdout.trim().split("\n").filter((line) => line !== "");
+        if (listed.length === 2) break;
+        await Bun.sleep(20);
+      }
+      expect(listed).toEqual([`0:${Math.min(user.pid, rooted.pid)}`, `1:${Math.max(user.pid, rooted.pid)}`]);
+      await Promise.all([started(user), started(rooted)]);
+      const ids = user.pid < rooted.pid ? { user: "0", rooted: "1" } : { user: "1", rooted: "0" };
+      expect(image.run(["fim-instance", "exec", ids.user, "id", "-u"]).stdout).toBe(`${me}\n`);
+      expect(image.run(["fim-instance", "exec", ids.rooted, "id", "-u"]).stdout).toBe("0\n");
+      // Inside the instance's own sandbox: its files, its pid namespace.
+      expect(image.run(["fim-instance", "exec", ids.user, "cat", "/etc/instance-a"]).stdout).toBe("mine\n");
+      expect(image.run(["fim-instance", "exec", ids.rooted, "cat", "/etc/instance-a"]).code).not.toBe(0);
+      expect(image.run(["fim-instance", "exec", ids.user, "sh", "-c", "exit 5"]).code).toBe(5);
+      expect(image.run(["fim-instance", "exec", ids.user, "tr", "a-z", "A-Z"], { stdin: "through\n" }).stdout).toBe("THROUGH\n");
+      const outOfBounds = image.run(["fim-instance", "exec", "2", "true"]);
+      expect(outOfBounds.code).toBe(125);
+      expect(lines(outOfBounds.stderr)).toEqual(["C::Instance index out of bounds", "C::The program exited with an error"]);
+    } finally {
+      user.kill();
+      rooted.kill();
+      await Promise.all([user.exited, rooted.exited]);
+    }
+    expect(image.run(["fim-instance", "list"]).stdout).toBe("");
+    const none = image.run(["fim-instance", "exec", "0", "true"]);
+    expect(none.code).toBe(125);
+    expect(lines(none.stderr)).toEqual(["C::No instances are running", "C::The program exited with an error"]);
+  }, 60_000);
+
+  test("a stale instance directory (its PID reused by another process) is not listed", () => {
+    image.run(["fim-env", "set", "APP=$FIM_DIR_APP"]);
+    const app = image.run(["fim-env", "list"]).stdout.trim().slice("APP=".length);
+    image.run(["fim-env", "clear"]);
+    const stale = join(app, "instance", String(process.pid)); // alive, but not an instance
+    mkdirSync(stale, { recursive: true });
+    writeFileSync(join(stale, "instance.json"), JSON.stringify({ started: "1", root: false }));
+    expect(image.run(["fim-instance", "list"]).stdout).toBe("");
+  });
+
+  test("parse errors", () => {
+    expectParseError(image, ["fim-instance"], "Missing op for 'fim-instance' (<exec|list>)");
+    expectParseError(image, ["fim-instance", "kill"], "Invalid instance operation");
+    expectParseError(image, ["fim-instance", "none"], "Invalid instance operation");
+    expectParseError(image, ["fim-instance", "exec"], "Missing 'id' argument for 'fim-instance'");
+    expectParseError(image, ["fim-instance", "exec", "-1", "true"], "Id argument must be a digit");
+    expectParseError(image, ["fim-instance", "exec", "foo", "true"], "Id argument must be a digit");
+    expectParseError(image, ["fim-instance", "exec", "0"], "Missing 'cmd' argument for 'fim-instance'");
+    expectParseError(image, ["fim-instance", "exec", "99999999999999999999", "true"], "Invalid instance ID");
+    expectParseError(image, ["fim-instance", "list", "x"], "Trailing arguments for fim-instance: ['x',]");
+  });
+});
