@@ -11,6 +11,7 @@ import { erofsPlugin } from "../plugins/layer-erofs/index.ts";
 import { notifyPlugin } from "../plugins/notify/index.ts";
 import { overlayPlugin } from "../plugins/overlay/index.ts";
 import { permsPlugin } from "../plugins/perms/index.ts";
+import { portalPlugin } from "../plugins/portal/index.ts";
 import { relocatePlugin } from "../plugins/relocate/index.ts";
 import { remotePlugin } from "../plugins/remote/index.ts";
 import { toolsPlugin } from "../plugins/tools/index.ts";
@@ -66,6 +67,7 @@ export const commonPlugins: Plugin[] = [
   overlayUnionfsPlugin,
   sandboxPlugin,
   identityPlugin,
+  portalPlugin,
   ...[gpuPermission, homePermission, mediaPermission, audioPermission, waylandPermission, xorgPermission],
   ...[dbusUserPermission, dbusSystemPermission, udevPermission, inputPermission, usbPermission, networkPermission],
   ...[shmPermission, opticalPermission, devPermission],

@@ -50,6 +50,11 @@ export class Launch {
    * runs them may not be this one: the exec plugin can hand the run over to a supervisor.
    */
   readonly after: string[][] = [];
+  /**
+   * Host commands started beside the sandbox (e.g. the portal's daemon); they must end by
+   * themselves when the supervisor does.
+   */
+  readonly companions: string[][] = [];
   /** Descriptors the supervisor keeps (e.g. a held lock) and the guest must not inherit. */
   readonly heldFds: number[] = [];
   /** Environment added for the guest. */

@@ -39,6 +39,7 @@ declare -A TOOL_STEP=(
   [bash]=bash
   [fim_sigdfl]=fim_sigdfl
   [fim_enter]=fim_enter
+  [fim_portal]=fim_portal
 )
 TOOLS=$(printf '%s\n' "${!TOOL_STEP[@]}" | LC_ALL=C sort)
 
@@ -461,6 +462,12 @@ from_deb() { # <binary pkg> <path in deb> <tool> <license SPDX>
   install_bin "$x/$path" "$tool" "$upstream" "$src $srcver (binary package $pkg $ver)" "${lics[@]}"
 }
 build_busybox() { from_deb busybox-static bin/busybox busybox GPL-2.0-only; }
+# Our own helper (src/fim_portal.c): the portal's daemon and client.
+build_fim_portal() {
+  musl_env
+  $CC $CFLAGS -static -Os -o "$WORK/fim_portal" "$ROOT_DIR/src/fim_portal.c"
+  install_bin "$WORK/fim_portal" fim_portal 1.0 "flatimage-ts toolset/src/fim_portal.c" "$(lic_musl)"
+}
 # Our own helper (src/fim_enter.c): runs a program inside a running guest (fim-instance exec).
 build_fim_enter() {
   musl_env
@@ -540,6 +547,7 @@ step busybox busybox "busybox (busybox-static .deb)" build_busybox busybox
 step bash    bash    "bash (bash-static .deb)"       build_bash bash
 step fim_sigdfl fim_sigdfl "fim_sigdfl (toolset/src)" build_fim_sigdfl fim_sigdfl
 step fim_enter fim_enter "fim_enter (toolset/src)" build_fim_enter fim_enter
+step fim_portal fim_portal "fim_portal (toolset/src)" build_fim_portal fim_portal
 
 # Final verification: every tool present and statically linked.
 for t in $TOOLS; do

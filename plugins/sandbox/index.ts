@@ -48,7 +48,7 @@ async function run(runtime: Runtime, operations: string[][], launch: Launch): Pr
     "--dev-bind", "/", "/", "--proc", "/proc", "--die-with-parent", "--json-status-fd", "3",
     "--", sigdfl, bash, "-c", inside,
   ];
-  const supervisor = superviseScript({ child: holder, status: `${instance}/holder.json`, after: launch.after, close: launch.heldFds });
+  const supervisor = superviseScript({ child: holder, status: `${instance}/holder.json`, after: launch.after, close: launch.heldFds, companions: launch.companions });
   // From here the launcher process becomes the supervisor (same PID): the image file is no
   // longer executed while the guest runs, and the guest's status becomes ours.
   mark("handover");

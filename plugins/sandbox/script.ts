@@ -28,9 +28,11 @@ export interface Supervised {
   after?: string[][];
   /** Descriptors the child must not inherit. */
   close?: number[];
+  /** Commands started in the background just before the child. */
+  companions?: string[][];
 }
 
-export function superviseScript({ before = [], log = "/dev/null", child, status, after = [], close = [] }: Supervised): string {
+export function superviseScript({ before = [], log = "/dev/null", child, status, after = [], close = [], companions = [] }: Supervised): string {
   return [
     "set -e",
     ...before.map(
@@ -43,6 +45,7 @@ export function superviseScript({ before = [], log = "/dev/null", child, status,
     `if [ -t 0 ]; then trap '' ${TERMINAL_SIGNALS.join(" ")}; else ${TERMINAL_SIGNALS.map((signal) => `trap 'forward ${signal}' ${signal};`).join(" ")} fi`,
     // `<&0`: a background job's stdin would otherwise be /dev/null. A background job of a
     // non-interactive shell ignores SIGINT/SIGQUIT: a terminal's Ctrl-C cannot kill bwrap.
+    ...companions.map((command) => `${commandLine(command)} </dev/null >/dev/null 2>&1 ${close.map((fd) => `${fd}>&-`).join(" ")} &`),
     `${commandLine(child)} 3>${quote(status)} <&0 ${close.map((fd) => `${fd}>&-`).join(" ")} &`,
     "child=$!",
     // A trapped signal interrupts `wait`: wait again until the child has really ended.

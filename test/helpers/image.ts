@@ -58,6 +58,8 @@ export function freshImage(source = ensureTestImage(), name = "app.flatimage"): 
       return { code: result.exitCode ?? 128 + (result.signalCode ? 9 : 0), stdout: result.stdout.toString(), stderr: result.stderr.toString() };
     },
     cleanup() {
+      // A run killed with SIGKILL leaves its overlay work directory (mode 000) until the next run.
+      spawnSync(["chmod", "-R", "u+rwx", dir], { stderr: "ignore" });
       rmSync(dir, { recursive: true, force: true });
     },
   };
