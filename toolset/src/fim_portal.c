@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -168,16 +169,17 @@ static void serve(int conn, ino_t guest_ns, int guest_levels) {
   int32_t reply = child;
   if (child < 0 || read(ready[0], &err, sizeof err) == sizeof err) reply = -1; /* exec failed */
   full_write(conn, &reply, sizeof reply);
-  /* Forward signals the client sends while the program runs. */
-  struct pollfd pfd = {conn, POLLIN, 0};
+  /* Forward signals the client sends while the program runs; a pidfd wakes us at its end. */
   int status = 0;
+  int pidfd = child > 0 ? (int)syscall(SYS_pidfd_open, child, 0) : -1;
+  struct pollfd pfd[2] = {{conn, POLLIN, 0}, {pidfd, POLLIN, 0}};
   for (;;) {
-    pid_t done = waitpid(child, &status, WNOHANG);
+    pid_t done = child > 0 ? waitpid(child, &status, WNOHANG) : -1;
     if (done == child || child < 0) break;
-    if (poll(&pfd, 1, 50) > 0) {
+    if (poll(pfd, 2, pidfd >= 0 ? -1 : 50) > 0 && (pfd[0].revents & (POLLIN | POLLHUP))) {
       unsigned char sig;
       if (read(conn, &sig, 1) == 1) kill(child, sig);
-      else pfd.fd = -1; /* the client went away: let the program finish */
+      else pfd[0].fd = -1; /* the client went away: let the program finish */
     }
   }
   int32_t code = reply < 0 ? 1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
