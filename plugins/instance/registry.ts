@@ -1,7 +1,7 @@
 // Running instances of this build (reference §11): <app>/instance/<pid> directories whose
 // launcher is still the same process (its start time is recorded, so a reused PID is never
 // taken for an instance), sorted by PID.
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Runtime } from "../../core/runtime.ts";
 
 /** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat). */
@@ -31,12 +31,16 @@ export function liveInstances(runtime: Runtime): number[] {
     .filter((name) => /^[1-9]\d*$/.test(name) && Number(name) !== process.pid)
     .map(Number)
     .filter((pid) => {
+      let started: string | undefined;
       try {
-        const { started } = JSON.parse(readFileSync(`${dir}/${pid}/instance.json`, "utf8")) as { started?: string };
-        return started !== undefined && started === startTime(pid);
+        started = (JSON.parse(readFileSync(`${dir}/${pid}/instance.json`, "utf8")) as { started?: string }).started;
       } catch {
-        return false;
+        return false; // not (yet) an instance: a run still preparing, or another command
       }
+      if (started !== undefined && started === startTime(pid)) return true;
+      // The record of a run that was killed before it could remove it: swept here.
+      rmSync(`${dir}/${pid}`, { recursive: true, force: true });
+      return false;
     })
     .sort((a, b) => a - b);
 }

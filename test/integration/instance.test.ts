@@ -52,6 +52,20 @@ describe("fim-instance", () => {
     expect(lines(none.stderr)).toEqual(["C::No instances are running", "C::The program exited with an error"]);
   }, 60_000);
 
+  test("the record of a launcher killed with SIGKILL is never listed, and is swept", async () => {
+    const run = Bun.spawn([image.path, "fim-exec", "sh", "-c", "echo ready; sleep 30"], { stdout: "pipe", stderr: "inherit" });
+    await started(run);
+    expect(image.run(["fim-instance", "list"]).stdout).toBe(`0:${run.pid}\n`);
+    run.kill(9);
+    await run.exited;
+    image.run(["fim-env", "set", "APP=$FIM_DIR_APP"]);
+    const app = image.run(["fim-env", "list"]).stdout.trim().slice("APP=".length);
+    image.run(["fim-env", "clear"]);
+    expect(require("node:fs").existsSync(join(app, "instance", String(run.pid), "instance.json"))).toBe(true);
+    expect(image.run(["fim-instance", "list"]).stdout).toBe("");
+    expect(require("node:fs").existsSync(join(app, "instance", String(run.pid)))).toBe(false);
+  });
+
   test("a stale instance directory (its PID reused by another process) is not listed", () => {
     image.run(["fim-env", "set", "APP=$FIM_DIR_APP"]);
     const app = image.run(["fim-env", "list"]).stdout.trim().slice("APP=".length);

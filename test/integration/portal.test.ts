@@ -18,6 +18,11 @@ describe("fim_portal", () => {
     expect(out.stdout).toBe("['a', 'b c']\nrc=0\nrc=3\nrc=143\n");
   });
 
+  test("signals sent to fim_portal reach the host program", () => {
+    const out = sh('fim_portal sh -c "trap \\"exit 9\\" TERM; sleep 5 & wait" & p=$!; sleep 0.5; kill -TERM $p; wait $p; echo "rc=$?"');
+    expect(out.stdout).toBe("rc=9\n");
+  });
+
   test("an unknown program: the reference's messages and exit 1", () => {
     const out = sh("fim_portal no-such-program-here; echo rc=$?");
     expect(out.stdout).toBe("rc=1\n");

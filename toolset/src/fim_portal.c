@@ -155,6 +155,7 @@ static void serve(int conn, ino_t guest_ns, int guest_levels) {
   pid_t child = fork();
   if (child == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setpgid(0, 0); /* its own process group: forwarded signals reach its children too */
     for (int i = 0; i < 3; i++) dup2(fds[i], i);
     signal(SIGPIPE, SIG_DFL);
     environ = envp;
@@ -178,7 +179,7 @@ static void serve(int conn, ino_t guest_ns, int guest_levels) {
     if (done == child || child < 0) break;
     if (poll(pfd, 2, pidfd >= 0 ? -1 : 50) > 0 && (pfd[0].revents & (POLLIN | POLLHUP))) {
       unsigned char sig;
-      if (read(conn, &sig, 1) == 1) kill(child, sig);
+      if (read(conn, &sig, 1) == 1) kill(-child, sig);
       else pfd[0].fd = -1; /* the client went away: let the program finish */
     }
   }
