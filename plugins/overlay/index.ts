@@ -42,7 +42,13 @@ export async function lockDataDirectory(runtime: Runtime, launch: Launch): Promi
   mkdirSync(data, { recursive: true });
   const fd = openSync(`${data}/.lock`, "a");
   const deadline = Date.now() + BUSY_WAIT_MS;
+  let told = false;
   while (!tryLockExclusive(fd)) {
+    if (!told) {
+      // Said at once (and at the level a run shows): the wait is otherwise silent.
+      runtime.logger(NAME).critical(`Another instance is running on ${data}: waiting up to ${BUSY_WAIT_MS / 1000} s for it to end (runs with separate FIM_DIR_DATA directories can share an image)`);
+      told = true;
+    }
     if (Date.now() > deadline) {
       closeSync(fd);
       throw new FimError(`Another instance is running on ${data} (timeout after ${BUSY_WAIT_MS}ms)`, { level: "C" });

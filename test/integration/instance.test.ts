@@ -88,3 +88,17 @@ describe("fim-instance", () => {
     expectParseError(image, ["fim-instance", "list", "x"], "Trailing arguments for fim-instance: ['x',]");
   });
 });
+
+describe("one data directory, two runs", () => {
+  test("the second run says at once that it waits for the first, then runs", async () => {
+    const first = Bun.spawn([image.path, "fim-exec", "sh", "-c", "echo ready; sleep 1.5"], { stdout: "pipe", stderr: "inherit" });
+    await started(first);
+    const second = Bun.spawn([image.path, "fim-exec", "echo", "second"], { stdout: "pipe", stderr: "pipe" });
+    const reader = second.stderr.getReader();
+    const notice = new TextDecoder().decode((await reader.read()).value);
+    expect(lines(notice)[0]).toMatch(/^C::Another instance is running on .*\.app\.flatimage\.data: waiting up to 60 s for it to end/);
+    expect(await second.exited).toBe(0);
+    expect(await new Response(second.stdout).text()).toBe("second\n");
+    expect(await first.exited).toBe(0);
+  }, 30_000);
+});
