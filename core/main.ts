@@ -4,7 +4,7 @@ import { asFimError, FimError } from "./errors.ts";
 import { logger, setConsoleLevel } from "./log.ts";
 import { computePaths, exportEnvironment } from "./paths.ts";
 import { mark, printProfile } from "./profile.ts";
-import type { Bundle } from "./plugin.ts";
+import type { Bundle, Command } from "./plugin.ts";
 import { Runtime } from "./runtime.ts";
 
 const log = logger("boot");
@@ -23,7 +23,19 @@ export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2
   try {
     const runtime = new Runtime(bundle);
     mark("plugins");
-    const image = await runtime.hooks.relocate.promise({ argv, ...(await runtime.peek(argv)) });
+    // Resolved once, before relocation (which needs to know the command); a failure is
+    // reported after it, so that an unusable image is reported first.
+    let resolved: { command: Command; args: string[] } | undefined;
+    let unresolved: unknown;
+    try {
+      const invocation = await runtime.hooks.parse.promise(argv);
+      const command = invocation && runtime.commands.get(invocation.command);
+      if (!invocation || !command) throw new FimError("Invalid fim command", { level: "C" });
+      resolved = { command, args: invocation.args };
+    } catch (error) {
+      unresolved = error;
+    }
+    const image = await runtime.hooks.relocate.promise({ argv, command: resolved?.command, args: resolved?.args ?? [] });
     if (image === undefined) throw new FimError("Path to self is not defined", { level: "C" });
     mark("relocate");
     const paths = computePaths(image);
@@ -32,11 +44,9 @@ export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2
 
     let action;
     try {
-      const invocation = await runtime.hooks.parse.promise(argv);
-      const command = invocation && runtime.commands.get(invocation.command);
-      if (!invocation || !command) throw new FimError("Invalid fim command", { level: "C" });
-      setConsoleLevel(debug ? "D" : command.consoleLevel ?? "I");
-      action = command.parse(invocation.args, runtime);
+      if (!resolved) throw unresolved;
+      setConsoleLevel(debug ? "D" : resolved.command.consoleLevel ?? "I");
+      action = resolved.command.parse(resolved.args, runtime);
     } catch (error) {
       throw asFimError(error).context("Could not parse arguments", "C");
     }

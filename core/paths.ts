@@ -107,3 +107,8 @@ export function ensureUserDir(uid = process.getuid?.() ?? 0): string {
   if ((info.mode & 0o077) !== 0) chmodSync(dir, 0o700);
   return dir;
 }
+
+/** $XDG_RUNTIME_DIR, or /run/user/<uid> (reference §6.1). */
+export function runtimeDir(): string {
+  return process.env.XDG_RUNTIME_DIR || `/run/user/${process.getuid?.() ?? 0}`;
+}

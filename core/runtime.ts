@@ -36,7 +36,7 @@ export class Runtime {
     tool: new AsyncSeriesBailHook<[string], string | undefined>(["name"]),
     /** Finds and reads the image file; may replace the process (execve) and never return. */
     relocate: new AsyncSeriesBailHook<[RelocateContext], Image | undefined>(["context"]),
-    /** Resolves argv to a command; the first plugin that claims it wins. */
+    /** Resolves argv to a command; the first plugin that claims it wins. Runs before relocation. */
     parse: new AsyncSeriesBailHook<[string[]], Invocation | undefined>(["argv"]),
     /** Prepares and plans the layer mounts (checks first, by stage). */
     mount: new AsyncSeriesHook<[Launch]>(["launch"]),
@@ -99,16 +99,6 @@ export class Runtime {
       throw new FimError(`Helper tool '${name}' is not available in this image: build the tool set (toolset/build.sh) and rebuild the image`);
     }
     return path;
-  }
-
-  /** What argv asks for, without failing: relocation needs it before the real parse. */
-  async peek(argv: string[]): Promise<{ command: Command | undefined; args: string[] }> {
-    try {
-      const invocation = await this.hooks.parse.promise(argv);
-      return { command: invocation && this.commands.get(invocation.command), args: invocation?.args ?? [] };
-    } catch {
-      return { command: undefined, args: [] };
-    }
   }
 
   logger(tag: string): Logger {

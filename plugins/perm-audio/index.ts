@@ -1,5 +1,5 @@
 // audio: the PulseAudio and PipeWire sockets, OSS and ALSA devices, /proc/asound.
-import { permissionMapper } from "../perms/mapper.ts";
+import { permissionMapper } from "../perms/index.ts";
 
 export const audioPermission = permissionMapper("audio", ({ xdg }) => [
   ["--bind-try", `${xdg}/pulse/native`, `${xdg}/pulse/native`],

@@ -1,5 +1,5 @@
 // dbus_user: the session bus socket named by $DBUS_SESSION_BUS_ADDRESS.
-import { permissionMapper } from "../perms/mapper.ts";
+import { permissionMapper } from "../perms/index.ts";
 
 export const dbusUserPermission = permissionMapper("dbus_user", ({ log }) => {
   const address = process.env.DBUS_SESSION_BUS_ADDRESS;

@@ -5,8 +5,7 @@
 import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, symlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Plugin } from "../../core/plugin.ts";
-import { grantedPermissions } from "../perms/index.ts";
-import { permissionMapper } from "../perms/mapper.ts";
+import { grantedPermissions, permissionMapper } from "../perms/index.ts";
 
 const DRIVER_FILES: [dir: string, keywords: string[]][] = [
   ["/usr/lib", ["nvidia", "cuda", "nvcuvid", "nvoptix"]],

@@ -1,5 +1,5 @@
 // home: the host's $HOME, read-write, at the same path. Not for root runs (upstream too).
-import { permissionMapper } from "../perms/mapper.ts";
+import { permissionMapper } from "../perms/index.ts";
 
 export const homePermission = permissionMapper("home", ({ identity, log }) => {
   if (identity.uid === 0) return [];

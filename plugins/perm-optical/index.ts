@@ -1,6 +1,6 @@
 // optical: CD/DVD drives (/dev/srN and /dev/sgN), up to the first N where neither exists.
 import { existsSync } from "node:fs";
-import { permissionMapper } from "../perms/mapper.ts";
+import { permissionMapper } from "../perms/index.ts";
 
 export const opticalPermission = permissionMapper("optical", () => {
   const operations: string[][] = [];

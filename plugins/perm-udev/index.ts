@@ -1,4 +1,4 @@
 // udev: the udev database (device metadata), read-write.
-import { permissionMapper } from "../perms/mapper.ts";
+import { permissionMapper } from "../perms/index.ts";
 
 export const udevPermission = permissionMapper("udev", () => [["--bind-try", "/run/udev", "/run/udev"]]);

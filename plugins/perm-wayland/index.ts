@@ -1,5 +1,5 @@
 // wayland: the compositor's socket ($XDG_RUNTIME_DIR/$WAYLAND_DISPLAY, or an absolute path).
-import { permissionMapper } from "../perms/mapper.ts";
+import { permissionMapper } from "../perms/index.ts";
 
 export const waylandPermission = permissionMapper("wayland", ({ xdg, log }) => {
   const display = process.env.WAYLAND_DISPLAY;

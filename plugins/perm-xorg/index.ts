@@ -1,6 +1,6 @@
 // xorg: $DISPLAY and the $XAUTHORITY cookie (read-only); the X socket is under /tmp, which
 // every guest sees.
-import { permissionMapper } from "../perms/mapper.ts";
+import { permissionMapper } from "../perms/index.ts";
 
 export const xorgPermission = permissionMapper("xorg", ({ log }) => {
   const { DISPLAY: display, XAUTHORITY: xauthority } = process.env;

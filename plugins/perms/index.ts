@@ -4,6 +4,8 @@ import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { SLOTS } from "../../core/reserved.ts";
 
+export { permissionMapper, type MapperContext } from "./mapper.ts";
+
 /** In bit order (bit 0 = home). */
 export const PERMISSIONS = [
   "home", "media", "audio", "wayland", "xorg", "dbus_user", "dbus_system", "udev",

@@ -2,6 +2,7 @@
 // image grants it (reference §9.3). Each permission has its own plugin folder.
 import { SANDBOX_STAGE, type Identity, type SandboxOp } from "../../core/launch.ts";
 import type { Logger } from "../../core/log.ts";
+import { runtimeDir } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { grantedPermissions, type Permission } from "./index.ts";
@@ -30,8 +31,7 @@ export function permissionMapper(permission: Permission, map: (context: MapperCo
         if (!granted) launch.state.set("perms", (granted = grantedPermissions(runtime)));
         if (!granted.has(permission)) return operations;
         log.debug(`PERM(${permission.toUpperCase()})`);
-        const xdg = process.env.XDG_RUNTIME_DIR || `/run/user/${process.getuid?.() ?? 0}`;
-        return [...operations, ...map({ runtime, log, identity: launch.identity!, xdg })];
+        return [...operations, ...map({ runtime, log, identity: launch.identity!, xdg: runtimeDir() })];
       });
     },
   };

@@ -10,7 +10,7 @@
 import { mkdirSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
 import { SANDBOX_STAGE, type Launch } from "../../core/launch.ts";
-import { ensureRuntimeHostDir } from "../../core/paths.ts";
+import { ensureRuntimeHostDir, runtimeDir } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { execve } from "../../core/libc.ts";
@@ -20,14 +20,6 @@ import { checkHost } from "./checks.ts";
 import { superviseScript } from "./script.ts";
 
 const NAME = "sandbox";
-
-/** $XDG_RUNTIME_DIR, or /run/user/<uid>. */
-export function runtimeDir(runtime: Runtime): string {
-  const dir = process.env.XDG_RUNTIME_DIR;
-  if (dir) return dir;
-  runtime.logger(NAME).warn("Could not read variable 'XDG_RUNTIME_DIR'");
-  return `/run/user/${process.getuid?.() ?? 0}`;
-}
 
 /** Hands the process over to the supervisor: returns only by throwing. */
 async function run(runtime: Runtime, operations: string[][], launch: Launch): Promise<never> {
@@ -70,7 +62,8 @@ export const sandboxPlugin: Plugin = {
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.root }, async (operations, launch) => [...operations, ...launch.rootOps]);
 
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.base }, async (operations, launch) => {
-      const xdg = runtimeDir(runtime);
+      if (!process.env.XDG_RUNTIME_DIR) runtime.logger(NAME).warn("Could not read variable 'XDG_RUNTIME_DIR'");
+      const xdg = runtimeDir();
       runtime.logger(NAME).info(`XDG_RUNTIME_DIR: ${xdg}`);
       ensureRuntimeHostDir();
       return [

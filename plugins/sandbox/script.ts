@@ -11,7 +11,7 @@ export function quote(word: string): string {
 export const commandLine = (argv: string[]) => argv.map(quote).join(" ");
 
 /** Signals forwarded to the guest. */
-export const FORWARDED = ["TERM", "HUP", "USR1", "USR2"] as const;
+const FORWARDED = ["TERM", "HUP", "USR1", "USR2"] as const;
 /** On a terminal these reach every process directly (one process group): forwarding would double them. */
 const TERMINAL_SIGNALS = ["INT", "QUIT"];
 

@@ -72,59 +72,30 @@ static ino_t pid_ns_of(pid_t pid) {
   return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
-/* A process belongs to the instance when its pid namespace is the guest's or nested in it:
- * its NSpid line then has at least as many levels, and the guest's level matches. */
-static int in_instance(pid_t peer, ino_t guest_ns, int guest_levels) {
-  char path[64], line[512];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)peer);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  int levels = 0;
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "NSpid:", 6) == 0) {
-      for (char *t = strtok(line + 6, " \t\n"); t; t = strtok(NULL, " \t\n")) levels++;
-    }
-  }
-  fclose(f);
-  if (levels < guest_levels) return 0;
-  if (levels == guest_levels) return pid_ns_of(peer) == guest_ns;
-  /* Deeper (e.g. fim-unshare pid): walk up the parents to a process in the guest's namespace. */
-  for (pid_t p = peer, depth = 0; p > 1 && depth < 16; depth++) {
-    if (pid_ns_of(p) == guest_ns) return 1;
+/* A process belongs to the instance when it, or an ancestor, is in the instance's pid
+ * namespace (an ancestor: with `fim-unshare pid` the guest has a namespace of its own). */
+static int in_instance(pid_t peer, ino_t instance_ns) {
+  for (pid_t p = peer, depth = 0; p > 1 && depth < 64; depth++) {
+    if (pid_ns_of(p) == instance_ns) return 1;
+    char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
-    f = fopen(path, "r");
+    FILE *f = fopen(path, "r");
     if (!f) return 0;
-    int ppid = 0;
-    char buf[1024];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
     char *close_paren = strrchr(buf, ')');
+    int ppid = 0;
     if (!close_paren || sscanf(close_paren + 2, "%*c %d", &ppid) != 1) return 0;
     p = ppid;
   }
   return 0;
 }
 
-static int nspid_levels(pid_t pid) {
-  char path[64], line[512];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  int levels = 0;
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "NSpid:", 6) == 0) {
-      for (char *t = strtok(line + 6, " \t\n"); t; t = strtok(NULL, " \t\n")) levels++;
-    }
-  }
-  fclose(f);
-  return levels;
-}
-
-static void serve(int conn, ino_t guest_ns, int guest_levels) {
+static void serve(int conn, ino_t instance_ns) {
   struct ucred cred;
   socklen_t len = sizeof cred;
-  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != getuid() || !in_instance(cred.pid, guest_ns, guest_levels)) {
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != getuid() || !in_instance(cred.pid, instance_ns)) {
     int32_t refused = -2;
     full_write(conn, &refused, sizeof refused);
     return;
@@ -209,9 +180,8 @@ static int daemon_main(const char *path, const char *status) {
   signal(SIGPIPE, SIG_IGN);
   pid_t guest = wait_child_pid(status);
   if (!guest) die("the sandbox did not start");
-  ino_t guest_ns = pid_ns_of(guest);
-  int guest_levels = nspid_levels(guest);
-  if (!guest_ns || !guest_levels) die("cannot read the guest's pid namespace");
+  ino_t instance_ns = pid_ns_of(guest);
+  if (!instance_ns) die("cannot read the sandbox's pid namespace");
   int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   if (s < 0 || strlen(path) >= sizeof addr.sun_path) die("socket");
@@ -229,7 +199,7 @@ static int daemon_main(const char *path, const char *status) {
     pid_t handler = fork();
     if (handler == 0) {
       close(s);
-      serve(conn, guest_ns, guest_levels);
+      serve(conn, instance_ns);
       _exit(0);
     }
     close(conn);
