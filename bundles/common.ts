@@ -13,6 +13,7 @@ import { overlayPlugin } from "../plugins/overlay/index.ts";
 import { permsPlugin } from "../plugins/perms/index.ts";
 import { portalPlugin } from "../plugins/portal/index.ts";
 import { relocatePlugin } from "../plugins/relocate/index.ts";
+import { recipePlugin } from "../plugins/recipe/index.ts";
 import { remotePlugin } from "../plugins/remote/index.ts";
 import { toolsPlugin } from "../plugins/tools/index.ts";
 import { unsharePlugin } from "../plugins/unshare/index.ts";
@@ -54,6 +55,7 @@ export const commonPlugins: Plugin[] = [
   bindPlugin,
   bootPlugin,
   remotePlugin,
+  recipePlugin,
   overlayPlugin,
   casefoldPlugin,
   notifyPlugin,
