@@ -3,6 +3,7 @@ import type { Plugin } from "../core/plugin.ts";
 import { bindPlugin } from "../plugins/bind/index.ts";
 import { bootPlugin } from "../plugins/boot/index.ts";
 import { casefoldPlugin } from "../plugins/casefold/index.ts";
+import { desktopPlugin } from "../plugins/desktop/index.ts";
 import { dispatchPlugin } from "../plugins/dispatch/index.ts";
 import { envPlugin } from "../plugins/env/index.ts";
 import { helpPlugin } from "../plugins/help/index.ts";
@@ -59,6 +60,7 @@ export const commonPlugins: Plugin[] = [
   overlayPlugin,
   casefoldPlugin,
   notifyPlugin,
+  desktopPlugin,
   layerPlugin,
   instancePlugin,
   // Running programs: the lifecycle's plugins.

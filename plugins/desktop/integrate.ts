@@ -1,0 +1,155 @@
+// Automatic integration (reference §13.3), the start notification (§13.6) and clean (§13.4).
+// Loaded only when a desktop JSON is stored.
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { FimError } from "../../core/errors.ts";
+import type { Logger } from "../../core/log.ts";
+import { readSlot, SLOTS } from "../../core/reserved.ts";
+import type { Runtime } from "../../core/runtime.ts";
+import { desktopPaths, entryText, GENERIC_MIME, globLine, ICON_SIZES, mimeText, strerror, writeAtomic, xdgDataHome } from "./files.ts";
+import { readIcon } from "./icon.ts";
+import { LOGO_SVG } from "./logo.ts";
+import { type Desktop, enabled } from "./schema.ts";
+
+const NOTIFY_WAIT_MS = 2000;
+
+function readOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs the host's update-mime-database on `<xdg>/mime` (stdio inherited, as upstream). */
+export async function updateMimeDatabase(dir: string): Promise<void> {
+  const tool = Bun.which("update-mime-database");
+  if (!tool) throw new FimError("Could not find 'update-mime-database' in PATH (install shared-mime-info)");
+  const child = Bun.spawn([tool, dir], { stdio: ["ignore", "inherit", "inherit"] });
+  const code = await child.exited;
+  if (code !== 0) throw new FimError(`update-mime-database failed with exit code: ${code}`);
+}
+
+async function integrateIcons(runtime: Runtime, paths: ReturnType<typeof desktopPaths>, log: Logger): Promise<void> {
+  for (const found of [paths.pngApp(64), paths.svgApp]) {
+    if (existsSync(found)) {
+      log.debug(`Icons are integrated, found '${found}'`);
+      return;
+    }
+  }
+  const icon = readIcon(runtime.image);
+  if (!icon) throw new FimError("Empty icon data");
+  if (icon.extension === "svg") {
+    // The apps icon last: its presence is what tells the next run that icons are done.
+    for (const path of [paths.svgMime, paths.svgApp]) if (!existsSync(path)) writeAtomic(path, icon.data);
+  } else {
+    log.info(`Reading image from the icon of '${runtime.image.path}' (${icon.extension})`);
+    const { resizeIcon } = await import("./resize.ts");
+    const sizes = await resizeIcon(icon.data, ICON_SIZES, (message) => log.info(message));
+    const marker = paths.pngApp(64);
+    for (const [size, png] of sizes) {
+      for (const path of [paths.pngMime(size), paths.pngApp(size)]) {
+        if (path === marker || existsSync(path)) continue;
+        log.info(`Saving image to '${path}'`);
+        writeAtomic(path, png);
+      }
+    }
+    log.info(`Saving image to '${marker}'`);
+    writeAtomic(marker, sizes.get(64)!);
+  }
+  writeAtomic(paths.logoMime, LOGO_SVG);
+  writeAtomic(paths.logoApp, LOGO_SVG);
+}
+
+/** Writes what the enabled integrations need; an icon failure is only logged (debug). */
+export async function integrate(runtime: Runtime, desktop: Desktop, log: Logger): Promise<void> {
+  const xdg = xdgDataHome();
+  const image = runtime.image.path;
+  const paths = desktopPaths(xdg, desktop.name);
+  if (enabled(desktop, "ENTRY")) {
+    log.info("Integrating desktop entry");
+    const text = entryText(desktop, image);
+    // Rewritten only when it changes (the image was moved or renamed, or the JSON changed).
+    if (readOrUndefined(paths.entry) !== text) writeAtomic(paths.entry, text);
+    else log.debug("Desktop entry is up to date");
+  }
+  if (enabled(desktop, "MIMETYPE")) {
+    log.info("Integrating mime database");
+    const current = readOrUndefined(paths.mime);
+    const glob = globLine(image);
+    if (current !== undefined && current.split("\n").some((line) => line.trim() === glob)) {
+      log.debug("Skipping mime database update");
+    } else {
+      writeAtomic(paths.mime, mimeText(desktop, image));
+      writeAtomic(paths.mimeGeneric, GENERIC_MIME);
+      log.info(`Updating mime database '${xdg}'`);
+      await updateMimeDatabase(paths.mimeDir);
+    }
+  }
+  if (enabled(desktop, "ICON")) {
+    log.info("Integrating desktop icons");
+    try {
+      await integrateIcons(runtime, paths, log);
+    } catch (error) {
+      log.debug(`Could not integrate icons: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** `notify-send` on the host when `fim-notify on`; its absence or failure is only logged. */
+export async function notify(runtime: Runtime, desktop: Desktop, log: Logger): Promise<void> {
+  if (readSlot(runtime.image, SLOTS.notify)[0] === 0) return;
+  const tool = Bun.which("notify-send");
+  if (!tool) {
+    log.debug("Could not find 'notify-send' in PATH: no start notification");
+    return;
+  }
+  const paths = desktopPaths(xdgDataHome(), desktop.name);
+  const icon = existsSync(paths.pngApp(64)) ? paths.pngApp(64) : paths.svgApp;
+  try {
+    const child = Bun.spawn([tool, "-i", icon, `Started '${desktop.name}' FlatImage`], { stdio: ["ignore", "ignore", "ignore"] });
+    // A notifier that hangs (no notification daemon) must not hold the start up.
+    let timer: Timer | undefined;
+    const code = await Promise.race([child.exited, new Promise<undefined>((resolve) => (timer = setTimeout(resolve, NOTIFY_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (code === undefined) {
+      child.unref();
+      log.debug(`notify-send still runs after ${NOTIFY_WAIT_MS} ms; not waiting for it`);
+    } else if (code !== 0) log.debug(`notify-send failed with exit code: ${code}`);
+  } catch (error) {
+    log.debug(`Could not run notify-send: ${(error as Error).message}`);
+  }
+}
+
+/** Removes what the enabled integrations wrote; the generic MIME file and logo stay (reference §13.4). */
+export async function clean(runtime: Runtime, desktop: Desktop, log: Logger): Promise<void> {
+  const xdg = xdgDataHome();
+  const paths = desktopPaths(xdg, desktop.name);
+  const remove = (path: string) => {
+    try {
+      rmSync(path, { force: true });
+      log.info(`Removed file '${path}'`);
+    } catch (error) {
+      log.error(`Could not remove '${path}': ${strerror(error)}`);
+    }
+  };
+  if (enabled(desktop, "ENTRY")) remove(paths.entry);
+  if (enabled(desktop, "MIMETYPE")) {
+    remove(paths.mime);
+    log.info(`Updating mime database '${xdg}'`);
+    try {
+      await updateMimeDatabase(paths.mimeDir);
+    } catch (error) {
+      log.error((error as Error).message);
+    }
+  }
+  if (enabled(desktop, "ICON")) {
+    // jpg icons were written as PNGs too (upstream removed the svg names for them).
+    const extension = readIcon(runtime.image)?.extension;
+    if (extension === "png" || extension === "jpg") {
+      for (const size of ICON_SIZES) for (const path of [paths.pngMime(size), paths.pngApp(size)]) remove(path);
+    } else {
+      remove(paths.svgMime);
+      remove(paths.svgApp);
+    }
+  }
+}

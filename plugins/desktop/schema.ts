@@ -1,0 +1,64 @@
+// The desktop configuration (reference §13.1): the setup file and the stored JSON.
+import * as v from "valibot";
+import { compareBytes } from "../../core/json.ts";
+
+/** Canonical order, as upstream stores and prints them. */
+export const ITEMS = ["ENTRY", "MIMETYPE", "ICON", "NONE"] as const;
+export type Item = (typeof ITEMS)[number];
+
+const ItemSchema = v.pipe(
+  v.string(),
+  v.transform((word) => word.toUpperCase()),
+  v.picklist(ITEMS, (issue) => `unknown integration '${String(issue.input)}' (expected entry, mimetype, icon or none)`),
+);
+
+const Categories = v.array(v.string("categories must be strings"), "categories must be an array of strings");
+
+/** The setup file: `icon` is only needed by setup; integrations default to none. */
+export const SetupSchema = v.object({
+  name: v.string("name must be a string"),
+  icon: v.optional(v.unknown()),
+  categories: Categories,
+  integrations: v.optional(v.unknown()),
+});
+
+/** What is stored in the desktop slot (without the icon). */
+export const StoredSchema = v.object({
+  name: v.string(),
+  categories: v.array(v.string()),
+  integrations: v.optional(v.unknown()),
+});
+
+export interface Desktop {
+  name: string;
+  categories: string[];
+  integrations: Item[];
+}
+
+/**
+ * Upper-cases, checks, deduplicates and orders integration words; throws on an unknown word.
+ * Anything but an array of strings counts as none (upstream).
+ */
+export function canonicalItems(raw: unknown): Item[] {
+  if (!Array.isArray(raw) || !raw.every((item) => typeof item === "string")) return [];
+  const found = new Set<Item>();
+  for (const word of raw) {
+    const parsed = v.safeParse(ItemSchema, word);
+    if (!parsed.success) throw new Error(parsed.issues[0].message);
+    found.add(parsed.output);
+  }
+  return ITEMS.filter((item) => found.has(item));
+}
+
+export function canonicalCategories(categories: string[]): string[] {
+  return [...new Set(categories)].sort(compareBytes);
+}
+
+export function enabled(desktop: Desktop, item: Exclude<Item, "NONE">): boolean {
+  return desktop.integrations.includes(item);
+}
+
+/** The stored form (reference §13.1 step 7): keys are sorted by the JSON printer. */
+export function storedForm(desktop: Desktop): Record<string, unknown> {
+  return { categories: desktop.categories, integrations: desktop.integrations, name: desktop.name };
+}
