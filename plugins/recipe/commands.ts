@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write, type Logger } from "../../core/log.ts";
 import type { Runtime } from "../../core/runtime.ts";
+import { setupDesktop } from "../desktop/index.ts";
 import { grantedPermissions } from "../perms/index.ts";
 import { remoteUrl } from "../remote/index.ts";
 import { cachePath, distribution, recipeUrl, resolve, Staging } from "./cache.ts";
@@ -140,9 +141,8 @@ async function setupRecipeDesktop(runtime: Runtime, log: Logger, section: object
   try {
     const file = join(dir, "recipe_desktop.json");
     writeFileSync(file, JSON.stringify(section), { mode: 0o600 });
-    void file;
-    // Wired to plugins/desktop's setupDesktop once that plugin is in the tree.
-    throw new FimError("this build has no desktop plugin");
+    await setupDesktop(runtime, file);
+    log.info("Desktop integration setup successful");
   } catch (error) {
     const message = error instanceof FimError ? error.chain.map((link) => link.message).join(": ") : String(error);
     log.warn(`Failed to setup desktop integration: ${message}`);

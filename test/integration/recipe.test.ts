@@ -274,3 +274,89 @@ describe("fim-recipe (blueprint image)", () => {
     expect(requests).toEqual([]);
   });
 });
+
+describe("fim-recipe install (debian image, packages from Debian's archive)", () => {
+  /** apt-get update + install of two small packages: seconds, unless the archive is slow. */
+  const NETWORK_TIMEOUT = 300_000;
+  const ICON = '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16"><rect width="16" height="16"/></svg>\n';
+  let image: TestImage;
+  let xdg: string;
+
+  beforeAll(() => {
+    // Built here (seconds, from the cached root filesystem layer) so that it has this tree's plugins.
+    const build = mkdtempSync(join(tmpdir(), "fim-test-recipe-"));
+    try {
+      buildImage("debian", join(build, "debian.flatimage"));
+      image = freshImage(join(build, "debian.flatimage"));
+    } finally {
+      rmSync(build, { recursive: true, force: true });
+    }
+    xdg = join(image.dir, "xdg");
+    files.set("/icons/greet.svg", ICON);
+    const desktop = { name: "Greet", icon: `http://127.0.0.1:${server.port}/icons/greet.svg`, categories: ["Utility"], integrations: ["ENTRY"] };
+    serve("debian", "greet", recipe("Greets the world", ["hello"], ["banner"], { desktop }));
+    serve("debian", "banner", recipe("Big letters", ["figlet"]));
+    serve("debian", "broken", recipe("A package Debian does not have", ["fim-no-such-package"]));
+  }, 600_000);
+
+  afterAll(() => image?.cleanup());
+
+  test(
+    "installs a recipe and its dependency with apt, applies its desktop section; the programs run",
+    async () => {
+      succeeded(await run(image, ["fim-perms", "add", "network"]), "fim-perms add network");
+      succeeded(await run(image, ["fim-remote", "set", remote]), "fim-remote set");
+      const result = succeeded(await run(image, ["fim-recipe", "install", "greet"], { XDG_DATA_HOME: xdg }), "fim-recipe install greet");
+      const info = lines(result.stdout).filter((line) => line.startsWith("I::") && !/^I::(ENV|XDG_RUNTIME_DIR|Overlay)/.test(line.slice(3)));
+      const cache = join(image.dir, ".app.flatimage.data/recipes/debian/latest");
+      expect(info).toEqual(
+        expect.arrayContaining([
+          `I::Successfully downloaded recipe 'greet' to '${cache}/greet.json'`,
+          `I::Successfully downloaded recipe 'banner' to '${cache}/banner.json'`,
+          "I::Found desktop integration in recipe 'greet'",
+          "I::Setting up desktop integration from recipe",
+          "I::Desktop integration setup successful",
+          "I::Installing packages: figlet hello", // dependencies first
+        ]),
+      );
+      expect(result.stdout).toContain('"name": "Greet"'); // fim-desktop setup prints the stored JSON
+      expect(result.stdout).toContain("Setting up hello");
+      expect(result.stdout).toContain("Setting up figlet");
+      expect(result.stderr).not.toContain("E::");
+
+      expect(await run(image, ["fim-exec", "hello"])).toEqual({ code: 0, stdout: "Hello, world!\n", stderr: "" });
+      const figlet = await run(image, ["fim-exec", "figlet", "hi"]);
+      expect(figlet.code).toBe(0);
+      expect(figlet.stdout).toContain("| |__ (_)");
+
+      // The desktop section is stored in the image, and this very run already integrated it.
+      const dumped = join(image.dir, "icon.svg");
+      succeeded(await run(image, ["fim-desktop", "dump", "icon", dumped]), "fim-desktop dump icon");
+      expect(readFileSync(dumped, "utf8")).toBe(ICON);
+      expect((await run(image, ["fim-desktop", "dump", "entry"])).stdout).toContain("Name=Greet\n");
+      expect(existsSync(join(xdg, "applications/flatimage-Greet.desktop"))).toBe(true);
+    },
+    NETWORK_TIMEOUT,
+  );
+
+  test(
+    "a second install reuses the cache; the package manager's exit code is the command's",
+    async () => {
+      requests.length = 0;
+      const result = await run(image, ["fim-recipe", "install", "greet,broken"], { XDG_DATA_HOME: xdg });
+      expect(result.code).toBe(100); // apt-get's
+      const cache = join(image.dir, ".app.flatimage.data/recipes/debian/latest");
+      expect(lines(result.stdout)).toEqual(
+        expect.arrayContaining([
+          `I::Using existing recipe from '${cache}/greet.json'`,
+          `I::Using existing recipe from '${cache}/banner.json'`,
+          `I::Successfully downloaded recipe 'broken' to '${cache}/broken.json'`,
+          "I::Installing packages: figlet hello fim-no-such-package",
+        ]),
+      );
+      expect(requests).toEqual(["/repo/debian/latest/broken.json", "/icons/greet.svg"]);
+      expect(result.stderr).toContain("Unable to locate package fim-no-such-package");
+    },
+    NETWORK_TIMEOUT,
+  );
+});
