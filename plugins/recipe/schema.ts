@@ -30,7 +30,7 @@ const DesktopShape = v.looseObject({
 
 function describe(issue: v.BaseIssue<unknown>): string {
   const path = v.getDotPath(issue);
-  if (path === null) return `Recipe is not a JSON object (received ${issue.received})`;
+  if (path === null) return `Invalid recipe: ${issue.message}`;
   const field = path.split(".")[0]!;
   if (path === field && issue.input === undefined) return `Missing '${field}' field`;
   return `Invalid '${path}' field: expected ${issue.expected}, received ${issue.received}`;
@@ -46,6 +46,8 @@ export function parseRecipe(bytes: Uint8Array): Recipe {
   } catch (error) {
     throw new FimError(`Could not parse json file: ${(error as Error).message}`);
   }
+  // valibot's object() takes arrays too.
+  if (json === null || typeof json !== "object" || Array.isArray(json)) throw new FimError(`Recipe is not a JSON object (received ${Array.isArray(json) ? "an array" : JSON.stringify(json)})`);
   const result = v.safeParse(RecipeSchema, json);
   if (!result.success) throw new FimError(describe(result.issues[0]));
   return result.output;
@@ -54,9 +56,10 @@ export function parseRecipe(bytes: Uint8Array): Recipe {
 /** The recipe's desktop section if it has the shape `fim-desktop setup` takes, else why not. */
 export function desktopSection(recipe: Recipe): { desktop: object } | { invalid: string } | undefined {
   if (recipe.desktop === undefined) return undefined;
+  if (recipe.desktop === null || typeof recipe.desktop !== "object" || Array.isArray(recipe.desktop)) return { invalid: "not a JSON object" };
   const result = v.safeParse(DesktopShape, recipe.desktop);
   if (result.success) return { desktop: result.output };
   const issue = result.issues[0];
-  const path = v.getDotPath(issue);
-  return { invalid: path === null ? "not a JSON object" : `'${path}': expected ${issue.expected}, received ${issue.received}` };
+  const path = v.getDotPath(issue) ?? "";
+  return { invalid: issue.input === undefined ? `'${path}' is missing` : `'${path}': expected ${issue.expected}, received ${issue.received}` };
 }
