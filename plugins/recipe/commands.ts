@@ -10,7 +10,7 @@ import { grantedPermissions } from "../perms/index.ts";
 import { remoteUrl } from "../remote/index.ts";
 import { cachePath, distribution, recipeUrl, resolve, Staging } from "./cache.ts";
 import { download } from "./download.ts";
-import { desktopSection, parseRecipe, type Recipe } from "./schema.ts";
+import { checkName, desktopSection, parseRecipe, type Recipe } from "./schema.ts";
 
 const NAME = "recipe";
 
@@ -62,6 +62,7 @@ export async function fetch(runtime: Runtime, names: string[]): Promise<number> 
 export async function info(runtime: Runtime, names: string[]): Promise<number> {
   await withContext("Failed to get recipe info", () => {
     for (const name of names) {
+      checkName(name);
       const path = cachePath(runtime, name);
       const recipe = readCached(path, `Recipe '${name}' not found locally. Use 'fim-recipe fetch ${name}' first.`);
       const dependencies = recipe.dependencies ?? [];

@@ -254,6 +254,8 @@ describe("fim-recipe (blueprint image)", () => {
     const escapes = await run(image, ["fim-recipe", "fetch", "escapes"]);
     expect(lines(escapes.stderr)).toEqual(failure("Invalid recipe name '../../../../evil'", "Failed to fetch recipe"));
     expect(requests.filter((path) => path.includes("evil"))).toEqual([]);
+    const info = await run(image, ["fim-recipe", "info", "../latest/a"]);
+    expect(lines(info.stderr)).toEqual(failure("Invalid recipe name '../latest/a'", "Failed to get recipe info"));
   });
 
   test("progress is shown on a terminal", async () => {
