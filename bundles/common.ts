@@ -24,7 +24,7 @@ import { instancePlugin } from "../plugins/instance/index.ts";
 import { mountLayersPlugin } from "../plugins/mount-layers/index.ts";
 import { overlayBwrapPlugin } from "../plugins/overlay-bwrap/index.ts";
 import { overlayFusePlugin } from "../plugins/overlay-fuse/index.ts";
-import { overlayUnionfsPlugin } from "../plugins/overlay-unionfs/index.ts";
+import { unionfsPlugin } from "../plugins/unionfs/index.ts";
 import { audioPermission } from "../plugins/perm-audio/index.ts";
 import { dbusSystemPermission } from "../plugins/perm-dbus-system/index.ts";
 import { dbusUserPermission } from "../plugins/perm-dbus-user/index.ts";
@@ -68,7 +68,7 @@ export const commonPlugins: Plugin[] = [
   mountLayersPlugin,
   overlayBwrapPlugin,
   overlayFusePlugin,
-  overlayUnionfsPlugin,
+  unionfsPlugin,
   sandboxPlugin,
   identityPlugin,
   portalPlugin,

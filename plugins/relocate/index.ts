@@ -6,12 +6,20 @@ import { closeSync, fstatSync, openSync, realpathSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
 import { elfEnd, Image } from "../../core/image.ts";
 import { execve } from "../../core/libc.ts";
-import { write } from "../../core/log.ts";
+import { write, type Logger } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { appDir } from "../../core/paths.ts";
 import { ensureLauncherCopy } from "./copy.ts";
 
 const NAME = "relocate";
+
+/**
+ * The per-build copy of the launcher, for helper processes that run during a run (the image
+ * file itself must not be executing then, or it could not be written).
+ */
+export function launcherCopy(image: Image, log: Logger): string {
+  return ensureLauncherCopy(image, appDir(process.getuid?.() ?? 0, image.header.buildId), log);
+}
 
 function fromEnvironment(): Image {
   const self = process.env.FIM_BIN_SELF;
@@ -63,7 +71,7 @@ export const relocatePlugin: Plugin = {
       const started = performance.now();
       let boot: string;
       try {
-        boot = ensureLauncherCopy(image, appDir(process.getuid?.() ?? 0, image.header.buildId), log);
+        boot = launcherCopy(image, log);
       } catch (error) {
         throw new FimError(`Could not copy the launcher: ${(error as Error).message}`).context("Failure to relocate binary", "C");
       }

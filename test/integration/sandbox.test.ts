@@ -36,11 +36,12 @@ describe("overlay types", () => {
     });
   }
 
-  test("unionfs (and casefold, which needs it) fail clearly until the FUSE issue lands", () => {
+  test("unionfs and casefold (which needs a FUSE overlay) stack the layers with our union filesystem", () => {
     for (const env of [{ FIM_OVERLAY: "unionfs" }, { FIM_CASEFOLD: "1" }]) {
-      const result = image.run(["fim-exec", "true"], { env });
-      expect(result.code).toBe(125);
-      expect(lines(result.stderr)[0]).toStartWith("C::The UNIONFS overlay (also used by casefold) is not available in this version");
+      const result = image.run(["fim-exec", "sh", "-c", "cat /etc/base.txt; echo x > /etc/unionfs-was-here; cat /etc/unionfs-was-here"], { env: { ...env, FIM_DEBUG: "1" } });
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain("base\nx\n");
+      expect(lines(result.stdout)).toContain("D::Overlay type: UNIONFS_FUSE");
     }
   });
 

@@ -1,0 +1,260 @@
+// The C library calls a FUSE server needs and Bun does not expose: stat with nanoseconds,
+// mknod, utimensat, extended attributes, mount/umount2 and descriptor passing. Paths go in
+// as bytes (a latin1 string is a byte string), so names that are not UTF-8 survive.
+import { dlopen, FFIType, ptr as pointerOf, read, type Pointer } from "bun:ffi";
+
+const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
+const { i32, u32, i64, u64, ptr } = FFIType;
+
+const symbols = {
+  __errno_location: { args: [], returns: ptr },
+  fstatat: { args: [i32, ptr, ptr, i32], returns: i32 },
+  mknod: { args: [ptr, u32, u64], returns: i32 },
+  utimensat: { args: [i32, ptr, ptr, i32], returns: i32 },
+  lgetxattr: { args: [ptr, ptr, ptr, u64], returns: i64 },
+  lsetxattr: { args: [ptr, ptr, ptr, u64, i32], returns: i32 },
+  llistxattr: { args: [ptr, ptr, u64], returns: i64 },
+  lremovexattr: { args: [ptr, ptr], returns: i32 },
+  mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
+  umount2: { args: [ptr, i32], returns: i32 },
+  socketpair: { args: [i32, i32, i32, ptr], returns: i32 },
+  recvmsg: { args: [i32, ptr, i32], returns: i64 },
+  statvfs: { args: [ptr, ptr], returns: i32 },
+  fallocate: { args: [i32, i32, i64, i64], returns: i32 },
+} as const;
+
+type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+let loaded: Libc | undefined;
+
+function libc(): Libc {
+  if (loaded) return loaded;
+  const failures: string[] = [];
+  for (const name of LIBC_NAMES) {
+    try {
+      loaded = dlopen(name, symbols).symbols;
+      return loaded;
+    } catch (error) {
+      failures.push(`${name}: ${(error as Error).message}`);
+    }
+  }
+  throw new Error(`Could not load the C library functions the FUSE server needs (${failures.join("; ")})`);
+}
+
+/** The errno of the last failed call. */
+export function errno(): number {
+  return read.i32(libc().__errno_location() as Pointer, 0);
+}
+
+// Two scratch buffers for NUL-terminated paths: calls take at most two paths.
+const PATH_MAX = 4096;
+const scratch = [Buffer.alloc(PATH_MAX + 1), Buffer.alloc(PATH_MAX + 1)] as const;
+
+/** A latin1 (byte) string as a NUL-terminated C string in scratch buffer `slot`. */
+function cpath(path: string, slot: 0 | 1 = 0): Buffer {
+  if (path.length >= PATH_MAX) throw ENAMETOOLONG;
+  const buffer = scratch[slot];
+  buffer.write(path, 0, "latin1");
+  buffer[path.length] = 0;
+  return buffer;
+}
+
+export const cstring = (text: string) => Buffer.from(`${text}\0`);
+
+const ENAMETOOLONG = 36;
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+
+/** A `struct stat` decoded into what FUSE replies need. */
+export interface Stat {
+  dev: number;
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  blocks: number;
+  atime: number;
+  atimeNsec: number;
+  mtime: number;
+  mtimeNsec: number;
+  ctime: number;
+  ctimeNsec: number;
+}
+
+const statBuffer = Buffer.alloc(256);
+// struct stat differs between x86_64 and the generic layout (arm64).
+const LAYOUT =
+  process.arch === "x64"
+    ? { dev: 0, ino: 8, nlink: 16, nlink32: false, mode: 24, uid: 28, gid: 32, rdev: 40, size: 48, blocks: 64, atime: 72 }
+    : { dev: 0, ino: 8, mode: 16, nlink: 20, nlink32: true, uid: 24, gid: 28, rdev: 32, size: 48, blocks: 64, atime: 72 };
+
+const u64At = (buffer: Buffer, offset: number) => buffer.readUInt32LE(offset) + buffer.readUInt32LE(offset + 4) * 0x1_0000_0000;
+
+/** lstat(2) with nanosecond times; throws the errno (a number) on failure. */
+export function lstat(path: string): Stat {
+  if (libc().fstatat(AT_FDCWD, cpath(path), statBuffer, AT_SYMLINK_NOFOLLOW) !== 0) throw errno();
+  const b = statBuffer;
+  const rdev = u64At(b, LAYOUT.rdev);
+  return {
+    dev: u64At(b, LAYOUT.dev),
+    // Inode numbers above 2^53 lose their top bits; none of the filesystems below us has them.
+    ino: u64At(b, LAYOUT.ino),
+    mode: b.readUInt32LE(LAYOUT.mode),
+    nlink: LAYOUT.nlink32 ? b.readUInt32LE(LAYOUT.nlink) : u64At(b, LAYOUT.nlink),
+    uid: b.readUInt32LE(LAYOUT.uid),
+    gid: b.readUInt32LE(LAYOUT.gid),
+    rdev,
+    size: u64At(b, LAYOUT.size),
+    blocks: u64At(b, LAYOUT.blocks),
+    atime: u64At(b, LAYOUT.atime),
+    atimeNsec: b.readUInt32LE(LAYOUT.atime + 8),
+    mtime: u64At(b, LAYOUT.atime + 16),
+    mtimeNsec: b.readUInt32LE(LAYOUT.atime + 24),
+    ctime: u64At(b, LAYOUT.atime + 32),
+    ctimeNsec: b.readUInt32LE(LAYOUT.atime + 40),
+  };
+}
+
+/** Whether lstat(path) succeeds (ENOENT/ENOTDIR → false; other errors are thrown). */
+export function exists(path: string): boolean {
+  if (libc().fstatat(AT_FDCWD, cpath(path), statBuffer, AT_SYMLINK_NOFOLLOW) === 0) return true;
+  const code = errno();
+  if (code === 2 || code === 20) return false;
+  throw code;
+}
+
+/** Linux's makedev for the major/minor pair the kernel sends as a 32-bit value. */
+function encodeDev(rdev: number): bigint {
+  const major = BigInt((rdev >>> 8) & 0xfff);
+  const minor = BigInt((rdev & 0xff) | ((rdev >>> 12) & 0xfff00));
+  return ((major & 0xfffn) << 8n) | ((major & ~0xfffn) << 32n) | (minor & 0xffn) | ((minor & ~0xffn) << 12n);
+}
+
+export function mknod(path: string, mode: number, rdev: number): void {
+  if (libc().mknod(cpath(path), mode, encodeDev(rdev)) !== 0) throw errno();
+}
+
+export const UTIME_NOW = (1 << 30) - 1;
+export const UTIME_OMIT = (1 << 30) - 2;
+const timespecs = Buffer.alloc(32);
+
+/** utimensat without following symlinks; a nsec of UTIME_NOW/UTIME_OMIT means now/unchanged. */
+export function utimens(path: string, atime: number, atimeNsec: number, mtime: number, mtimeNsec: number): void {
+  timespecs.writeBigInt64LE(BigInt(atime), 0);
+  timespecs.writeBigInt64LE(BigInt(atimeNsec), 8);
+  timespecs.writeBigInt64LE(BigInt(mtime), 16);
+  timespecs.writeBigInt64LE(BigInt(mtimeNsec), 24);
+  if (libc().utimensat(AT_FDCWD, cpath(path), timespecs, AT_SYMLINK_NOFOLLOW) !== 0) throw errno();
+}
+
+const xattrBuffer = Buffer.alloc(65536);
+
+/** lgetxattr; `size` 0 asks for the length only. Returns the value or its length. */
+export function getxattr(path: string, name: string, size: number): Buffer | number {
+  const target = size === 0 ? null : size <= xattrBuffer.length ? xattrBuffer : Buffer.alloc(size);
+  const length = Number(libc().lgetxattr(cpath(path), cpath(name, 1), target, BigInt(size)));
+  if (length < 0) throw errno();
+  return target ? Buffer.from(target.subarray(0, length)) : length;
+}
+
+export function setxattr(path: string, name: string, value: Buffer, flags: number): void {
+  if (libc().lsetxattr(cpath(path), cpath(name, 1), value, BigInt(value.length), flags) !== 0) throw errno();
+}
+
+/** llistxattr: the NUL-separated names, or their length when `size` is 0. */
+export function listxattr(path: string, size: number): Buffer | number {
+  const target = size === 0 ? null : size <= xattrBuffer.length ? xattrBuffer : Buffer.alloc(size);
+  const length = Number(libc().llistxattr(cpath(path), target, BigInt(size)));
+  if (length < 0) throw errno();
+  return target ? Buffer.from(target.subarray(0, length)) : length;
+}
+
+export function removexattr(path: string, name: string): void {
+  if (libc().lremovexattr(cpath(path), cpath(name, 1)) !== 0) throw errno();
+}
+
+export function fallocate(fd: number, mode: number, offset: number, length: number): void {
+  if (libc().fallocate(fd, mode, BigInt(offset), BigInt(length)) !== 0) throw errno();
+}
+
+export interface StatFs {
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  bsize: number;
+  namelen: number;
+  frsize: number;
+}
+
+const statvfsBuffer = Buffer.alloc(128);
+
+export function statfs(path: string): StatFs {
+  if (libc().statvfs(cpath(path), statvfsBuffer) !== 0) throw errno();
+  const b = statvfsBuffer;
+  // struct statvfs on 64-bit Linux: bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax.
+  return { bsize: u64At(b, 0), frsize: u64At(b, 8), blocks: u64At(b, 16), bfree: u64At(b, 24), bavail: u64At(b, 32), files: u64At(b, 40), ffree: u64At(b, 48), namelen: u64At(b, 80) };
+}
+
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MNT_DETACH = 2;
+
+export function mount(source: string, target: string, type: string, flags: number, data: string): void {
+  if (libc().mount(cstring(source), Buffer.from(`${target}\0`, "latin1"), cstring(type), BigInt(flags), cstring(data)) !== 0) throw errno();
+}
+
+export function umount2(target: string, flags: number): void {
+  if (libc().umount2(Buffer.from(`${target}\0`, "latin1"), flags) !== 0) throw errno();
+}
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+
+/** A connected pair of Unix stream sockets, close-on-exec. */
+export function socketPair(): [number, number] {
+  const fds = new Int32Array(2);
+  if (libc().socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) !== 0) throw errno();
+  return [fds[0]!, fds[1]!];
+}
+
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+
+/** Receives one descriptor sent with SCM_RIGHTS; undefined at end of stream. */
+export function receiveFd(socket: number): number | undefined {
+  const data = Buffer.alloc(1);
+  const control = Buffer.alloc(24);
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(BigInt(addressOf(data)), 0);
+  iov.writeBigUInt64LE(1n, 8);
+  // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags (56 bytes).
+  const msg = Buffer.alloc(56);
+  msg.writeBigUInt64LE(BigInt(addressOf(iov)), 16);
+  msg.writeBigUInt64LE(1n, 24);
+  msg.writeBigUInt64LE(BigInt(addressOf(control)), 32);
+  msg.writeBigUInt64LE(BigInt(control.length), 40);
+  for (;;) {
+    const received = Number(libc().recvmsg(socket, msg, 0));
+    if (received < 0) {
+      if (errno() === 4) continue;
+      throw errno();
+    }
+    if (received === 0) return undefined;
+    const controlLength = Number(msg.readBigUInt64LE(40));
+    if (controlLength >= 20 && control.readInt32LE(8) === SOL_SOCKET && control.readInt32LE(12) === SCM_RIGHTS) return control.readInt32LE(16);
+    return undefined;
+  }
+}
+
+const addressOf = (buffer: Buffer) => pointerOf(buffer);
+
+/** strerror-like text for an errno, for messages. */
+export function errnoName(code: number): string {
+  const names: Record<number, string> = { 1: "EPERM", 2: "ENOENT", 5: "EIO", 13: "EACCES", 16: "EBUSY", 19: "ENODEV", 20: "ENOTDIR", 22: "EINVAL", 95: "EOPNOTSUPP" };
+  return names[code] ?? `errno ${code}`;
+}

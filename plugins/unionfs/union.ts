@@ -1,0 +1,662 @@
+// The union filesystem: a writable upper directory over read-only lower directories, with
+// an optional case-insensitive lookup. Everything written goes to the upper directory;
+// deletions of lower entries leave overlay whiteouts (character devices 0/0) and recreated
+// directories are marked opaque (user.overlay.opaque=y), the same marks the kernel overlay
+// and fuse-overlayfs use, so `fim-layer commit` carries them into the next layer whatever
+// overlay type wrote them.
+//
+// We are the only writer below the mount while it lives, so what we learn about where a
+// name lives (which branch, whether a lower one has it) is kept and updated in place.
+import { constants as os } from "node:os";
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  fsyncSync,
+  fdatasyncSync,
+  ftruncateSync,
+  lchownSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { isUtf8 } from "node:buffer";
+import * as libc from "../../lib/fuse/libc.ts";
+import { SetattrValid, type Caller, type DirEntry, type Entry, type Filesystem, type Setattr } from "../../lib/fuse/session.ts";
+
+const { ENOENT, ENOTDIR, EEXIST, ENOTEMPTY, EXDEV, EINVAL, EBADF, ENODATA, EPERM, EISDIR } = os.errno;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFCHR = 0o020000;
+const S_IFLNK = 0o120000;
+const S_IFREG = 0o100000;
+const O_ACCMODE = 3;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
+const O_NOCTTY = 0o400;
+const O_TRUNC = 0o1000;
+const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
+const OPAQUE_MARKS = ["user.overlay.opaque", "trusted.overlay.opaque", "user.fuseoverlayfs.opaque"];
+const OPAQUE_FILE = ".wh..wh..opq";
+/** Our own bookkeeping in extended attributes: never shown to the guest. */
+const HIDDEN_XATTR = /^(trusted|user)\.(overlay|fuseoverlayfs)\./;
+
+export interface UnionOptions {
+  /** The writable directory. */
+  upper: string;
+  /** Read-only directories, the topmost first. */
+  lowers: string[];
+  /** Same filesystem as `upper`: copy-ups are written there, then renamed into place. */
+  work?: string;
+  casefold: boolean;
+}
+
+interface Node {
+  readonly id: number;
+  parent: Node | undefined;
+  /** The name the kernel knows this node by (with casefold, the spelling it was looked up with). */
+  name: string;
+  /** The name on disk. */
+  real: string;
+  lookups: number;
+  /** The topmost branch holding it (0 is the upper directory). */
+  branch: number;
+  /** For a directory: the branches its merged view is made of, topmost first. */
+  dirs: number[] | undefined;
+  /** A lower branch has this name too: deleting it needs a whiteout. */
+  inLower: boolean;
+  /** Casefold index of a directory: folded name → name on disk. */
+  fold?: Map<string, string>;
+}
+
+interface Resolved {
+  real: string;
+  stat: libc.Stat;
+  branch: number;
+  dirs: number[] | undefined;
+  inLower: boolean;
+}
+
+const bytes = (path: string) => Buffer.from(path, "latin1");
+const isDir = (mode: number) => (mode & S_IFMT) === S_IFDIR;
+const isWhiteout = (stat: libc.Stat) => (stat.mode & S_IFMT) === S_IFCHR && stat.rdev === 0;
+
+/** The case-insensitive key of a name (a byte string): Unicode lower case when it is UTF-8. */
+export function foldName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(name)) return name.toLowerCase();
+  const raw = bytes(name);
+  return isUtf8(raw) ? raw.toString("utf8").toLowerCase() : `\0${name}`;
+}
+
+export class UnionFs implements Filesystem {
+  private readonly roots: string[];
+  private readonly nodes = new Map<number, Node>();
+  private readonly byName = new Map<string, Node>();
+  private readonly files = new Map<number, number>();
+  private readonly listings = new Map<number, DirEntry[]>();
+  private readonly devices = new Map<number, number>();
+  private nextId = 2;
+  private nextHandle = 1;
+  private copies = 0;
+
+  constructor(private readonly options: UnionOptions) {
+    const latin1 = (path: string) => Buffer.from(path).toString("latin1");
+    this.roots = [options.upper, ...options.lowers].map(latin1);
+    const root: Node = { id: 1, parent: undefined, name: "", real: "", lookups: 1, branch: 0, dirs: this.roots.map((_, index) => index), inLower: false };
+    // The merged root stops at the first opaque branch, like any directory.
+    root.dirs = [];
+    for (const branch of this.roots.keys()) {
+      root.dirs.push(branch);
+      if (this.opaque(branch, "")) break;
+    }
+    this.nodes.set(1, root);
+  }
+
+  // ---- paths and nodes ----
+
+  private path(node: Node): string {
+    let path = node.real;
+    for (let up = node.parent; up && up.parent; up = up.parent) path = `${up.real}/${path}`;
+    return path;
+  }
+
+  private full(branch: number, relative: string): string {
+    return relative ? `${this.roots[branch]}/${relative}` : this.roots[branch]!;
+  }
+
+  private node(id: number): Node {
+    const node = this.nodes.get(id);
+    if (!node) throw ENOENT;
+    return node;
+  }
+
+  private directory(id: number): Node {
+    const node = this.node(id);
+    if (!node.dirs) throw ENOTDIR;
+    return node;
+  }
+
+  private stat(path: string): libc.Stat {
+    const stat = libc.lstat(path);
+    // Inode numbers of different branches may collide: each device gets its own range.
+    let device = this.devices.get(stat.dev);
+    if (device === undefined) this.devices.set(stat.dev, (device = this.devices.size));
+    stat.ino += device * 2 ** 40;
+    return stat;
+  }
+
+  private tryStat(path: string): libc.Stat | undefined {
+    try {
+      return this.stat(path);
+    } catch (code) {
+      if (code === ENOENT || code === ENOTDIR) return undefined;
+      throw code;
+    }
+  }
+
+  private opaque(branch: number, relative: string): boolean {
+    const path = this.full(branch, relative);
+    let names: Buffer | number;
+    try {
+      names = libc.listxattr(path, 65536);
+    } catch {
+      names = Buffer.alloc(0);
+    }
+    if (typeof names !== "number" && names.length > 0) {
+      for (const mark of names.toString("latin1").split("\0")) {
+        if (!OPAQUE_MARKS.includes(mark)) continue;
+        const value = libc.getxattr(path, mark, 16);
+        if (typeof value !== "number" && value.toString() === "y") return true;
+      }
+    }
+    return libc.exists(`${path}/${OPAQUE_FILE}`);
+  }
+
+  /** Where `name` lives under a directory, or undefined when it does not (or is whited out). */
+  private resolve(parent: Node, name: string): Resolved | undefined {
+    const relative = parent.parent ? `${this.path(parent)}/${name}` : name;
+    let found: Resolved | undefined;
+    let merging = false;
+    for (const branch of parent.dirs!) {
+      const stat = this.tryStat(this.full(branch, relative));
+      if (!stat) continue;
+      if (!found) {
+        if (isWhiteout(stat)) return undefined;
+        const dir = isDir(stat.mode);
+        found = { real: name, stat, branch, dirs: dir ? [branch] : undefined, inLower: false };
+        merging = dir && !this.opaque(branch, relative);
+        continue;
+      }
+      if (isWhiteout(stat)) break;
+      found.inLower = true;
+      if (!merging || !isDir(stat.mode)) break;
+      found.dirs!.push(branch);
+      if (this.opaque(branch, relative)) break;
+    }
+    return found;
+  }
+
+  /** Exact name first; with casefold, then any name that differs only in case. */
+  private find(parent: Node, name: string): Resolved | undefined {
+    const exact = this.resolve(parent, name);
+    if (exact || !this.options.casefold) return exact;
+    const real = this.foldIndex(parent).get(foldName(name));
+    return real === undefined || real === name ? undefined : this.resolve(parent, real);
+  }
+
+  private foldIndex(dir: Node): Map<string, string> {
+    if (dir.fold) return dir.fold;
+    const index = new Map<string, string>();
+    for (const entry of this.merged(dir)) {
+      const key = foldName(entry.name);
+      if (!index.has(key)) index.set(key, entry.name);
+    }
+    return (dir.fold = index);
+  }
+
+  private remember(parent: Node, name: string, where: Resolved): Node {
+    const key = `${parent.id}/${name}`;
+    let node = this.byName.get(key);
+    if (!node) {
+      node = { id: this.nextId++, parent, name, real: where.real, lookups: 0, branch: where.branch, dirs: where.dirs, inLower: where.inLower };
+      this.nodes.set(node.id, node);
+      this.byName.set(key, node);
+    } else {
+      Object.assign(node, { real: where.real, branch: where.branch, dirs: where.dirs, inLower: where.inLower });
+    }
+    node.lookups++;
+    return node;
+  }
+
+  private forgetName(parent: Node, name: string): void {
+    this.byName.delete(`${parent.id}/${name}`);
+    parent.fold = undefined;
+  }
+
+  private learned(parent: Node, name: string): void {
+    if (parent.fold && !parent.fold.has(foldName(name))) parent.fold.set(foldName(name), name);
+  }
+
+  /** The merged listing of a directory: top branch wins, whiteouts and our marks hidden. */
+  private merged(dir: Node): DirEntry[] {
+    const relative = this.path(dir);
+    const seen = new Set<string>();
+    const entries: DirEntry[] = [];
+    for (const branch of dir.dirs!) {
+      const base = this.full(branch, relative);
+      let names: Buffer[];
+      try {
+        names = readdirSync(bytes(base), { encoding: "buffer" }) as Buffer[];
+      } catch {
+        continue;
+      }
+      for (const raw of names) {
+        const name = raw.toString("latin1");
+        if (seen.has(name)) continue;
+        seen.add(name);
+        if (name === OPAQUE_FILE) continue;
+        const stat = this.tryStat(`${base}/${name}`);
+        if (!stat || isWhiteout(stat)) continue;
+        entries.push({ name, ino: stat.ino, type: (stat.mode & S_IFMT) >>> 12 });
+      }
+    }
+    return entries;
+  }
+
+  // ---- copy-up ----
+
+  /** Makes sure a directory exists in the upper branch (its parents first). */
+  private upperDir(dir: Node): void {
+    if (dir.dirs![0] === 0) return;
+    this.copyUp(dir);
+  }
+
+  private copyUp(node: Node): void {
+    if (node.branch === 0) return;
+    const parent = node.parent!;
+    this.upperDir(parent);
+    const relative = this.path(node);
+    const source = this.full(node.branch, relative);
+    const target = this.full(0, relative);
+    const stat = libc.lstat(source);
+    const type = stat.mode & S_IFMT;
+    if (type === S_IFDIR) {
+      mkdirSync(bytes(target), { mode: 0o700 });
+      this.copyMetadata(source, target, stat);
+      node.dirs = [0, ...node.dirs!];
+    } else {
+      // Written aside and renamed in: a copy cut short is never visible under its name.
+      const staging = this.options.work ? `${this.options.work}/copy-up-${process.pid}-${this.copies++}` : target;
+      if (type === S_IFREG) copyFileSync(bytes(source), bytes(staging));
+      else if (type === S_IFLNK) symlinkSync(readlinkSync(bytes(source), { encoding: "buffer" }), bytes(staging));
+      else libc.mknod(staging, stat.mode, 0);
+      this.copyMetadata(source, staging, stat);
+      if (staging !== target) {
+        try {
+          renameSync(bytes(staging), bytes(target));
+        } catch (error) {
+          unlinkSync(bytes(staging));
+          throw error;
+        }
+      }
+    }
+    node.branch = 0;
+    node.inLower = true;
+  }
+
+  private copyMetadata(source: string, target: string, stat: libc.Stat): void {
+    const link = (stat.mode & S_IFMT) === S_IFLNK;
+    try {
+      lchownSync(bytes(target), stat.uid, stat.gid);
+    } catch {
+      // an owner this namespace cannot map stays ours
+    }
+    if (!link) chmodSync(bytes(target), stat.mode & 0o7777);
+    try {
+      const names = libc.listxattr(source, 65536);
+      if (typeof names !== "number") {
+        for (const name of names.toString("latin1").split("\0")) {
+          if (!name || HIDDEN_XATTR.test(name)) continue;
+          const value = libc.getxattr(source, name, 65536);
+          if (typeof value !== "number") libc.setxattr(target, name, value, 0);
+        }
+      }
+    } catch {
+      // extended attributes the upper filesystem refuses are dropped, as cp -a does
+    }
+    libc.utimens(target, stat.atime, stat.atimeNsec, stat.mtime, stat.mtimeNsec);
+  }
+
+  private whiteout(parent: Node, name: string): void {
+    this.upperDir(parent);
+    libc.mknod(this.full(0, parent.parent ? `${this.path(parent)}/${name}` : name), S_IFCHR, 0);
+  }
+
+  /** Clears the way for a new upper entry; true when a whiteout was there (a lower name is hidden). */
+  private prepareCreate(parent: Node, name: string): { path: string; hidLower: boolean } {
+    if (this.find(parent, name)) throw EEXIST;
+    this.upperDir(parent);
+    const path = this.full(0, parent.parent ? `${this.path(parent)}/${name}` : name);
+    const existing = this.tryStat(path);
+    if (existing && isWhiteout(existing)) {
+      unlinkSync(bytes(path));
+      return { path, hidLower: true };
+    }
+    return { path, hidLower: false };
+  }
+
+  private created(parent: Node, name: string, hidLower: boolean): Entry {
+    this.learned(parent, name);
+    const where = this.resolve(parent, name);
+    if (!where) throw ENOENT;
+    where.inLower ||= hidLower;
+    const node = this.remember(parent, name, where);
+    return { node: node.id, stat: where.stat };
+  }
+
+  // ---- operations ----
+
+  lookup(parentId: number, name: string): Entry {
+    const parent = this.directory(parentId);
+    const where = this.find(parent, name);
+    if (!where) throw ENOENT;
+    const node = this.remember(parent, name, where);
+    return { node: node.id, stat: where.stat };
+  }
+
+  forget(id: number, count: number): void {
+    const node = this.nodes.get(id);
+    if (!node || id === 1) return;
+    node.lookups -= count;
+    if (node.lookups > 0) return;
+    this.nodes.delete(id);
+    const key = `${node.parent?.id}/${node.name}`;
+    if (this.byName.get(key) === node) this.byName.delete(key);
+  }
+
+  getattr(id: number): libc.Stat {
+    const node = this.node(id);
+    return this.stat(this.full(node.branch, this.path(node)));
+  }
+
+  setattr(id: number, changes: Setattr): libc.Stat {
+    const node = this.node(id);
+    this.copyUp(node);
+    const path = this.full(0, this.path(node));
+    const { valid } = changes;
+    if (valid & SetattrValid.MODE) chmodSync(bytes(path), changes.mode & 0o7777);
+    if (valid & (SetattrValid.UID | SetattrValid.GID)) {
+      lchownSync(bytes(path), valid & SetattrValid.UID ? changes.uid : -1, valid & SetattrValid.GID ? changes.gid : -1);
+    }
+    if (valid & SetattrValid.SIZE) {
+      const fd = valid & SetattrValid.FH ? this.files.get(changes.fh) : undefined;
+      if (fd !== undefined) ftruncateSync(fd, changes.size);
+      else truncateSync(bytes(path), changes.size);
+    }
+    if (valid & (SetattrValid.ATIME | SetattrValid.MTIME)) {
+      const time = (set: number, now: number, seconds: number, nsec: number): [number, number] =>
+        valid & now ? [0, libc.UTIME_NOW] : valid & set ? [seconds, nsec] : [0, libc.UTIME_OMIT];
+      const [atime, atimeNsec] = time(SetattrValid.ATIME, SetattrValid.ATIME_NOW, changes.atime, changes.atimeNsec);
+      const [mtime, mtimeNsec] = time(SetattrValid.MTIME, SetattrValid.MTIME_NOW, changes.mtime, changes.mtimeNsec);
+      libc.utimens(path, atime, atimeNsec, mtime, mtimeNsec);
+    }
+    return this.stat(path);
+  }
+
+  readlink(id: number): string {
+    const node = this.node(id);
+    return readlinkSync(bytes(this.full(node.branch, this.path(node))), { encoding: "buffer" }).toString("latin1");
+  }
+
+  symlink(parentId: number, name: string, target: string, _caller: Caller): Entry {
+    const parent = this.directory(parentId);
+    const { path, hidLower } = this.prepareCreate(parent, name);
+    symlinkSync(bytes(target), bytes(path));
+    return this.created(parent, name, hidLower);
+  }
+
+  mknod(parentId: number, name: string, mode: number, rdev: number, _caller: Caller): Entry {
+    const parent = this.directory(parentId);
+    const { path, hidLower } = this.prepareCreate(parent, name);
+    libc.mknod(path, mode, rdev);
+    return this.created(parent, name, hidLower);
+  }
+
+  mkdir(parentId: number, name: string, mode: number, _caller: Caller): Entry {
+    const parent = this.directory(parentId);
+    const { path, hidLower } = this.prepareCreate(parent, name);
+    mkdirSync(bytes(path), { mode: mode & 0o7777 });
+    // A directory made where a lower one was deleted must not show the old contents.
+    if (hidLower) libc.setxattr(path, OPAQUE_MARKS[0]!, Buffer.from("y"), 0);
+    return this.created(parent, name, hidLower);
+  }
+
+  unlink(parentId: number, name: string): void {
+    const parent = this.directory(parentId);
+    const where = this.find(parent, name);
+    if (!where) throw ENOENT;
+    if (where.dirs) throw EISDIR;
+    this.remove(parent, where);
+  }
+
+  rmdir(parentId: number, name: string): void {
+    const parent = this.directory(parentId);
+    const where = this.find(parent, name);
+    if (!where) throw ENOENT;
+    if (!where.dirs) throw ENOTDIR;
+    const probe: Node = { id: 0, parent, name: where.real, real: where.real, lookups: 0, branch: where.branch, dirs: where.dirs, inLower: where.inLower };
+    if (this.merged(probe).length > 0) throw ENOTEMPTY;
+    this.remove(parent, where);
+  }
+
+  private remove(parent: Node, where: Resolved): void {
+    const relative = parent.parent ? `${this.path(parent)}/${where.real}` : where.real;
+    if (where.branch === 0) {
+      const path = bytes(this.full(0, relative));
+      if (where.dirs) {
+        // Only whiteouts and marks are left in it (the merged view is empty).
+        for (const entry of readdirSync(path, { encoding: "buffer" }) as Buffer[]) unlinkSync(Buffer.concat([path, Buffer.from("/"), entry]));
+        rmdirSync(path);
+      } else unlinkSync(path);
+    }
+    if (where.branch !== 0 || where.inLower) this.whiteout(parent, where.real);
+    this.detach(parent, where.real);
+  }
+
+  /** Nodes of a name that is gone from a directory are no longer found by name. */
+  private detach(parent: Node, real: string): void {
+    for (const [key, node] of this.byName) if (node.parent === parent && node.real === real) this.byName.delete(key);
+    parent.fold = undefined;
+  }
+
+  rename(parentId: number, name: string, newParentId: number, newName: string, flags: number): void {
+    if (flags & RENAME_EXCHANGE) throw EINVAL;
+    const parent = this.directory(parentId);
+    const newParent = this.directory(newParentId);
+    const source = this.find(parent, name);
+    if (!source) throw ENOENT;
+    const existing = this.find(newParent, newName);
+    const sameEntry = existing !== undefined && newParent === parent && existing.real === source.real;
+    if (existing && !sameEntry && flags & RENAME_NOREPLACE) throw EEXIST;
+    // With casefold, a name that differs only in case from an existing one replaces that one,
+    // unless it is the source itself (a case-only rename).
+    const targetName = existing && !sameEntry ? existing.real : newName;
+    if (sameEntry && targetName === source.real) return;
+    if (existing && !sameEntry) {
+      if (source.dirs && !existing.dirs) throw ENOTDIR;
+      if (!source.dirs && existing.dirs) throw EISDIR;
+      if (existing.dirs) {
+        const probe: Node = { id: 0, parent: newParent, name: existing.real, real: existing.real, lookups: 0, branch: existing.branch, dirs: existing.dirs, inLower: existing.inLower };
+        if (this.merged(probe).length > 0) throw ENOTEMPTY;
+      }
+    }
+    // A directory that has lower parts would need all of them moved: the caller copies
+    // (mv does on EXDEV), as with the kernel overlay.
+    if (source.dirs && (source.branch !== 0 || source.inLower)) throw EXDEV;
+
+    const known = this.byName.get(`${parent.id}/${name}`);
+    const moving: Node = known ?? { id: 0, parent, name, real: source.real, lookups: 0, branch: source.branch, dirs: source.dirs, inLower: source.inLower };
+    Object.assign(moving, { real: source.real, branch: source.branch, dirs: source.dirs, inLower: source.inLower });
+    this.copyUp(moving);
+    this.upperDir(newParent);
+    const from = this.full(0, this.path(moving));
+    const toRelative = newParent.parent ? `${this.path(newParent)}/${targetName}` : targetName;
+    const to = this.full(0, toRelative);
+    const targetInLower = existing ? existing.branch !== 0 || existing.inLower : false;
+    const upperTarget = this.tryStat(to);
+    if (existing && existing.branch === 0 && existing.dirs) {
+      // The replaced directory may hold whiteouts: they go with it.
+      for (const entry of readdirSync(bytes(to), { encoding: "buffer" }) as Buffer[]) unlinkSync(Buffer.concat([bytes(to), Buffer.from("/"), entry]));
+    }
+    if (upperTarget && isWhiteout(upperTarget)) unlinkSync(bytes(to));
+    renameSync(bytes(from), bytes(to));
+    if (source.dirs && (targetInLower || (upperTarget && isWhiteout(upperTarget)))) libc.setxattr(to, OPAQUE_MARKS[0]!, Buffer.from("y"), 0);
+    if (moving.inLower) this.whiteout(parent, source.real);
+
+    this.detach(parent, source.real);
+    if (!sameEntry) this.detach(newParent, targetName);
+    moving.parent = newParent;
+    moving.name = newName;
+    moving.real = targetName;
+    moving.inLower = targetInLower || (upperTarget !== undefined && isWhiteout(upperTarget));
+    if (known) this.byName.set(`${newParent.id}/${newName}`, known);
+    this.learned(newParent, targetName);
+  }
+
+  link(id: number, newParentId: number, newName: string): Entry {
+    const node = this.node(id);
+    if (node.dirs) throw EPERM;
+    const newParent = this.directory(newParentId);
+    this.copyUp(node);
+    const { path, hidLower } = this.prepareCreate(newParent, newName);
+    linkSync(bytes(this.full(0, this.path(node))), bytes(path));
+    return this.created(newParent, newName, hidLower);
+  }
+
+  open(id: number, flags: number): number {
+    const node = this.node(id);
+    if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) this.copyUp(node);
+    const fd = openSync(bytes(this.full(node.branch, this.path(node))), flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
+    return this.handle(fd);
+  }
+
+  create(parentId: number, name: string, mode: number, flags: number, _caller: Caller): { entry: Entry; fh: number } {
+    const parent = this.directory(parentId);
+    const twin = this.find(parent, name);
+    if (twin) {
+      // Another spelling of an existing name (casefold): open that one.
+      if (flags & O_EXCL) throw EEXIST;
+      const entry = this.lookup(parentId, name);
+      return { entry, fh: this.open(entry.node, flags & ~O_CREAT) };
+    }
+    const { path, hidLower } = this.prepareCreate(parent, name);
+    const fd = openSync(bytes(path), flags | O_CREAT | O_EXCL, mode & 0o7777);
+    return { entry: this.created(parent, name, hidLower), fh: this.handle(fd) };
+  }
+
+  private handle(fd: number): number {
+    const fh = this.nextHandle++;
+    this.files.set(fh, fd);
+    return fh;
+  }
+
+  private fd(fh: number): number {
+    const fd = this.files.get(fh);
+    if (fd === undefined) throw EBADF;
+    return fd;
+  }
+
+  read(fh: number, offset: number, size: number, target: Buffer, at: number): number {
+    return readSync(this.fd(fh), target, at, size, offset);
+  }
+
+  write(fh: number, offset: number, data: Buffer, at: number, size: number): number {
+    return writeSync(this.fd(fh), data, at, size, offset);
+  }
+
+  release(fh: number): void {
+    const fd = this.files.get(fh);
+    this.files.delete(fh);
+    if (fd !== undefined) closeSync(fd);
+  }
+
+  fsync(fh: number, dataOnly: boolean): void {
+    if (dataOnly) fdatasyncSync(this.fd(fh));
+    else fsyncSync(this.fd(fh));
+  }
+
+  fallocate(fh: number, mode: number, offset: number, length: number): void {
+    libc.fallocate(this.fd(fh), mode, offset, length);
+  }
+
+  statfs(_id: number): libc.StatFs {
+    return libc.statfs(this.roots[0]!);
+  }
+
+  setxattr(id: number, name: string, value: Buffer, flags: number): void {
+    if (HIDDEN_XATTR.test(name)) throw EPERM;
+    const node = this.node(id);
+    this.copyUp(node);
+    libc.setxattr(this.full(0, this.path(node)), name, value, flags);
+  }
+
+  getxattr(id: number, name: string, size: number): Buffer | number {
+    if (HIDDEN_XATTR.test(name)) throw ENODATA;
+    const node = this.node(id);
+    return libc.getxattr(this.full(node.branch, this.path(node)), name, size);
+  }
+
+  listxattr(id: number, size: number): Buffer | number {
+    const node = this.node(id);
+    const all = libc.listxattr(this.full(node.branch, this.path(node)), 65536);
+    const names = typeof all === "number" ? "" : all.toString("latin1");
+    const shown = names
+      .split("\0")
+      .filter((name) => name && !HIDDEN_XATTR.test(name))
+      .map((name) => `${name}\0`)
+      .join("");
+    return size === 0 ? shown.length : bytes(shown);
+  }
+
+  removexattr(id: number, name: string): void {
+    if (HIDDEN_XATTR.test(name)) throw ENODATA;
+    const node = this.node(id);
+    this.copyUp(node);
+    libc.removexattr(this.full(0, this.path(node)), name);
+  }
+
+  opendir(id: number): number {
+    const dir = this.directory(id);
+    const self = this.stat(this.full(dir.branch, this.path(dir)));
+    const entries: DirEntry[] = [
+      { name: ".", ino: self.ino, type: S_IFDIR >>> 12 },
+      // glibc hides entries with inode 0; the parent's own number does not matter to anyone.
+      { name: "..", ino: self.ino, type: S_IFDIR >>> 12 },
+      ...this.merged(dir),
+    ];
+    const fh = this.nextHandle++;
+    this.listings.set(fh, entries);
+    return fh;
+  }
+
+  readdir(fh: number): DirEntry[] {
+    const entries = this.listings.get(fh);
+    if (!entries) throw EBADF;
+    return entries;
+  }
+
+  releasedir(fh: number): void {
+    this.listings.delete(fh);
+  }
+}
