@@ -6,12 +6,6 @@ import { compareBytes } from "../../core/json.ts";
 export const ITEMS = ["ENTRY", "MIMETYPE", "ICON", "NONE"] as const;
 export type Item = (typeof ITEMS)[number];
 
-const ItemSchema = v.pipe(
-  v.string(),
-  v.transform((word) => word.toUpperCase()),
-  v.picklist(ITEMS, (issue) => `unknown integration '${String(issue.input)}' (expected entry, mimetype, icon or none)`),
-);
-
 const Categories = v.array(v.string("categories must be strings"), "categories must be an array of strings");
 
 /** The setup file: `icon` is only needed by setup; integrations default to none. */
@@ -43,9 +37,9 @@ export function canonicalItems(raw: unknown): Item[] {
   if (!Array.isArray(raw) || !raw.every((item) => typeof item === "string")) return [];
   const found = new Set<Item>();
   for (const word of raw) {
-    const parsed = v.safeParse(ItemSchema, word);
-    if (!parsed.success) throw new Error(parsed.issues[0].message);
-    found.add(parsed.output);
+    const item = ITEMS.find((known) => known === word.toUpperCase());
+    if (!item) throw new Error(`unknown integration '${word}' (expected entry, mimetype, icon or none)`);
+    found.add(item);
   }
   return ITEMS.filter((item) => found.has(item));
 }

@@ -39,7 +39,8 @@ export function parseSetupFile(file: string): { desktop: Desktop; icon: unknown 
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const where = issue.path?.map((item) => String(item.key)).join(".");
-    throw deserializeError(`Invalid desktop integration file '${file}': ${where ? `${where}: ` : ""}${issue.message}`);
+    const message = issue.input === undefined && issue.type === "object" ? "missing" : issue.message;
+    throw deserializeError(`Invalid desktop integration file '${file}': ${where ? `${where}: ` : ""}${message}`);
   }
   let integrations;
   try {
