@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
-DEBIAN_PACKAGES=(git ca-certificates xz-utils zstd file debootstrap)
+DEBIAN_PACKAGES=(git ca-certificates xz-utils zstd file debootstrap desktop-file-utils shared-mime-info)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
