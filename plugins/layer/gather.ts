@@ -1,29 +1,48 @@
 // Walks a directory to be made into a layer (reference §12.1): regular files, symlinks,
 // directories, and overlay whiteouts (character devices 0/0, so deletions survive a
 // commit) go in; directories we cannot enter and other special files are left out.
+// Names are carried as bytes (latin1 strings), so names that are not UTF-8 go in too.
+import { isUtf8 } from "node:buffer";
 import { accessSync, constants, lstatSync, readdirSync } from "node:fs";
+import { FimError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
 
 export interface Gathered {
-  /** Relative paths that go into the layer, parents before children. */
+  /** Relative paths that go into the layer, parents before children, as byte strings (see `bytePath`). */
   entries: string[];
-  /** Relative paths left out (and everything below them). */
+  /** Relative paths left out (and everything below them), as text for the layer tool. */
   exclude: string[];
   bytes: number;
 }
 
+/** A path given as text, or a byte string joined under one, as bytes for node:fs. */
+export function bytePath(root: string, relative?: string): Buffer {
+  const base = Buffer.from(root);
+  return relative === undefined ? base : Buffer.concat([base, Buffer.from(`/${relative}`, "latin1")]);
+}
+
+/** A relative byte-string path as text for a command line: only UTF-8 names can be passed on. */
+function asText(root: string, path: string): string {
+  const raw = Buffer.from(path, "latin1");
+  if (!isUtf8(raw)) throw new FimError(`Cannot leave out '${root}/${raw.toString()}': its name is not valid UTF-8; remove it or make it readable`);
+  return raw.toString();
+}
+
 export function gather(root: string, log: Logger): Gathered {
   const result: Gathered = { entries: [], exclude: [], bytes: 0 };
+  const leaveOut = (path: string) => result.exclude.push(asText(root, path));
   const walk = (relative: string) => {
-    for (const name of readdirSync(relative ? `${root}/${relative}` : root)) {
+    const names = readdirSync(relative ? bytePath(root, relative) : bytePath(root), { encoding: "buffer" }) as Buffer[];
+    for (const raw of names) {
+      const name = raw.toString("latin1");
       const path = relative ? `${relative}/${name}` : name;
-      const info = lstatSync(`${root}/${path}`);
+      const info = lstatSync(bytePath(root, path));
       if (info.isDirectory()) {
         try {
-          accessSync(`${root}/${path}`, constants.R_OK | constants.X_OK);
+          accessSync(bytePath(root, path), constants.R_OK | constants.X_OK);
         } catch {
-          log.info(`Insufficient permissions to enter directory '${root}/${path}'`);
-          result.exclude.push(path);
+          log.info(`Insufficient permissions to enter directory '${root}/${raw.toString()}'`);
+          leaveOut(path);
           continue;
         }
         result.entries.push(path);
@@ -32,8 +51,8 @@ export function gather(root: string, log: Logger): Gathered {
         result.entries.push(path);
         result.bytes += info.isFile() ? info.size : 0;
       } else {
-        log.info(`Ignoring file '${root}/${path}'`);
-        result.exclude.push(path);
+        log.info(`Ignoring file '${root}/${Buffer.from(path, "latin1").toString()}'`);
+        leaveOut(path);
       }
     }
   };

@@ -8,7 +8,7 @@ import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { appendLayer } from "./append.ts";
 import { discoverLayers, identify } from "./discover.ts";
-import { gather } from "./gather.ts";
+import { bytePath, gather } from "./gather.ts";
 
 export { discoverLayers, type Layer } from "./discover.ts";
 
@@ -68,14 +68,14 @@ function checkLayerFile(runtime: Runtime, file: string): void {
 /** Removes what a commit captured from the upper directory, children before parents. */
 function eraseCommitted(upper: string, entries: string[], log: Logger): void {
   for (const entry of [...entries].reverse()) {
-    const path = `${upper}/${entry}`;
+    const path = bytePath(upper, entry);
     try {
       const info = lstatSync(path, { throwIfNoEntry: false });
       if (!info) continue;
       if (!info.isDirectory()) unlinkSync(path);
       else if (readdirSync(path).length === 0) rmdirSync(path);
     } catch (error) {
-      log.warn(`Could not remove file ${path}: ${(error as Error).message}`);
+      log.warn(`Could not remove file ${path.toString()}: ${(error as Error).message}`);
     }
   }
   log.info("Finished erasing files");

@@ -61,14 +61,9 @@ export interface UnionOptions {
   casefold: boolean;
 }
 
-interface Node {
-  readonly id: number;
-  parent: Node | undefined;
-  /** The name the kernel knows this node by (with casefold, the spelling it was looked up with). */
-  name: string;
-  /** The name on disk. */
-  real: string;
-  lookups: number;
+/** Where an entry lives; shared by every spelling the kernel knows it by (casefold). */
+interface Place {
+  readonly key: number;
   /** The topmost branch holding it (0 is the upper directory). */
   branch: number;
   /** For a directory: the branches its merged view is made of, topmost first. */
@@ -77,6 +72,21 @@ interface Node {
   inLower: boolean;
   /** Casefold index of a directory: folded name → name on disk. */
   fold?: Map<string, string>;
+}
+
+/**
+ * A node the kernel knows. With casefold each spelling is its own node (as with libfuse's
+ * path-based API), so that a case-only rename reaches us instead of being a no-op.
+ */
+interface Node {
+  readonly id: number;
+  parent: Node | undefined;
+  /** The name the kernel knows this node by (with casefold, the spelling it was looked up with). */
+  name: string;
+  /** The name on disk. */
+  real: string;
+  lookups: number;
+  place: Place;
 }
 
 interface Resolved {
@@ -103,6 +113,8 @@ export class UnionFs implements Filesystem {
   private readonly roots: string[];
   private readonly nodes = new Map<number, Node>();
   private readonly byName = new Map<string, Node>();
+  private readonly places = new Map<string, Place>();
+  private nextPlace = 1;
   private readonly files = new Map<number, number>();
   private readonly listings = new Map<number, DirEntry[]>();
   private readonly devices = new Map<number, number>();
@@ -113,13 +125,13 @@ export class UnionFs implements Filesystem {
   constructor(private readonly options: UnionOptions) {
     const latin1 = (path: string) => Buffer.from(path).toString("latin1");
     this.roots = [options.upper, ...options.lowers].map(latin1);
-    const root: Node = { id: 1, parent: undefined, name: "", real: "", lookups: 1, branch: 0, dirs: this.roots.map((_, index) => index), inLower: false };
     // The merged root stops at the first opaque branch, like any directory.
-    root.dirs = [];
+    const dirs: number[] = [];
     for (const branch of this.roots.keys()) {
-      root.dirs.push(branch);
+      dirs.push(branch);
       if (this.opaque(branch, "")) break;
     }
+    const root: Node = { id: 1, parent: undefined, name: "", real: "", lookups: 1, place: { key: 0, branch: 0, dirs, inLower: false } };
     this.nodes.set(1, root);
   }
 
@@ -143,7 +155,7 @@ export class UnionFs implements Filesystem {
 
   private directory(id: number): Node {
     const node = this.node(id);
-    if (!node.dirs) throw ENOTDIR;
+    if (!node.place.dirs) throw ENOTDIR;
     return node;
   }
 
@@ -188,7 +200,7 @@ export class UnionFs implements Filesystem {
     const relative = parent.parent ? `${this.path(parent)}/${name}` : name;
     let found: Resolved | undefined;
     let merging = false;
-    for (const branch of parent.dirs!) {
+    for (const branch of parent.place.dirs!) {
       const stat = this.tryStat(this.full(branch, relative));
       if (!stat) continue;
       if (!found) {
@@ -216,36 +228,46 @@ export class UnionFs implements Filesystem {
   }
 
   private foldIndex(dir: Node): Map<string, string> {
-    if (dir.fold) return dir.fold;
+    if (dir.place.fold) return dir.place.fold;
     const index = new Map<string, string>();
     for (const entry of this.merged(dir)) {
       const key = foldName(entry.name);
       if (!index.has(key)) index.set(key, entry.name);
     }
-    return (dir.fold = index);
+    return (dir.place.fold = index);
+  }
+
+  private place(parent: Node, where: Resolved): Place {
+    const key = `${parent.place.key}/${where.real}`;
+    let place = this.places.get(key);
+    if (!place) this.places.set(key, (place = { key: this.nextPlace++, branch: where.branch, dirs: where.dirs, inLower: where.inLower }));
+    else Object.assign(place, { branch: where.branch, dirs: where.dirs, inLower: where.inLower });
+    return place;
   }
 
   private remember(parent: Node, name: string, where: Resolved): Node {
     const key = `${parent.id}/${name}`;
+    const place = this.place(parent, where);
     let node = this.byName.get(key);
     if (!node) {
-      node = { id: this.nextId++, parent, name, real: where.real, lookups: 0, branch: where.branch, dirs: where.dirs, inLower: where.inLower };
+      node = { id: this.nextId++, parent, name, real: where.real, lookups: 0, place };
       this.nodes.set(node.id, node);
       this.byName.set(key, node);
     } else {
-      Object.assign(node, { real: where.real, branch: where.branch, dirs: where.dirs, inLower: where.inLower });
+      node.real = where.real;
+      node.place = place;
     }
     node.lookups++;
     return node;
   }
 
-  private forgetName(parent: Node, name: string): void {
-    this.byName.delete(`${parent.id}/${name}`);
-    parent.fold = undefined;
+  /** A node for an entry the kernel has not looked up (kept nowhere). */
+  private transient(parent: Node, where: Resolved): Node {
+    return { id: 0, parent, name: where.real, real: where.real, lookups: 0, place: this.place(parent, where) };
   }
 
   private learned(parent: Node, name: string): void {
-    if (parent.fold && !parent.fold.has(foldName(name))) parent.fold.set(foldName(name), name);
+    if (parent.place.fold && !parent.place.fold.has(foldName(name))) parent.place.fold.set(foldName(name), name);
   }
 
   /** The merged listing of a directory: top branch wins, whiteouts and our marks hidden. */
@@ -253,7 +275,7 @@ export class UnionFs implements Filesystem {
     const relative = this.path(dir);
     const seen = new Set<string>();
     const entries: DirEntry[] = [];
-    for (const branch of dir.dirs!) {
+    for (const branch of dir.place.dirs!) {
       const base = this.full(branch, relative);
       let names: Buffer[];
       try {
@@ -278,23 +300,23 @@ export class UnionFs implements Filesystem {
 
   /** Makes sure a directory exists in the upper branch (its parents first). */
   private upperDir(dir: Node): void {
-    if (dir.dirs![0] === 0) return;
+    if (dir.place.dirs![0] === 0) return;
     this.copyUp(dir);
   }
 
   private copyUp(node: Node): void {
-    if (node.branch === 0) return;
+    if (node.place.branch === 0) return;
     const parent = node.parent!;
     this.upperDir(parent);
     const relative = this.path(node);
-    const source = this.full(node.branch, relative);
+    const source = this.full(node.place.branch, relative);
     const target = this.full(0, relative);
     const stat = libc.lstat(source);
     const type = stat.mode & S_IFMT;
     if (type === S_IFDIR) {
       mkdirSync(bytes(target), { mode: 0o700 });
       this.copyMetadata(source, target, stat);
-      node.dirs = [0, ...node.dirs!];
+      node.place.dirs = [0, ...node.place.dirs!];
     } else {
       // Written aside and renamed in: a copy cut short is never visible under its name.
       const staging = this.options.work ? `${this.options.work}/copy-up-${process.pid}-${this.copies++}` : target;
@@ -311,8 +333,8 @@ export class UnionFs implements Filesystem {
         }
       }
     }
-    node.branch = 0;
-    node.inLower = true;
+    node.place.branch = 0;
+    node.place.inLower = true;
   }
 
   private copyMetadata(source: string, target: string, stat: libc.Stat): void {
@@ -387,7 +409,7 @@ export class UnionFs implements Filesystem {
 
   getattr(id: number): libc.Stat {
     const node = this.node(id);
-    return this.stat(this.full(node.branch, this.path(node)));
+    return this.stat(this.full(node.place.branch, this.path(node)));
   }
 
   setattr(id: number, changes: Setattr): libc.Stat {
@@ -416,7 +438,7 @@ export class UnionFs implements Filesystem {
 
   readlink(id: number): string {
     const node = this.node(id);
-    return readlinkSync(bytes(this.full(node.branch, this.path(node))), { encoding: "buffer" }).toString("latin1");
+    return readlinkSync(bytes(this.full(node.place.branch, this.path(node))), { encoding: "buffer" }).toString("latin1");
   }
 
   symlink(parentId: number, name: string, target: string, _caller: Caller): Entry {
@@ -455,8 +477,7 @@ export class UnionFs implements Filesystem {
     const where = this.find(parent, name);
     if (!where) throw ENOENT;
     if (!where.dirs) throw ENOTDIR;
-    const probe: Node = { id: 0, parent, name: where.real, real: where.real, lookups: 0, branch: where.branch, dirs: where.dirs, inLower: where.inLower };
-    if (this.merged(probe).length > 0) throw ENOTEMPTY;
+    if (this.merged(this.transient(parent, where)).length > 0) throw ENOTEMPTY;
     this.remove(parent, where);
   }
 
@@ -477,7 +498,8 @@ export class UnionFs implements Filesystem {
   /** Nodes of a name that is gone from a directory are no longer found by name. */
   private detach(parent: Node, real: string): void {
     for (const [key, node] of this.byName) if (node.parent === parent && node.real === real) this.byName.delete(key);
-    parent.fold = undefined;
+    this.places.delete(`${parent.place.key}/${real}`);
+    parent.place.fold = undefined;
   }
 
   rename(parentId: number, name: string, newParentId: number, newName: string, flags: number): void {
@@ -497,8 +519,7 @@ export class UnionFs implements Filesystem {
       if (source.dirs && !existing.dirs) throw ENOTDIR;
       if (!source.dirs && existing.dirs) throw EISDIR;
       if (existing.dirs) {
-        const probe: Node = { id: 0, parent: newParent, name: existing.real, real: existing.real, lookups: 0, branch: existing.branch, dirs: existing.dirs, inLower: existing.inLower };
-        if (this.merged(probe).length > 0) throw ENOTEMPTY;
+        if (this.merged(this.transient(newParent, existing)).length > 0) throw ENOTEMPTY;
       }
     }
     // A directory that has lower parts would need all of them moved: the caller copies
@@ -506,8 +527,9 @@ export class UnionFs implements Filesystem {
     if (source.dirs && (source.branch !== 0 || source.inLower)) throw EXDEV;
 
     const known = this.byName.get(`${parent.id}/${name}`);
-    const moving: Node = known ?? { id: 0, parent, name, real: source.real, lookups: 0, branch: source.branch, dirs: source.dirs, inLower: source.inLower };
-    Object.assign(moving, { real: source.real, branch: source.branch, dirs: source.dirs, inLower: source.inLower });
+    const moving: Node = known ?? this.transient(parent, source);
+    moving.real = source.real;
+    moving.place = this.place(parent, source);
     this.copyUp(moving);
     this.upperDir(newParent);
     const from = this.full(0, this.path(moving));
@@ -522,21 +544,21 @@ export class UnionFs implements Filesystem {
     if (upperTarget && isWhiteout(upperTarget)) unlinkSync(bytes(to));
     renameSync(bytes(from), bytes(to));
     if (source.dirs && (targetInLower || (upperTarget && isWhiteout(upperTarget)))) libc.setxattr(to, OPAQUE_MARKS[0]!, Buffer.from("y"), 0);
-    if (moving.inLower) this.whiteout(parent, source.real);
+    if (moving.place.inLower) this.whiteout(parent, source.real);
 
     this.detach(parent, source.real);
     if (!sameEntry) this.detach(newParent, targetName);
     moving.parent = newParent;
     moving.name = newName;
     moving.real = targetName;
-    moving.inLower = targetInLower || (upperTarget !== undefined && isWhiteout(upperTarget));
+    moving.place.inLower = targetInLower || (upperTarget !== undefined && isWhiteout(upperTarget));
     if (known) this.byName.set(`${newParent.id}/${newName}`, known);
     this.learned(newParent, targetName);
   }
 
   link(id: number, newParentId: number, newName: string): Entry {
     const node = this.node(id);
-    if (node.dirs) throw EPERM;
+    if (node.place.dirs) throw EPERM;
     const newParent = this.directory(newParentId);
     this.copyUp(node);
     const { path, hidLower } = this.prepareCreate(newParent, newName);
@@ -547,7 +569,7 @@ export class UnionFs implements Filesystem {
   open(id: number, flags: number): number {
     const node = this.node(id);
     if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) this.copyUp(node);
-    const fd = openSync(bytes(this.full(node.branch, this.path(node))), flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
+    const fd = openSync(bytes(this.full(node.place.branch, this.path(node))), flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
     return this.handle(fd);
   }
 
@@ -614,12 +636,12 @@ export class UnionFs implements Filesystem {
   getxattr(id: number, name: string, size: number): Buffer | number {
     if (HIDDEN_XATTR.test(name)) throw ENODATA;
     const node = this.node(id);
-    return libc.getxattr(this.full(node.branch, this.path(node)), name, size);
+    return libc.getxattr(this.full(node.place.branch, this.path(node)), name, size);
   }
 
   listxattr(id: number, size: number): Buffer | number {
     const node = this.node(id);
-    const all = libc.listxattr(this.full(node.branch, this.path(node)), 65536);
+    const all = libc.listxattr(this.full(node.place.branch, this.path(node)), 65536);
     const names = typeof all === "number" ? "" : all.toString("latin1");
     const shown = names
       .split("\0")
@@ -638,7 +660,7 @@ export class UnionFs implements Filesystem {
 
   opendir(id: number): number {
     const dir = this.directory(id);
-    const self = this.stat(this.full(dir.branch, this.path(dir)));
+    const self = this.stat(this.full(dir.place.branch, this.path(dir)));
     const entries: DirEntry[] = [
       { name: ".", ino: self.ino, type: S_IFDIR >>> 12 },
       // glibc hides entries with inode 0; the parent's own number does not matter to anyone.
