@@ -52,7 +52,8 @@ export interface DirEntry {
 export interface Filesystem {
   lookup(parent: number, name: string): Entry;
   forget(node: number, count: number): void;
-  getattr(node: number): Stat;
+  /** `fh` is set when the kernel asks through an open file (fstat), which may be unlinked. */
+  getattr(node: number, fh: number | undefined): Stat;
   setattr(node: number, changes: Setattr): Stat;
   readlink(node: number): string;
   symlink(parent: number, name: string, target: string, caller: Caller): Entry;
@@ -185,8 +186,10 @@ export class Session {
       }
       case Op.INTERRUPT:
         return -1;
-      case Op.GETATTR:
-        return this.attr(body, fs.getattr(node));
+      case Op.GETATTR: {
+        const throughFile = (input.readUInt32LE(arg) & 1) === 1; // FUSE_GETATTR_FH
+        return this.attr(body, fs.getattr(node, throughFile ? Number(input.readBigUInt64LE(arg + 8)) : undefined));
+      }
       case Op.SETATTR:
         return this.attr(
           body,

@@ -14,6 +14,7 @@ import {
   copyFileSync,
   fsyncSync,
   fdatasyncSync,
+  fstatSync,
   ftruncateSync,
   lchownSync,
   linkSync,
@@ -115,7 +116,7 @@ export class UnionFs implements Filesystem {
   private readonly byName = new Map<string, Node>();
   private readonly places = new Map<string, Place>();
   private nextPlace = 1;
-  private readonly files = new Map<number, number>();
+  private readonly files = new Map<number, { fd: number; node: number }>();
   private readonly listings = new Map<number, DirEntry[]>();
   private readonly devices = new Map<number, number>();
   private nextId = 2;
@@ -160,8 +161,11 @@ export class UnionFs implements Filesystem {
   }
 
   private stat(path: string): libc.Stat {
-    const stat = libc.lstat(path);
-    // Inode numbers of different branches may collide: each device gets its own range.
+    return this.distinct(libc.lstat(path));
+  }
+
+  /** Inode numbers of different branches may collide: each device gets its own range. */
+  private distinct(stat: libc.Stat): libc.Stat {
     let device = this.devices.get(stat.dev);
     if (device === undefined) this.devices.set(stat.dev, (device = this.devices.size));
     stat.ino += device * 2 ** 40;
@@ -407,9 +411,30 @@ export class UnionFs implements Filesystem {
     if (this.byName.get(key) === node) this.byName.delete(key);
   }
 
-  getattr(id: number): libc.Stat {
+  getattr(id: number, fh: number | undefined): libc.Stat {
     const node = this.node(id);
-    return this.stat(this.full(node.place.branch, this.path(node)));
+    try {
+      return this.stat(this.full(node.place.branch, this.path(node)));
+    } catch (code) {
+      // An open file whose name is gone (unlinked, or renamed through another spelling):
+      // fstat(2) does not tell us the handle, so any open handle of the node answers.
+      const handle = fh !== undefined ? this.files.get(fh) : [...this.files.values()].find((open) => open.node === id);
+      if (handle === undefined || code !== ENOENT) throw code;
+      return this.fstat(handle.fd);
+    }
+  }
+
+  private fstat(fd: number): libc.Stat {
+    const s = fstatSync(fd, { bigint: true });
+    const split = (ns: bigint): [number, number] => [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+    const [atime, atimeNsec] = split(s.atimeNs);
+    const [mtime, mtimeNsec] = split(s.mtimeNs);
+    const [ctime, ctimeNsec] = split(s.ctimeNs);
+    const number = (value: bigint) => Number(value);
+    return this.distinct({
+      ...{ dev: number(s.dev), ino: number(s.ino), mode: number(s.mode), nlink: number(s.nlink), uid: number(s.uid), gid: number(s.gid) },
+      ...{ rdev: number(s.rdev), size: number(s.size), blocks: number(s.blocks), atime, atimeNsec, mtime, mtimeNsec, ctime, ctimeNsec },
+    });
   }
 
   setattr(id: number, changes: Setattr): libc.Stat {
@@ -422,7 +447,7 @@ export class UnionFs implements Filesystem {
       lchownSync(bytes(path), valid & SetattrValid.UID ? changes.uid : -1, valid & SetattrValid.GID ? changes.gid : -1);
     }
     if (valid & SetattrValid.SIZE) {
-      const fd = valid & SetattrValid.FH ? this.files.get(changes.fh) : undefined;
+      const fd = valid & SetattrValid.FH ? this.files.get(changes.fh)?.fd : undefined;
       if (fd !== undefined) ftruncateSync(fd, changes.size);
       else truncateSync(bytes(path), changes.size);
     }
@@ -570,7 +595,7 @@ export class UnionFs implements Filesystem {
     const node = this.node(id);
     if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) this.copyUp(node);
     const fd = openSync(bytes(this.full(node.place.branch, this.path(node))), flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
-    return this.handle(fd);
+    return this.handle(fd, id);
   }
 
   create(parentId: number, name: string, mode: number, flags: number, _caller: Caller): { entry: Entry; fh: number } {
@@ -584,19 +609,20 @@ export class UnionFs implements Filesystem {
     }
     const { path, hidLower } = this.prepareCreate(parent, name);
     const fd = openSync(bytes(path), flags | O_CREAT | O_EXCL, mode & 0o7777);
-    return { entry: this.created(parent, name, hidLower), fh: this.handle(fd) };
+    const entry = this.created(parent, name, hidLower);
+    return { entry, fh: this.handle(fd, entry.node) };
   }
 
-  private handle(fd: number): number {
+  private handle(fd: number, node: number): number {
     const fh = this.nextHandle++;
-    this.files.set(fh, fd);
+    this.files.set(fh, { fd, node });
     return fh;
   }
 
   private fd(fh: number): number {
-    const fd = this.files.get(fh);
-    if (fd === undefined) throw EBADF;
-    return fd;
+    const open = this.files.get(fh);
+    if (open === undefined) throw EBADF;
+    return open.fd;
   }
 
   read(fh: number, offset: number, size: number, target: Buffer, at: number): number {
@@ -608,9 +634,9 @@ export class UnionFs implements Filesystem {
   }
 
   release(fh: number): void {
-    const fd = this.files.get(fh);
+    const open = this.files.get(fh);
     this.files.delete(fh);
-    if (fd !== undefined) closeSync(fd);
+    if (open !== undefined) closeSync(open.fd);
   }
 
   fsync(fh: number, dataOnly: boolean): void {

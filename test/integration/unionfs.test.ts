@@ -25,6 +25,10 @@ import {
   writeFileSync,
   copyFileSync,
   appendFileSync,
+  closeSync,
+  fstatSync,
+  openSync,
+  readSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -189,6 +193,22 @@ describe("union of an upper directory over lower ones", () => {
     expect(readFileSync(join(mnt, "data"), "utf8")).toBe("0123");
     expect(sh("touch -d '2001-02-03 04:05:06.123456789 UTC' data && stat -c %y data", mnt).stdout.toString()).toStartWith("2001-02-03 04:05:06.123456789");
     expect(sh("stat -c %y data", upper).stdout.toString()).toStartWith("2001-02-03 04:05:06.123456789");
+  });
+
+  test("an open file keeps working after its name is gone", async () => {
+    const { mnt } = await mountUnion(() => {});
+    writeFileSync(join(mnt, "open"), "still here");
+    const fd = openSync(join(mnt, "open"), "r+");
+    try {
+      unlinkSync(join(mnt, "open"));
+      expect(existsSync(join(mnt, "open"))).toBe(false);
+      expect(fstatSync(fd).size).toBe(10);
+      const buffer = Buffer.alloc(10);
+      expect(readSync(fd, buffer, 0, 10, 0)).toBe(10);
+      expect(buffer.toString()).toBe("still here");
+    } finally {
+      closeSync(fd);
+    }
   });
 
   test("extended attributes are kept, copied up with the file, and removable", async () => {
