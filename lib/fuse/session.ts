@@ -108,6 +108,8 @@ const INIT_WANTED =
   (1 << 22) | // MAX_PAGES
   (1 << 23); // CACHE_SYMLINKS
 const FOPEN_KEEP_CACHE = 2;
+// close(2) sends no FLUSH (Linux 5.18+; older kernels ignore the bit): we have nothing to flush.
+const FOPEN_NOFLUSH = 1 << 5;
 
 /** Serves one mounted FUSE descriptor until it is unmounted. */
 export class Session {
@@ -368,7 +370,7 @@ export class Session {
   private openOut(at: number, fh: number): number {
     const out = this.output;
     writeU64(out, at, fh);
-    out.writeUInt32LE(FOPEN_KEEP_CACHE, at + 8);
+    out.writeUInt32LE(FOPEN_KEEP_CACHE | FOPEN_NOFLUSH, at + 8);
     out.writeUInt32LE(0, at + 12);
     return 16;
   }
