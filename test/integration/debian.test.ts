@@ -96,4 +96,21 @@ describe("debian bundle", () => {
     // It came from the image itself, not from a data directory left next to it.
     expect(existsSync(join(elsewhere, ".app.flatimage.data/root/usr/bin/hello"))).toBe(false);
   });
+
+  test(
+    "apt and perl under the UNIONFS overlay with casefold (upstream's ciopfs hid File/Spec.pm)",
+    () => {
+      const moved = join(image.dir, "elsewhere/app.flatimage");
+      const env = { ...process.env, FIM_OVERLAY: "unionfs", FIM_CASEFOLD: "1" };
+      const run = (args: string[]): RunResult => {
+        const result = spawnSync([moved, ...args], { env, cwd: dirname(moved), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+        return { code: result.exitCode ?? 128, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+      };
+      const apt = succeeded(run(["fim-root", "sh", "-c", "apt-get -o Acquire::Retries=3 update && apt-get -o Acquire::Retries=3 install -y --reinstall hello"]), "apt-get install --reinstall hello");
+      expect(apt.stdout).toContain("Setting up hello");
+      const result = run(["fim-exec", "sh", "-c", 'HELLO && ls /USR/SHARE/DOC/Hello/copyright && perl -MFile::Spec -e "print File::Spec->catfile(qw(a b)), qq(\\n)"']);
+      expect(result).toEqual({ code: 0, stdout: "Hello, world!\n/USR/SHARE/DOC/Hello/copyright\na/b\n", stderr: "" });
+    },
+    NETWORK_TIMEOUT,
+  );
 });
