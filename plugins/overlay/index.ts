@@ -8,6 +8,7 @@ import type { Launch } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { readSlot, SLOTS, updateSlot } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
+import { release } from "node:os";
 import { casefoldEnabled } from "../casefold/index.ts";
 
 const NAME = "overlay";
@@ -15,7 +16,16 @@ export const OVERLAY_TYPES = ["bwrap", "overlayfs", "unionfs"] as const;
 export type OverlayType = "BWRAP" | "OVERLAYFS" | "UNIONFS";
 const BYTE_OF: Record<OverlayType, number> = { BWRAP: 0x02, OVERLAYFS: 0x04, UNIONFS: 0x08 };
 
-/** FIM_OVERLAY, then the stored byte, then BWRAP; casefold forces UNIONFS over BWRAP. */
+/** Whether a kernel of this release mounts overlayfs inside a user namespace (Linux 5.11+). */
+export function kernelOverlayInUserns(release: string): boolean {
+  const [major = 0, minor = 0] = release.split(/[.-]/).map(Number);
+  return major > 5 || (major === 5 && minor >= 11);
+}
+
+/**
+ * FIM_OVERLAY, then the stored byte, then BWRAP; casefold forces UNIONFS over BWRAP, and so
+ * does a kernel whose overlayfs cannot be mounted in the sandbox's user namespace.
+ */
 export function effectiveOverlay(runtime: Runtime): OverlayType {
   const fromEnv = process.env.FIM_OVERLAY;
   let type: OverlayType;
@@ -26,6 +36,10 @@ export function effectiveOverlay(runtime: Runtime): OverlayType {
   }
   if (type === "BWRAP" && casefoldEnabled(runtime)) {
     runtime.logger(NAME).warn("casefold cannot be used with bwrap overlayfs, falling back to unionfs");
+    type = "UNIONFS";
+  }
+  if (type === "BWRAP" && !kernelOverlayInUserns(release())) {
+    runtime.logger(NAME).warn(`This kernel (${release()}) cannot mount overlays in a user namespace (Linux 5.11 and later can), falling back to unionfs`);
     type = "UNIONFS";
   }
   return type;
