@@ -2,14 +2,17 @@
 // mknod, utimensat, extended attributes, mount/umount2 and descriptor passing. Paths go in
 // as bytes (a latin1 string is a byte string), so names that are not UTF-8 survive.
 import { dlopen, FFIType, ptr as pointerOf, read, type Pointer } from "bun:ffi";
+import { constants } from "node:os";
 
 const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
-const { i32, u32, i64, u64, ptr } = FFIType;
+const { i32, i64, u64, ptr } = FFIType;
+const SYSCALLS = process.arch === "arm64" ? { newfstatat: 79, mknodat: 33 } : { newfstatat: 262, mknodat: 259 };
 
 const symbols = {
   __errno_location: { args: [], returns: ptr },
-  fstatat: { args: [i32, ptr, ptr, i32], returns: i32 },
-  mknod: { args: [ptr, u32, u64], returns: i32 },
+  // fstatat and mknod became exported functions only in glibc 2.33: the raw system calls
+  // work with every C library. Pointers are passed as numbers.
+  syscall: { args: [i64, i64, i64, i64, i64], returns: i64 },
   utimensat: { args: [i32, ptr, ptr, i32], returns: i32 },
   lgetxattr: { args: [ptr, ptr, ptr, u64], returns: i64 },
   lsetxattr: { args: [ptr, ptr, ptr, u64, i32], returns: i32 },
@@ -51,7 +54,7 @@ const scratch = [Buffer.alloc(PATH_MAX + 1), Buffer.alloc(PATH_MAX + 1)] as cons
 
 /** A latin1 (byte) string as a NUL-terminated C string in scratch buffer `slot`. */
 function cpath(path: string, slot: 0 | 1 = 0): Buffer {
-  if (path.length >= PATH_MAX) throw ENAMETOOLONG;
+  if (path.length >= PATH_MAX) throw constants.errno.ENAMETOOLONG;
   const buffer = scratch[slot];
   buffer.write(path, 0, "latin1");
   buffer[path.length] = 0;
@@ -60,7 +63,6 @@ function cpath(path: string, slot: 0 | 1 = 0): Buffer {
 
 export const cstring = (text: string) => Buffer.from(`${text}\0`);
 
-const ENAMETOOLONG = 36;
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 
@@ -92,9 +94,13 @@ const LAYOUT =
 
 const u64At = (buffer: Buffer, offset: number) => buffer.readUInt32LE(offset) + buffer.readUInt32LE(offset + 4) * 0x1_0000_0000;
 
+function fstatat(path: string): boolean {
+  return Number(libc().syscall(SYSCALLS.newfstatat, AT_FDCWD, pointerOf(cpath(path)), pointerOf(statBuffer), AT_SYMLINK_NOFOLLOW)) === 0;
+}
+
 /** lstat(2) with nanosecond times; throws the errno (a number) on failure. */
 export function lstat(path: string): Stat {
-  if (libc().fstatat(AT_FDCWD, cpath(path), statBuffer, AT_SYMLINK_NOFOLLOW) !== 0) throw errno();
+  if (!fstatat(path)) throw errno();
   const b = statBuffer;
   const rdev = u64At(b, LAYOUT.rdev);
   return {
@@ -119,21 +125,15 @@ export function lstat(path: string): Stat {
 
 /** Whether lstat(path) succeeds (ENOENT/ENOTDIR → false; other errors are thrown). */
 export function exists(path: string): boolean {
-  if (libc().fstatat(AT_FDCWD, cpath(path), statBuffer, AT_SYMLINK_NOFOLLOW) === 0) return true;
+  if (fstatat(path)) return true;
   const code = errno();
   if (code === 2 || code === 20) return false;
   throw code;
 }
 
-/** Linux's makedev for the major/minor pair the kernel sends as a 32-bit value. */
-function encodeDev(rdev: number): bigint {
-  const major = BigInt((rdev >>> 8) & 0xfff);
-  const minor = BigInt((rdev & 0xff) | ((rdev >>> 12) & 0xfff00));
-  return ((major & 0xfffn) << 8n) | ((major & ~0xfffn) << 32n) | (minor & 0xffn) | ((minor & ~0xffn) << 12n);
-}
-
+/** mknod(2); `rdev` is in the kernel's 32-bit encoding, as FUSE sends it. */
 export function mknod(path: string, mode: number, rdev: number): void {
-  if (libc().mknod(cpath(path), mode, encodeDev(rdev)) !== 0) throw errno();
+  if (Number(libc().syscall(SYSCALLS.mknodat, AT_FDCWD, pointerOf(cpath(path)), mode, rdev)) !== 0) throw errno();
 }
 
 export const UTIME_NOW = (1 << 30) - 1;
@@ -253,8 +253,7 @@ export function receiveFd(socket: number): number | undefined {
 
 const addressOf = (buffer: Buffer) => pointerOf(buffer);
 
-/** strerror-like text for an errno, for messages. */
+/** The symbolic name of an errno (ENOENT…), for messages. */
 export function errnoName(code: number): string {
-  const names: Record<number, string> = { 1: "EPERM", 2: "ENOENT", 5: "EIO", 13: "EACCES", 16: "EBUSY", 19: "ENODEV", 20: "ENOTDIR", 22: "EINVAL", 95: "EOPNOTSUPP" };
-  return names[code] ?? `errno ${code}`;
+  return Object.entries(constants.errno).find(([, value]) => value === code)?.[0] ?? `errno ${code}`;
 }

@@ -27,6 +27,15 @@ export function kernelOverlayInUserns(release: string): boolean {
  * does a kernel whose overlayfs cannot be mounted in the sandbox's user namespace.
  */
 export function effectiveOverlay(runtime: Runtime): OverlayType {
+  // Asked by every overlay plugin of a run: decided (and warned about) once.
+  let type = decided.get(runtime);
+  if (type === undefined) decided.set(runtime, (type = decideOverlay(runtime)));
+  return type;
+}
+
+const decided = new WeakMap<Runtime, OverlayType>();
+
+function decideOverlay(runtime: Runtime): OverlayType {
   const fromEnv = process.env.FIM_OVERLAY;
   let type: OverlayType;
   if (fromEnv !== undefined && (OVERLAY_TYPES as readonly string[]).includes(fromEnv)) type = fromEnv.toUpperCase() as OverlayType;

@@ -103,7 +103,7 @@ const isDir = (mode: number) => (mode & S_IFMT) === S_IFDIR;
 const isWhiteout = (stat: libc.Stat) => (stat.mode & S_IFMT) === S_IFCHR && stat.rdev === 0;
 
 /** The case-insensitive key of a name (a byte string): Unicode lower case when it is UTF-8. */
-export function foldName(name: string): string {
+function foldName(name: string): string {
   // eslint-disable-next-line no-control-regex
   if (/^[\x00-\x7f]*$/.test(name)) return name.toLowerCase();
   const raw = bytes(name);
