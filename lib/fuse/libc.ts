@@ -131,7 +131,14 @@ export function exists(path: string): boolean {
   throw code;
 }
 
-/** mknod(2); `rdev` is in the kernel's 32-bit encoding, as FUSE sends it. */
+/** The kernel's 32-bit device number encoding (as FUSE and mknodat take it) of a dev_t from stat. */
+export function kernelDev(rdev: number): number {
+  const major = (Math.floor(rdev / 0x1_0000_0000) & 0xfffff000) | ((rdev >>> 8) & 0xfff);
+  const minor = (rdev & 0xff) | (Math.floor(rdev / 0x1000) & 0xffffff00);
+  return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
+}
+
+/** mknod(2); `rdev` is in the kernel's 32-bit encoding (see kernelDev), as FUSE sends it. */
 export function mknod(path: string, mode: number, rdev: number): void {
   if (Number(libc().syscall(SYSCALLS.mknodat, AT_FDCWD, pointerOf(cpath(path)), mode, rdev)) !== 0) throw errno();
 }

@@ -4,7 +4,7 @@
 // Handlers throw a positive errno (a number) to fail a request.
 import { readSync, writeSync } from "node:fs";
 import { constants as osConstants } from "node:os";
-import type { Stat, StatFs } from "./libc.ts";
+import { kernelDev, type Stat, type StatFs } from "./libc.ts";
 
 export const enum Op {
   LOOKUP = 1, FORGET = 2, GETATTR = 3, SETATTR = 4, READLINK = 5, SYMLINK = 6, MKNOD = 8, MKDIR = 9,
@@ -339,7 +339,7 @@ export class Session {
     out.writeUInt32LE(stat.nlink >>> 0, at + 64);
     out.writeUInt32LE(stat.uid, at + 68);
     out.writeUInt32LE(stat.gid, at + 72);
-    out.writeUInt32LE(newDev(stat.rdev), at + 76);
+    out.writeUInt32LE(kernelDev(stat.rdev), at + 76);
     out.writeUInt32LE(4096, at + 80); // blksize
     out.writeUInt32LE(0, at + 84);
   }
@@ -454,11 +454,4 @@ function errnoOf(error: unknown): number | undefined {
 function writeU64(buffer: Buffer, at: number, value: number): void {
   buffer.writeUInt32LE(value % 0x1_0000_0000 >>> 0, at);
   buffer.writeUInt32LE(Math.floor(value / 0x1_0000_0000) >>> 0, at + 4);
-}
-
-/** The kernel's 32-bit device encoding (new_encode_dev) of a 64-bit dev_t. */
-function newDev(rdev: number): number {
-  const major = Math.floor(rdev / 0x1_0000_0000) & 0xfffff000 | ((rdev >>> 8) & 0xfff);
-  const minor = (rdev & 0xff) | (Math.floor(rdev / 0x1000) & 0xffffff00);
-  return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
 }

@@ -112,6 +112,7 @@ function foldName(name: string): string {
 
 export class UnionFs implements Filesystem {
   private readonly roots: string[];
+  private readonly work: string | undefined;
   private readonly nodes = new Map<number, Node>();
   private readonly byName = new Map<string, Node>();
   private readonly places = new Map<string, Place>();
@@ -126,6 +127,7 @@ export class UnionFs implements Filesystem {
   constructor(private readonly options: UnionOptions) {
     const latin1 = (path: string) => Buffer.from(path).toString("latin1");
     this.roots = [options.upper, ...options.lowers].map(latin1);
+    this.work = options.work === undefined ? undefined : latin1(options.work);
     // The merged root stops at the first opaque branch, like any directory.
     const dirs: number[] = [];
     for (const branch of this.roots.keys()) {
@@ -323,10 +325,10 @@ export class UnionFs implements Filesystem {
       node.place.dirs = [0, ...node.place.dirs!];
     } else {
       // Written aside and renamed in: a copy cut short is never visible under its name.
-      const staging = this.options.work ? `${this.options.work}/copy-up-${process.pid}-${this.copies++}` : target;
+      const staging = this.work ? `${this.work}/copy-up-${process.pid}-${this.copies++}` : target;
       if (type === S_IFREG) copyFileSync(bytes(source), bytes(staging));
       else if (type === S_IFLNK) symlinkSync(readlinkSync(bytes(source), { encoding: "buffer" }), bytes(staging));
-      else libc.mknod(staging, stat.mode, 0);
+      else libc.mknod(staging, stat.mode, libc.kernelDev(stat.rdev));
       this.copyMetadata(source, staging, stat);
       if (staging !== target) {
         try {

@@ -195,6 +195,14 @@ describe("union of an upper directory over lower ones", () => {
     expect(sh("stat -c %y data", upper).stdout.toString()).toStartWith("2001-02-03 04:05:06.123456789");
   });
 
+  test.if(uid === 0)("a device node from a layer keeps its numbers when copied up (root only: mknod)", async () => {
+    const { mnt, upper } = await mountUnion(([top]) => expect(sh("mknod null c 1 3", top!).exitCode).toBe(0));
+    chmodSync(join(mnt, "null"), 0o600);
+    const copied = lstatSync(join(upper, "null"));
+    expect([copied.isCharacterDevice(), copied.rdev, copied.mode & 0o777]).toEqual([true, lstatSync("/dev/null").rdev, 0o600]);
+    expect(lstatSync(join(mnt, "null")).rdev).toBe(lstatSync("/dev/null").rdev);
+  });
+
   test("an open file keeps working after its name is gone", async () => {
     const { mnt } = await mountUnion(() => {});
     writeFileSync(join(mnt, "open"), "still here");
