@@ -28,6 +28,7 @@ import {
   symlinkSync,
   truncateSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import { isUtf8 } from "node:buffer";
@@ -203,6 +204,7 @@ export class UnionFs implements Filesystem {
 
   /** Where `name` lives under a directory, or undefined when it does not (or is whited out). */
   private resolve(parent: Node, name: string): Resolved | undefined {
+    if (name === OPAQUE_FILE) return undefined;
     const relative = parent.parent ? `${this.path(parent)}/${name}` : name;
     let found: Resolved | undefined;
     let merging = false;
@@ -371,7 +373,19 @@ export class UnionFs implements Filesystem {
     libc.mknod(this.full(0, parent.parent ? `${this.path(parent)}/${name}` : name), S_IFCHR, 0);
   }
 
-  /** Clears the way for a new upper entry; true when a whiteout was there (a lower name is hidden). */
+  /**
+   * Hides what lower layers have under an upper directory. The xattr is what the kernel
+   * overlay reads; on a filesystem without user xattrs, fuse-overlayfs's marker file.
+   */
+  private markOpaque(path: string): void {
+    try {
+      libc.setxattr(path, OPAQUE_MARKS[0]!, Buffer.from("y"), 0);
+    } catch {
+      writeFileSync(bytes(`${path}/${OPAQUE_FILE}`), "");
+    }
+  }
+
+  /** Clears the way for a new upper entry; `hidLower` when a whiteout was there (a lower name is hidden). */
   private prepareCreate(parent: Node, name: string): { path: string; hidLower: boolean } {
     if (this.find(parent, name)) throw EEXIST;
     this.upperDir(parent);
@@ -487,7 +501,7 @@ export class UnionFs implements Filesystem {
     const { path, hidLower } = this.prepareCreate(parent, name);
     mkdirSync(bytes(path), { mode: mode & 0o7777 });
     // A directory made where a lower one was deleted must not show the old contents.
-    if (hidLower) libc.setxattr(path, OPAQUE_MARKS[0]!, Buffer.from("y"), 0);
+    if (hidLower) this.markOpaque(path);
     return this.created(parent, name, hidLower);
   }
 
@@ -570,7 +584,7 @@ export class UnionFs implements Filesystem {
     }
     if (upperTarget && isWhiteout(upperTarget)) unlinkSync(bytes(to));
     renameSync(bytes(from), bytes(to));
-    if (source.dirs && (targetInLower || (upperTarget && isWhiteout(upperTarget)))) libc.setxattr(to, OPAQUE_MARKS[0]!, Buffer.from("y"), 0);
+    if (source.dirs && (targetInLower || (upperTarget && isWhiteout(upperTarget)))) this.markOpaque(to);
     if (moving.place.inLower) this.whiteout(parent, source.real);
 
     this.detach(parent, source.real);
