@@ -593,6 +593,8 @@ export class UnionFs implements Filesystem {
     moving.name = newName;
     moving.real = targetName;
     moving.place.inLower = targetInLower || (upperTarget !== undefined && isWhiteout(upperTarget));
+    moving.place.branch = 0;
+    this.places.set(`${newParent.place.key}/${targetName}`, moving.place);
     if (known) this.byName.set(`${newParent.id}/${newName}`, known);
     this.learned(newParent, targetName);
   }

@@ -270,6 +270,98 @@ describe("union of an upper directory over lower ones", () => {
   });
 });
 
+describe("against a plain directory", () => {
+  /** Type, mode, contents or target of every entry below `root`, sorted. */
+  function snapshot(root: string): string[] {
+    const out: string[] = [];
+    const walk = (relative: string) => {
+      for (const name of readdirSync(join(root, relative)).sort()) {
+        const path = relative ? `${relative}/${name}` : name;
+        const stat = lstatSync(join(root, path));
+        const mode = (stat.mode & 0o7777).toString(8);
+        if (stat.isDirectory()) {
+          out.push(`${path}/ ${mode}`);
+          walk(path);
+        } else if (stat.isSymbolicLink()) out.push(`${path} -> ${readlinkSync(join(root, path))}`);
+        else out.push(`${path} ${mode} ${readFileSync(join(root, path), "utf8")}`);
+      }
+    };
+    walk("");
+    return out;
+  }
+
+  test("500 random changes give the same tree as on a plain copy, and the same after a remount", async () => {
+    const layout = (top: string, bottom: string) => {
+      for (const [path, content] of Object.entries({ "a/x": "bottom-x", "a/b/y": "bottom-y", "c/z": "bottom-z", "t": "bottom-t" })) {
+        mkdirSync(join(bottom, path, ".."), { recursive: true });
+        writeFileSync(join(bottom, path), content);
+      }
+      for (const [path, content] of Object.entries({ "a/x": "top-x", "a/w": "top-w", "d/v": "top-v" })) {
+        mkdirSync(join(top, path, ".."), { recursive: true });
+        writeFileSync(join(top, path), content);
+      }
+    };
+    const first = await mountUnion(([top, bottom]) => layout(top!, bottom!));
+    const plain = join(first.dir, "plain");
+    mkdirSync(plain);
+    layout(plain, plain);
+    // The plain copy holds the merged view: the top layer's files win.
+    writeFileSync(join(plain, "a/x"), "top-x");
+    expect(snapshot(first.mnt)).toEqual(snapshot(plain));
+
+    let seed = Number(process.env.FIM_TEST_SEED ?? 12345); // another seed: FIM_TEST_SEED=n
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const names = ["a", "a/x", "a/b", "a/b/y", "a/w", "c", "c/z", "d", "d/v", "t", "n", "a/n", "c/m", "d/e", "d/e/f"];
+    const pick = () => names[random(names.length)]!;
+    const outcome = (action: () => void): string => {
+      try {
+        action();
+        return "ok";
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code ?? String(error);
+      }
+    };
+    const operations: ((root: string, a: string, b: string, n: number) => void)[] = [
+      (root, a, _b, n) => writeFileSync(join(root, a), `w${n}`),
+      (root, a, _b, n) => appendFileSync(join(root, a), `+${n}`),
+      (root, a) => unlinkSync(join(root, a)),
+      (root, a) => mkdirSync(join(root, a)),
+      (root, a) => rmdirSync(join(root, a)),
+      (root, a, b) => renameSync(join(root, a), join(root, b)),
+      (root, a, _b, n) => symlinkSync(`target${n}`, join(root, a)),
+      (root, a, _b, n) => chmodSync(join(root, a), [0o600, 0o755, 0o640][n % 3]!),
+      (root, a, _b, n) => truncateSync(join(root, a), n % 3),
+    ];
+    let changes = 0;
+    for (let n = 0; n < 500; n++) {
+      const operation = operations[random(operations.length)]!;
+      const [a, b] = [pick(), pick()];
+      const union = outcome(() => operation(first.mnt, a, b, n));
+      // Moving a directory that has parts in a layer is refused (EXDEV), as by the kernel overlay.
+      if (union === "EXDEV") continue;
+      const expected = outcome(() => operation(plain, a, b, n));
+      expect(`${n}: ${union}`).toBe(`${n}: ${expected}`);
+      if (union === "ok") changes++;
+    }
+    // Most random operations fail (no such name, not empty…); enough of them must not.
+    expect(changes).toBeGreaterThan(150);
+    const final = snapshot(plain);
+    expect(snapshot(first.mnt)).toEqual(final);
+
+    // The upper directory alone (whiteouts, opaque marks) gives the same tree to a new server.
+    const { upper, lowers, dir } = first;
+    spawnSync(["fusermount3", "-u", first.mnt]);
+    await first.server.exited;
+    const request = { mountpoint: first.mnt, upper, lowers, work: join(dir, "work"), casefold: false, mount: "fusermount", ttl: 1 };
+    const second = spawn([process.execPath, SERVER, JSON.stringify(request)], { stdout: "pipe", stderr: "pipe" });
+    current = { ...first, server: second };
+    const reader = second.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
+    reader.releaseLock();
+    expect(snapshot(first.mnt)).toEqual(final);
+  });
+});
+
 describe("casefold", () => {
   test("case-insensitive lookup, exact name first: names with capitals in lower layers stay visible", async () => {
     const { mnt } = await mountUnion(([top, bottom]) => {
