@@ -82,6 +82,7 @@ afterEach(async () => {
   spawnSync(["fusermount3", "-u", "-z", mnt]);
   server.kill("SIGKILL");
   await server.exited;
+  spawnSync(["chmod", "-R", "u+rwx", dir]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -329,7 +330,8 @@ describe("against a plain directory", () => {
       (root, a) => rmdirSync(join(root, a)),
       (root, a, b) => renameSync(join(root, a), join(root, b)),
       (root, a, _b, n) => symlinkSync(`target${n}`, join(root, a)),
-      (root, a, _b, n) => chmodSync(join(root, a), [0o600, 0o755, 0o640][n % 3]!),
+      // Modes that keep the owner's access: which error comes first otherwise differs by filesystem.
+      (root, a, _b, n) => chmodSync(join(root, a), [0o700, 0o755, 0o750][n % 3]!),
       (root, a, _b, n) => truncateSync(join(root, a), n % 3),
     ];
     let changes = 0;
