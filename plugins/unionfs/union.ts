@@ -66,6 +66,9 @@ export interface UnionOptions {
 /** Where an entry lives; shared by every spelling the kernel knows it by (casefold). */
 interface Place {
   readonly key: number;
+  /** Under which `<parent place key>/<name>` it is found, while it is; nodes using it. */
+  slot: string | undefined;
+  refs: number;
   /** The topmost branch holding it (0 is the upper directory). */
   branch: number;
   /** For a directory: the branches its merged view is made of, topmost first. */
@@ -135,8 +138,13 @@ export class UnionFs implements Filesystem {
       dirs.push(branch);
       if (this.opaque(branch, "")) break;
     }
-    const root: Node = { id: 1, parent: undefined, name: "", real: "", lookups: 1, place: { key: 0, branch: 0, dirs, inLower: false } };
+    const root: Node = { id: 1, parent: undefined, name: "", real: "", lookups: 1, place: { key: 0, slot: undefined, refs: 1, branch: 0, dirs, inLower: false } };
     this.nodes.set(1, root);
+  }
+
+  /** How many nodes and places are kept (for tests: both shrink back as the kernel forgets). */
+  get kept(): { nodes: number; places: number } {
+    return { nodes: this.nodes.size, places: this.places.size };
   }
 
   // ---- paths and nodes ----
@@ -245,33 +253,42 @@ export class UnionFs implements Filesystem {
     return (dir.place.fold = index);
   }
 
-  private place(parent: Node, where: Resolved): Place {
-    const key = `${parent.place.key}/${where.real}`;
-    let place = this.places.get(key);
-    if (!place) this.places.set(key, (place = { key: this.nextPlace++, branch: where.branch, dirs: where.dirs, inLower: where.inLower }));
-    else Object.assign(place, { branch: where.branch, dirs: where.dirs, inLower: where.inLower });
+  /** The shared place of an entry, updated from `where`; a new one is kept only when `keep`. */
+  private place(parent: Node, where: Resolved, keep: boolean): Place {
+    const slot = `${parent.place.key}/${where.real}`;
+    const known = this.places.get(slot);
+    if (known) return Object.assign(known, { branch: where.branch, dirs: where.dirs, inLower: where.inLower });
+    const place: Place = { key: this.nextPlace++, slot: undefined, refs: 0, branch: where.branch, dirs: where.dirs, inLower: where.inLower };
+    if (keep) this.places.set((place.slot = slot), place);
     return place;
+  }
+
+  /** Points a node at a place; a place no node uses any more is dropped (memory stays bounded). */
+  private use(node: Node, place: Place | undefined): void {
+    if (node.place === place) return;
+    const old = node.place as Place | undefined;
+    if (place) (node.place = place).refs++;
+    if (old && --old.refs <= 0 && old.slot !== undefined && this.places.get(old.slot) === old) this.places.delete(old.slot);
   }
 
   private remember(parent: Node, name: string, where: Resolved): Node {
     const key = `${parent.id}/${name}`;
-    const place = this.place(parent, where);
+    const place = this.place(parent, where, true);
     let node = this.byName.get(key);
     if (!node) {
-      node = { id: this.nextId++, parent, name, real: where.real, lookups: 0, place };
+      node = { id: this.nextId++, parent, name, real: where.real, lookups: 0, place: undefined! };
       this.nodes.set(node.id, node);
       this.byName.set(key, node);
-    } else {
-      node.real = where.real;
-      node.place = place;
     }
+    node.real = where.real;
+    this.use(node, place);
     node.lookups++;
     return node;
   }
 
   /** A node for an entry the kernel has not looked up (kept nowhere). */
   private transient(parent: Node, where: Resolved): Node {
-    return { id: 0, parent, name: where.real, real: where.real, lookups: 0, place: this.place(parent, where) };
+    return { id: 0, parent, name: where.real, real: where.real, lookups: 0, place: this.place(parent, where, false) };
   }
 
   private learned(parent: Node, name: string): void {
@@ -425,6 +442,7 @@ export class UnionFs implements Filesystem {
     this.nodes.delete(id);
     const key = `${node.parent?.id}/${node.name}`;
     if (this.byName.get(key) === node) this.byName.delete(key);
+    this.use(node, undefined);
   }
 
   getattr(id: number, fh: number | undefined): libc.Stat {
@@ -570,7 +588,7 @@ export class UnionFs implements Filesystem {
     const known = this.byName.get(`${parent.id}/${name}`);
     const moving: Node = known ?? this.transient(parent, source);
     moving.real = source.real;
-    moving.place = this.place(parent, source);
+    if (known) this.use(known, this.place(parent, source, true));
     this.copyUp(moving);
     this.upperDir(newParent);
     const from = this.full(0, this.path(moving));
@@ -594,7 +612,7 @@ export class UnionFs implements Filesystem {
     moving.real = targetName;
     moving.place.inLower = targetInLower || (upperTarget !== undefined && isWhiteout(upperTarget));
     moving.place.branch = 0;
-    this.places.set(`${newParent.place.key}/${targetName}`, moving.place);
+    if (known) this.places.set((known.place.slot = `${newParent.place.key}/${targetName}`), known.place);
     if (known) this.byName.set(`${newParent.id}/${newName}`, known);
     this.learned(newParent, targetName);
   }
