@@ -12,7 +12,7 @@ import type { Runtime } from "../../core/runtime.ts";
 import { casefoldEnabled } from "../casefold/index.ts";
 import { effectiveOverlay, lockDataDirectory, workDirectory } from "../overlay/index.ts";
 import { launcherCopy } from "../relocate/index.ts";
-import { serve, ServeRequestSchema, type ServeRequest } from "./serve.ts";
+import { ServeRequestSchema, type ServeRequest } from "./schema.ts";
 
 const NAME = "unionfs";
 const SERVE_COMMAND = "fim-unionfs-serve";
@@ -41,7 +41,8 @@ export const unionfsPlugin: Plugin = {
         parse(args) {
           const parsed = v.safeParse(ServeRequestSchema, args.length === 1 ? JSON.parse(args[0]!) : undefined);
           if (!parsed.success) throw new FimError(`${SERVE_COMMAND} takes one JSON request: ${parsed.issues[0].message}`, { level: "C" });
-          return () => serve(parsed.output);
+          // The server is loaded only in its own process, not by every command.
+          return async () => (await import("./serve.ts")).serve(parsed.output);
         },
       }),
     );

@@ -3,23 +3,9 @@
 // namespace), or on the host through fusermount3 with a janitor that unmounts when this
 // process ends in any way, SIGKILL included (unprivileged auto_unmount does not work).
 import { closeSync, writeSync } from "node:fs";
-import * as v from "valibot";
 import { mountDirect, mountWithFusermount, Session, type Mounted } from "../../lib/fuse/index.ts";
+import type { ServeRequest } from "./schema.ts";
 import { UnionFs } from "./union.ts";
-
-export const ServeRequestSchema = v.object({
-  mountpoint: v.string(),
-  upper: v.string(),
-  lowers: v.array(v.string()),
-  work: v.optional(v.string()),
-  casefold: v.boolean(),
-  /** "namespace": mount(2) (root in a user namespace); "fusermount": the setuid helper. */
-  mount: v.picklist(["namespace", "fusermount"]),
-  fusermount: v.optional(v.string()),
-  /** Seconds the kernel caches names and attributes. */
-  ttl: v.number(),
-});
-export type ServeRequest = v.InferOutput<typeof ServeRequestSchema>;
 
 export async function serve(request: ServeRequest): Promise<number> {
   // Modes come from the kernel already masked by the caller's umask.

@@ -1,0 +1,16 @@
+// What a run asks of the union filesystem's process (one JSON argument).
+import * as v from "valibot";
+
+export const ServeRequestSchema = v.object({
+  mountpoint: v.string(),
+  upper: v.string(),
+  lowers: v.array(v.string()),
+  work: v.optional(v.string()),
+  casefold: v.boolean(),
+  /** "namespace": mount(2) (root in a user namespace); "fusermount": the setuid helper. */
+  mount: v.picklist(["namespace", "fusermount"]),
+  fusermount: v.optional(v.string()),
+  /** Seconds the kernel caches names and attributes. */
+  ttl: v.number(),
+});
+export type ServeRequest = v.InferOutput<typeof ServeRequestSchema>;
