@@ -33,6 +33,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
+import { mountDirect, mountWithFusermount } from "../../lib/fuse/index.ts";
 import * as libc from "../../lib/fuse/libc.ts";
 import { ROOT } from "../helpers/image.ts";
 
@@ -402,6 +403,32 @@ describe("mounting and unmounting", () => {
     expect(spawnSync(["fusermount3", "-u", mnt]).exitCode).toBe(0);
     expect(await server.exited).toBe(0);
     expect(mounted(mnt)).toBe(false);
+  });
+
+  test("the library's unmount() undoes its own fusermount3 mount", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fim-unionfs-"));
+    try {
+      const handle = await mountWithFusermount(dir, { source: "fim-test", subtype: "fim-test" });
+      expect(mounted(dir)).toBe(true);
+      handle.unmount();
+      closeSync(handle.fd);
+      expect(mounted(dir)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.if(uid === 0)("mount(2) and umount2 where we may mount (root here; runs use a user namespace)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fim-unionfs-"));
+    try {
+      const handle = mountDirect(dir, { source: "fim-test", subtype: "fim-test" });
+      expect(mounted(dir)).toBe(true);
+      handle.unmount();
+      closeSync(handle.fd);
+      expect(mounted(dir)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a killed server leaves no mount behind (its janitor unmounts)", async () => {
