@@ -66,9 +66,10 @@ export interface UnionOptions {
 /** Where an entry lives; shared by every spelling the kernel knows it by (casefold). */
 interface Place {
   readonly key: number;
-  /** Under which `<parent place key>/<name>` it is found, while it is; nodes using it. */
+  /** Under which `<parent place key>/<name>` it is found, while it is. */
   slot: string | undefined;
-  refs: number;
+  /** The nodes (spellings) pointing at it. */
+  readonly users: Set<Node>;
   /** The topmost branch holding it (0 is the upper directory). */
   branch: number;
   /** For a directory: the branches its merged view is made of, topmost first. */
@@ -138,7 +139,7 @@ export class UnionFs implements Filesystem {
       dirs.push(branch);
       if (this.opaque(branch, "")) break;
     }
-    const root: Node = { id: 1, parent: undefined, name: "", real: "", lookups: 1, place: { key: 0, slot: undefined, refs: 1, branch: 0, dirs, inLower: false } };
+    const root: Node = { id: 1, parent: undefined, name: "", real: "", lookups: 1, place: { key: 0, slot: undefined, users: new Set(), branch: 0, dirs, inLower: false } };
     this.nodes.set(1, root);
   }
 
@@ -258,7 +259,7 @@ export class UnionFs implements Filesystem {
     const slot = `${parent.place.key}/${where.real}`;
     const known = this.places.get(slot);
     if (known) return Object.assign(known, { branch: where.branch, dirs: where.dirs, inLower: where.inLower });
-    const place: Place = { key: this.nextPlace++, slot: undefined, refs: 0, branch: where.branch, dirs: where.dirs, inLower: where.inLower };
+    const place: Place = { key: this.nextPlace++, slot: undefined, users: new Set(), branch: where.branch, dirs: where.dirs, inLower: where.inLower };
     if (keep) this.places.set((place.slot = slot), place);
     return place;
   }
@@ -267,8 +268,10 @@ export class UnionFs implements Filesystem {
   private use(node: Node, place: Place | undefined): void {
     if (node.place === place) return;
     const old = node.place as Place | undefined;
-    if (place) (node.place = place).refs++;
-    if (old && --old.refs <= 0 && old.slot !== undefined && this.places.get(old.slot) === old) this.places.delete(old.slot);
+    if (place) (node.place = place).users.add(node);
+    if (!old) return;
+    old.users.delete(node);
+    if (old.users.size === 0 && old.slot !== undefined && this.places.get(old.slot) === old) this.places.delete(old.slot);
   }
 
   private remember(parent: Node, name: string, where: Resolved): Node {
@@ -556,8 +559,12 @@ export class UnionFs implements Filesystem {
 
   /** Nodes of a name that is gone from a directory are no longer found by name. */
   private detach(parent: Node, real: string): void {
-    for (const [key, node] of this.byName) if (node.parent === parent && node.real === real) this.byName.delete(key);
-    this.places.delete(`${parent.place.key}/${real}`);
+    const slot = `${parent.place.key}/${real}`;
+    for (const node of this.places.get(slot)?.users ?? []) {
+      const key = `${parent.id}/${node.name}`;
+      if (node.parent === parent && this.byName.get(key) === node) this.byName.delete(key);
+    }
+    this.places.delete(slot);
     parent.place.fold = undefined;
   }
 
