@@ -171,13 +171,11 @@ export class Session {
   private dispatch(opcode: number, node: number, arg: number, end: number): number {
     const { input, output, fs } = this;
     const body = OUT_HEADER;
-    const caller = (): Caller => ({ uid: input.readUInt32LE(24), gid: input.readUInt32LE(28), pid: input.readUInt32LE(32) });
-    const name = (at: number) => input.toString("latin1", at, input.indexOf(0, at));
     switch (opcode) {
       case Op.INIT:
         return this.init(arg);
       case Op.LOOKUP:
-        return this.entry(body, fs.lookup(node, name(arg)));
+        return this.entry(body, fs.lookup(node, this.nameAt(arg)));
       case Op.FORGET:
         fs.forget(node, Number(input.readBigUInt64LE(arg)));
         return -1;
@@ -213,37 +211,37 @@ export class Session {
         return output.write(target, body, "latin1");
       }
       case Op.SYMLINK: {
-        const linkName = name(arg);
-        const target = name(arg + linkName.length + 1);
-        return this.entry(body, fs.symlink(node, linkName, target, caller()));
+        const linkName = this.nameAt(arg);
+        const target = this.nameAt(arg + linkName.length + 1);
+        return this.entry(body, fs.symlink(node, linkName, target, this.caller()));
       }
       case Op.MKNOD:
-        return this.entry(body, fs.mknod(node, name(arg + 16), input.readUInt32LE(arg), input.readUInt32LE(arg + 4), caller()));
+        return this.entry(body, fs.mknod(node, this.nameAt(arg + 16), input.readUInt32LE(arg), input.readUInt32LE(arg + 4), this.caller()));
       case Op.MKDIR:
-        return this.entry(body, fs.mkdir(node, name(arg + 8), input.readUInt32LE(arg), caller()));
+        return this.entry(body, fs.mkdir(node, this.nameAt(arg + 8), input.readUInt32LE(arg), this.caller()));
       case Op.UNLINK:
-        fs.unlink(node, name(arg));
+        fs.unlink(node, this.nameAt(arg));
         return 0;
       case Op.RMDIR:
-        fs.rmdir(node, name(arg));
+        fs.rmdir(node, this.nameAt(arg));
         return 0;
       case Op.RENAME:
       case Op.RENAME2: {
         const header = opcode === Op.RENAME ? 8 : 16;
         const flags = opcode === Op.RENAME ? 0 : input.readUInt32LE(arg + 8);
-        const oldName = name(arg + header);
-        fs.rename(node, oldName, Number(input.readBigUInt64LE(arg)), name(arg + header + oldName.length + 1), flags);
+        const oldName = this.nameAt(arg + header);
+        fs.rename(node, oldName, Number(input.readBigUInt64LE(arg)), this.nameAt(arg + header + oldName.length + 1), flags);
         return 0;
       }
       case Op.LINK:
-        return this.entry(body, fs.link(Number(input.readBigUInt64LE(arg)), node, name(arg + 8)));
+        return this.entry(body, fs.link(Number(input.readBigUInt64LE(arg)), node, this.nameAt(arg + 8)));
       case Op.OPEN:
       case Op.OPENDIR: {
         const fh = opcode === Op.OPEN ? fs.open(node, input.readUInt32LE(arg)) : fs.opendir(node);
         return this.openOut(body, fh);
       }
       case Op.CREATE: {
-        const created = fs.create(node, name(arg + 16), input.readUInt32LE(arg + 4), input.readUInt32LE(arg), caller());
+        const created = fs.create(node, this.nameAt(arg + 16), input.readUInt32LE(arg + 4), input.readUInt32LE(arg), this.caller());
         const size = this.entry(body, created.entry);
         return size + this.openOut(body + size, created.fh);
       }
@@ -276,7 +274,7 @@ export class Session {
         return this.statfs(body, fs.statfs(node));
       case Op.SETXATTR: {
         const valueSize = input.readUInt32LE(arg);
-        const key = name(arg + 8);
+        const key = this.nameAt(arg + 8);
         const at = arg + 8 + key.length + 1;
         fs.setxattr(node, key, Buffer.from(input.subarray(at, at + valueSize)), input.readUInt32LE(arg + 4));
         return 0;
@@ -284,7 +282,7 @@ export class Session {
       case Op.GETXATTR:
       case Op.LISTXATTR: {
         const size = input.readUInt32LE(arg);
-        const result = opcode === Op.GETXATTR ? fs.getxattr(node, name(arg + 8), size) : fs.listxattr(node, size);
+        const result = opcode === Op.GETXATTR ? fs.getxattr(node, this.nameAt(arg + 8), size) : fs.listxattr(node, size);
         if (typeof result === "number") {
           output.writeUInt32LE(result, body);
           output.writeUInt32LE(0, body + 4);
@@ -295,7 +293,7 @@ export class Session {
         return result.length;
       }
       case Op.REMOVEXATTR:
-        fs.removexattr(node, name(arg));
+        fs.removexattr(node, this.nameAt(arg));
         return 0;
       case Op.READDIR:
       case Op.READDIRPLUS:
@@ -304,6 +302,17 @@ export class Session {
         // ACCESS (default_permissions checks for us), locks, ioctl, lseek…: the kernel copes.
         throw ENOSYS;
     }
+  }
+
+  /** Who sent the request being handled. */
+  private caller(): Caller {
+    const input = this.input;
+    return { uid: input.readUInt32LE(24), gid: input.readUInt32LE(28), pid: input.readUInt32LE(32) };
+  }
+
+  /** The NUL-terminated name at `at` in the request, as a byte string. */
+  private nameAt(at: number): string {
+    return this.input.toString("latin1", at, this.input.indexOf(0, at));
   }
 
   private init(arg: number): number {
