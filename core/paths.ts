@@ -2,7 +2,8 @@
 // Directories are created by whoever needs them, not here: a configuration command
 // must work next to an image in a read-only directory.
 import { chmodSync, lstatSync, mkdirSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { dirname } from "node:path";
+import { locateDataDir, type DataDirChoice } from "./data-dir.ts";
 import type { Image } from "./image.ts";
 
 export interface Paths {
@@ -16,8 +17,9 @@ export interface Paths {
   sbin: string;
   /** This process's instance directory: <app>/instance/<pid>. */
   instance: string;
-  /** The data directory: $FIM_DIR_DATA or <dir>/.<name>.data next to the image. */
+  /** The data directory: $FIM_DIR_DATA, <dir>/.<name>.data next to the image, or a per-user one (core/data-dir.ts). */
   data: string;
+  dataChoice: DataDirChoice;
   layers: string;
   upper: string;
   tmp: string;
@@ -34,7 +36,8 @@ export function appDir(uid: number, buildId: string): string {
 export function computePaths(image: Image, env: NodeJS.ProcessEnv = process.env): Paths {
   const self = image.path;
   const app = appDir(process.getuid?.() ?? 0, image.header.buildId);
-  const data = env.FIM_DIR_DATA !== undefined ? resolve(env.FIM_DIR_DATA) : `${dirname(self)}/.${basename(self)}.data`;
+  const dataChoice = locateDataDir(self, env);
+  const data = dataChoice.path;
   return {
     image: self,
     global: GLOBAL_DIR,
@@ -43,6 +46,7 @@ export function computePaths(image: Image, env: NodeJS.ProcessEnv = process.env)
     sbin: `${app}/sbin`,
     instance: `${app}/instance/${process.pid}`,
     data,
+    dataChoice,
     layers: `${data}/layers`,
     upper: `${data}/root`,
     tmp: `${data}/tmp`,

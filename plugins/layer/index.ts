@@ -2,6 +2,7 @@
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
+import { prepareDataDir } from "../../core/data-dir.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write, type Logger } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
@@ -158,8 +159,7 @@ export const layerPlugin: Plugin = {
           return () =>
             withContext("Failed to commit layer", async () => {
               const { upper, tmp, layers } = runtime.paths;
-              mkdirSync(upper, { recursive: true });
-              mkdirSync(tmp, { recursive: true });
+              prepareDataDir(runtime.paths); // someone else's upper directory must not end up in the image
               if (readdirSync(upper).length === 0) throw new FimError(`Nothing to commit: '${upper}' is empty`);
               if (destination && existsSync(destination)) throw new FimError("Destination file already exists");
               const staged = `${tmp}/layer.tmp`;
