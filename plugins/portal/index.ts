@@ -45,7 +45,8 @@ export const portalPlugin: Plugin = {
       }
       launch.companions.push([
         portal, "--daemon", socket, `${runtime.paths.instance}/holder.json`,
-        "--image", runtime.paths.image, "--path", hostPath(runtime.paths), ...policyArgs(policy),
+        // The image's path (named in refusals) comes from FIM_BIN_SELF in its environment.
+        "--path", hostPath(runtime.paths), ...policyArgs(policy),
       ]);
       launch.env.FIM_PORTAL_SOCKET = socket;
     });

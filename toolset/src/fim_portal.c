@@ -4,7 +4,8 @@
  *       host side, started with the run: listens on a unix socket (0600, in a private
  *       directory) and serves only processes inside the run's pid namespace (the process
  *       named by "child-pid" in bwrap's status file <status>), checked with SO_PEERCRED.
- *         --image <path>     the image file, named in a refusal (the command that allows it)
+ *         --image <path>     the image file, named in a refusal (the command that allows it);
+ *                            $FIM_BIN_SELF by default
  *         --path <PATH>      the host's PATH: programs are looked up there, never in the
  *                            guest's (a guest could point its PATH at files it wrote)
  *         --allow <program>  a program guests may run: a name (looked up in the host's PATH)
@@ -434,6 +435,8 @@ static long long now_ms(void) {
 
 /* Ends everything the portal started: SIGTERM, up to 400 ms for it to work, then SIGKILL. */
 static void end_descendants(int sigfd) {
+  reap();
+  if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) return; /* no child, so no descendant */
   struct pollfd pfd = {sigfd, POLLIN, 0};
   struct signalfd_siginfo info;
   long long deadline = now_ms() + 400;
@@ -624,6 +627,7 @@ int main(int argc, char **argv) {
       } else return daemon_usage();
     }
     if (!policy.path) policy.path = getenv("PATH");
+    if (!policy.image) policy.image = getenv("FIM_BIN_SELF");
     return daemon_main(argv[2], argv[3]);
   }
   if (argc < 2) {
