@@ -89,6 +89,10 @@ export const RULES: readonly Rule[] = [
   // owner fails with EINVAL and package managers stop. The calls report success and change
   // nothing: the files stay owned by the user, as they would on the host in the end.
   { syscalls: ["chown", "fchown", "lchown", "fchownat", "chown32", "fchown32", "lchown32"], verdict: "SUCCESS", only: { fakeOwnership: true }, why: "ownership changes succeed without effect (only one uid and gid are mapped)" },
+  // Likewise switching to another user, which package managers do to sandbox their downloads
+  // (pacman's DownloadUser) and maintainer scripts do to build caches (man-db's setpriv): the
+  // process stays root, which in this namespace holds no capabilities and is the user anyway.
+  { syscalls: ["setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups", "setuid32", "setgid32", "setreuid32", "setregid32", "setresuid32", "setresgid32", "setfsuid32", "setfsgid32", "setgroups32"], verdict: "SUCCESS", only: { fakeOwnership: true }, why: "identity changes succeed without effect: the process stays root (the only mapped uid)" },
 ];
 
 /**
@@ -112,6 +116,8 @@ export const NUMBERS: Record<Abi, Record<string, number | null>> = {
     kexec_load: 246, kexec_file_load: 320, init_module: 175, finit_module: 313, delete_module: 176,
     open_by_handle_at: 304,
     chown: 92, fchown: 93, lchown: 94, fchownat: 260, chown32: null, fchown32: null, lchown32: null,
+    setuid: 105, setgid: 106, setreuid: 113, setregid: 114, setresuid: 117, setresgid: 119, setfsuid: 122, setfsgid: 123, setgroups: 116,
+    setuid32: null, setgid32: null, setreuid32: null, setregid32: null, setresuid32: null, setresgid32: null, setfsuid32: null, setfsgid32: null, setgroups32: null,
   },
   i386: {
     ioctl: 54, socket: 359, clone: 120, unshare: 310, personality: 136,
@@ -127,6 +133,8 @@ export const NUMBERS: Record<Abi, Record<string, number | null>> = {
     kexec_load: 283, kexec_file_load: null, init_module: 128, finit_module: 350, delete_module: 129,
     open_by_handle_at: 342,
     chown: 182, fchown: 95, lchown: 16, fchownat: 298, chown32: 212, fchown32: 207, lchown32: 198,
+    setuid: 23, setgid: 46, setreuid: 70, setregid: 71, setresuid: 164, setresgid: 170, setfsuid: 138, setfsgid: 139, setgroups: 81,
+    setuid32: 213, setgid32: 214, setreuid32: 203, setregid32: 204, setresuid32: 208, setresgid32: 210, setfsuid32: 215, setfsgid32: 216, setgroups32: 206,
   },
   aarch64: {
     ioctl: 29, socket: 198, clone: 220, unshare: 97, personality: 92,
@@ -142,6 +150,8 @@ export const NUMBERS: Record<Abi, Record<string, number | null>> = {
     kexec_load: 104, kexec_file_load: 294, init_module: 105, finit_module: 273, delete_module: 106,
     open_by_handle_at: 265,
     chown: null, fchown: 55, lchown: null, fchownat: 54, chown32: null, fchown32: null, lchown32: null,
+    setuid: 146, setgid: 144, setreuid: 145, setregid: 143, setresuid: 147, setresgid: 149, setfsuid: 151, setfsgid: 152, setgroups: 159,
+    setuid32: null, setgid32: null, setreuid32: null, setregid32: null, setresuid32: null, setresgid32: null, setfsuid32: null, setfsgid32: null, setgroups32: null,
   },
 };
 

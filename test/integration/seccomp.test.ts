@@ -2,7 +2,7 @@
 // (`--seccomp 9`), and a small C probe makes the calls the filter decides on, each compared
 // with the same call without the filter (so a refusal is the filter's, not the kernel's).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, lstatSync, mkdtempSync, openSync, closeSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { seccompArch, seccompProgram, type SeccompOptions } from "../../plugins/seccomp/filter.ts";
@@ -138,6 +138,47 @@ describe("fakeOwnership", () => {
     expect([lstatSync(link).uid, lstatSync(link).gid]).toEqual([linkOwner.uid, linkOwner.gid]);
     // The default filter leaves ownership to the kernel.
     expect(probed([`chown:${file}:4242:4242`], defaults, asRoot)).toEqual({ chown: "EINVAL" });
+  });
+
+  test("switching to another user or group returns 0 and the process stays root", () => {
+    const calls = ["setgroups", "setresgid", "setresuid", "ids"];
+    expect(probed(calls, undefined, asRoot)).toEqual({ setgroups: "EPERM", setresgid: "EINVAL", setresuid: "EINVAL", ids: "0:0" });
+    expect(probed(calls, { ...defaults, fakeOwnership: true }, asRoot)).toEqual({ setgroups: "ok", setresgid: "ok", setresuid: "ok", ids: "0:0" });
+    const su = sandboxed(["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups", "id", "-u"], { ...defaults, fakeOwnership: true }, asRoot);
+    expect(su).toEqual({ code: 0, stdout: "0\n", stderr: "" });
+  });
+
+  test("dpkg installs a package whose files belong to other users (issue 16's failure)", () => {
+    for (const tool of ["dpkg", "ar", "tar"]) if (!Bun.which(tool, { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" })) throw new Error(`${tool} is missing: install it (as root: apt-get install dpkg binutils tar)`);
+    const work = join(dir, "dpkg");
+    const sh = (script: string) => {
+      const result = Bun.spawnSync(["sh", "-ec", script], { cwd: work, stderr: "pipe" });
+      if (result.exitCode !== 0) throw new Error(`making the package failed: ${result.stderr.toString()}`);
+    };
+    mkdirSync(join(work, "data/usr/share/fim-owned"), { recursive: true });
+    mkdirSync(join(work, "control"));
+    writeFileSync(join(work, "data/usr/share/fim-owned/file"), "owned\n");
+    writeFileSync(join(work, "control/control"), "Package: fim-owned\nVersion: 1.0\nArchitecture: all\nMaintainer: Test <test@example.org>\nDescription: files owned by others\n");
+    // What a .deb is: an ar archive of the format version, the control files and the data.
+    sh("tar --owner=4242 --group=4243 -C data -czf data.tar.gz ./usr && tar --owner=0 --group=0 -C control -czf control.tar.gz ./control && echo 2.0 > debian-binary && ar rc fim-owned.deb debian-binary control.tar.gz data.tar.gz");
+    const install = (options?: SeccompOptions) => {
+      rmSync(join(work, "admin"), { recursive: true, force: true });
+      rmSync(join(work, "root"), { recursive: true, force: true });
+      for (const sub of ["admin/updates", "admin/info", "admin/triggers", "root"]) mkdirSync(join(work, sub), { recursive: true });
+      writeFileSync(join(work, "admin/status"), "");
+      const dpkg = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "dpkg", `--admindir=${work}/admin`, `--instdir=${work}/root`, "--log=/dev/null", "-i", `${work}/fim-owned.deb`];
+      return sandboxed(dpkg, options, asRoot);
+    };
+    const refused = install(defaults);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("error setting ownership of");
+    expect(refused.stderr).toContain("Invalid argument");
+    const installed = install({ ...defaults, fakeOwnership: true });
+    expect(installed).toMatchObject({ code: 0, stderr: "" });
+    expect(installed.stdout).toContain("Setting up fim-owned (1.0) ...");
+    const file = statSync(join(work, "root/usr/share/fim-owned/file"));
+    expect([file.uid, file.gid]).toEqual([process.getuid!(), process.getgid!()]);
+    expect(readFileSync(join(work, "root/usr/share/fim-owned/file"), "utf8")).toBe("owned\n");
   });
 
   test("chown(1) and install(1) as root succeed", () => {

@@ -263,9 +263,11 @@ describe("program", () => {
         expect(call("setns", 3, 0)).toBe(refused);
       });
 
-      test(`${abi} (${options.arch} filter, ${flags}): ownership changes ${options.fakeOwnership ? "succeed without effect" : "go to the kernel"}`, () => {
+      test(`${abi} (${options.arch} filter, ${flags}): ownership and identity changes ${options.fakeOwnership ? "succeed without effect" : "go to the kernel"}`, () => {
         const names = abi === "aarch64" ? ["fchown", "fchownat"] : abi === "x86_64" ? ["chown", "fchown", "lchown", "fchownat"] : ["chown", "fchown", "lchown", "fchownat", "chown32", "fchown32", "lchown32"];
-        for (const name of names) expect([name, call(name, 0, 1000, 1000)]).toEqual([name, options.fakeOwnership ? errno("SUCCESS") : ALLOW]);
+        const switches = ["setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups"];
+        const switches32 = abi === "i386" ? switches.map((name) => `${name}32`) : [];
+        for (const name of [...names, ...switches, ...switches32]) expect([name, call(name, 0, 1000, 1000)]).toEqual([name, options.fakeOwnership ? errno("SUCCESS") : ALLOW]);
         expect(errno("SUCCESS")).toBe(RET.ERRNO);
       });
     }
