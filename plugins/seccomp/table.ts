@@ -155,6 +155,13 @@ export const NUMBERS: Record<Abi, Record<string, number | null>> = {
   },
 };
 
+/**
+ * The ABIs a filter for each host architecture accepts, native first. On x86_64 the 32-bit
+ * ABI gets the same policy with its own numbers (32-bit programs such as Wine's keep
+ * working); x32 and, on aarch64, 32-bit ARM are refused (README.md says why).
+ */
+export const ABIS: Record<"x86_64" | "aarch64", Abi[]> = { x86_64: ["x86_64", "i386"], aarch64: ["aarch64"] };
+
 /** AUDIT_ARCH_* values (linux/audit.h), what `seccomp_data.arch` holds. */
 export const AUDIT_ARCH: Record<Abi, number> = { x86_64: 0xc000003e, i386: 0x40000003, aarch64: 0xc00000b7 };
 
