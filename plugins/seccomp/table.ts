@@ -80,8 +80,8 @@ export const RULES: readonly Rule[] = [
   { syscalls: ["userfaultfd"], verdict: "EPERM", why: "user-space page fault handling is mostly used to widen kernel race windows in exploits" },
   { syscalls: ["bpf"], verdict: "EPERM", why: "eBPF programs run in the kernel: a large attack surface the guest does not need" },
   { syscalls: ["io_uring_setup", "io_uring_enter", "io_uring_register"], verdict: "ENOSYS", why: "io_uring's operations are not seen by seccomp (a socket made through it escapes the family check); ENOSYS is what programs expect of a kernel without it and they fall back" },
-  { syscalls: ["mount", "umount", "umount2", "pivot_root", "chroot"], verdict: "EPERM", why: "the guest's file system view is set up before the filter is loaded and must not change under it" },
-  { syscalls: ["open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr"], verdict: "ENOSYS", why: "the new mount API, refused as mount; ENOSYS makes libmount fall back to mount(2), which says EPERM (CVE-2021-41133)" },
+  { syscalls: ["mount", "umount", "umount2", "pivot_root", "chroot"], verdict: "EPERM", only: { allowUserNamespaces: false }, why: "the guest's file system view is set up before the filter is loaded and must not change under it (a nested sandbox, in its own user namespace, needs them)" },
+  { syscalls: ["open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr"], verdict: "ENOSYS", why: "the new mount API, refused even to nested sandboxes (fsconfig was CVE-2022-0185, reachable from a user namespace); ENOSYS makes libmount fall back to mount(2) (CVE-2021-41133)" },
   { syscalls: ["kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module"], verdict: "EPERM", why: "loading kernels or modules is for the host (it needs privilege the guest lacks; refused before the kernel looks)" },
   { syscalls: ["open_by_handle_at"], verdict: "EPERM", why: "opens files by handle, bypassing the paths the sandbox controls (the 'shocker' container escape)" },
 

@@ -41,7 +41,7 @@ function sandboxed(command: string[], options?: SeccompOptions, bwrapArgs: strin
     args.push("--seccomp", "9");
   }
   try {
-    const result = Bun.spawnSync([...args, "--", ...command], { stdio: stdio as never, env: { PATH: "/usr/bin:/bin", LANG: "C" } });
+    const result = Bun.spawnSync([...args, "--", ...command], { stdio: stdio as never, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" } });
     return { code: result.exitCode, stdout: result.stdout!.toString(), stderr: result.stderr!.toString() };
   } finally {
     if (fd !== undefined) closeSync(fd);
@@ -115,6 +115,16 @@ describe("allowUserNamespaces", () => {
     const options = { ...defaults, allowUserNamespaces: true };
     expect(probed(["clone-user", "clone3", "keyctl", "tiocsti", "unshare-user"], options)).toEqual({ "clone-user": "ok", clone3: "ENOSYS", keyctl: "EPERM", tiocsti: "EPERM", "unshare-user": "ok" });
     expect(sandboxed(["unshare", "-U", "--map-root-user", "id", "-u"], options)).toEqual({ code: 0, stdout: "0\n", stderr: "" });
+  });
+
+  test("a sandbox inside the guest works (bwrap mounts, chroot) only when allowed", () => {
+    const nested = [bwrap, "--unshare-user", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--", "sh", "-c", "echo nested; ls /proc/self/ns/user >/dev/null"];
+    expect(sandboxed(nested, { ...defaults, allowUserNamespaces: true })).toEqual({ code: 0, stdout: "nested\n", stderr: "" });
+    expect(sandboxed(["unshare", "-U", "--map-root-user", "chroot", "/", "true"], { ...defaults, allowUserNamespaces: true })).toEqual({ code: 0, stdout: "", stderr: "" });
+    // bwrap reads the EPERM of its clone as user namespaces being disabled.
+    const refused = sandboxed(nested, defaults);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain("bwrap: No permissions to create a new namespace");
   });
 });
 

@@ -264,6 +264,9 @@ describe("program", () => {
         expect(call("clone", 0x1_0000_0000n | BigInt(0x10000000 | 17))).toBe(refused);
         expect(call("unshare", 0x80 /* CLONE_NEWTIME */)).toBe(refused);
         expect(call("setns", 3, 0)).toBe(refused);
+        // A nested sandbox mounts in its own namespace; the new mount API stays closed.
+        for (const name of ["mount", "umount", "umount2", "pivot_root", "chroot"]) if (NUMBERS[abi][name] !== null) expect([name, call(name)]).toEqual([name, refused]);
+        for (const name of ["fsopen", "fsconfig", "open_tree", "move_mount"]) expect([name, call(name)]).toEqual([name, errno("ENOSYS")]);
       });
 
       test(`${abi} (${options.arch} filter, ${flags}): ownership and identity changes ${options.fakeOwnership ? "succeed without effect" : "go to the kernel"}`, () => {
