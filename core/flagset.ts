@@ -21,7 +21,7 @@ export interface FlagSetWording {
 
 export interface FlagSet {
   command: string;
-  /** Names in bit order: names[i] is bit i. */
+  /** Names in bit order: names[i] is bit i ("" for a bit no name uses). */
   names: readonly string[];
   slot: Slot;
   wording: FlagSetWording;
@@ -46,7 +46,7 @@ function encode(set: FlagSet, names: Set<string>): Buffer {
 function decode(set: FlagSet, bytes: Buffer): Set<string> {
   let bits = 0n;
   for (let i = bytes.length - 1; i >= 0; i--) bits = (bits << 8n) | BigInt(bytes[i]!);
-  return new Set(set.names.filter((_, index) => (bits >> BigInt(index)) & 1n));
+  return new Set(set.names.filter((name, index) => name !== "" && (bits >> BigInt(index)) & 1n));
 }
 
 export function parseFlagSet(set: FlagSet, args: string[], runtime: Runtime): Action {
@@ -73,7 +73,7 @@ export function parseFlagSet(set: FlagSet, args: string[], runtime: Runtime): Ac
   rejectTrailing(set.command, trailing);
   const words = splitStream(listText).map((word) => {
     try {
-      return parseWord(word, [...set.names, "all"], wording.invalidName);
+      return parseWord(word, [...set.names.filter((name) => name !== ""), "all"], wording.invalidName);
     } catch (error) {
       throw (error as FimError).context(wording.processFailed, "C");
     }
@@ -84,7 +84,7 @@ export function parseFlagSet(set: FlagSet, args: string[], runtime: Runtime): Ac
       if (words.includes("NONE")) throw new FimError(wording.noneName);
       if (words.includes("all") && words.length > 1) throw new FimError(wording.allWithOthers);
       // `all` means every name, for del too (upstream's del all enabled everything: fixed).
-      const chosen = new Set(words.includes("all") ? set.names : words);
+      const chosen = new Set(words.includes("all") ? set.names.filter((name) => name !== "") : words);
       updateSlot(runtime.image, set.slot, (current) => {
         const stored = decode(set, current);
         if (op === "set") return encode(set, chosen);

@@ -5,6 +5,8 @@ import type { Runtime } from "./runtime.ts";
 
 export interface Plugin {
   name: string;
+  /** Names of the plugins this one needs in the same bundle (checked at start-up). */
+  requires?: string[];
   apply(runtime: Runtime): void;
 }
 

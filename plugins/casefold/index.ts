@@ -15,6 +15,7 @@ export function casefoldEnabled(runtime: Runtime): boolean {
 export const casefoldPlugin: Plugin = {
   name: NAME,
   apply(runtime) {
+    runtime.hooks.facts.tapPromise(NAME, async (facts) => ({ ...facts, casefold: casefoldEnabled(runtime) }));
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-casefold", {
         name: "fim-casefold",

@@ -34,9 +34,12 @@ export const envPlugin: Plugin = {
         return env;
       });
 
-    // The guest gets the stored variables, expanded on the host (reference §6.2).
+    // Expanded once per run, on the host (reference §6.2): identity reads it too.
+    runtime.hooks.facts.tapPromise(NAME, async (facts) => ({ ...facts, environment: Object.fromEntries(await expandedEnv(runtime, log)) }));
+
+    // The guest gets the stored variables.
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.environment }, async (operations, launch) => {
-      for (const [key, value] of await expandedEnv(runtime, log)) {
+      for (const [key, value] of Object.entries(launch.facts.environment)) {
         log.info(`ENV: ${key}=${value}`);
         launch.env[key] = value;
       }

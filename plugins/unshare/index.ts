@@ -1,6 +1,6 @@
 // fim-unshare (reference §4.13): namespaces to unshare, stored as a u16 bit-field.
 import { parseFlagSet, readFlags, type FlagSet } from "../../core/flagset.ts";
-import { SANDBOX_STAGE } from "../../core/launch.ts";
+import { SANDBOX_STAGE, type SandboxOp } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { SLOTS } from "../../core/reserved.ts";
@@ -40,13 +40,13 @@ export function unshareOptions(runtime: Runtime): Set<UnshareOption> {
  * namespace (identity mapping) and the run its own pid namespace, so `user` adds nothing
  * and `pid` gives the guest a pid namespace of its own inside the run's.
  */
-const UNSHARE_OPS: Record<UnshareOption, string[]> = {
+const UNSHARE_OPS: Record<UnshareOption, SandboxOp[]> = {
   user: [],
-  ipc: ["--unshare-ipc"],
-  pid: ["--unshare-pid"],
-  net: ["--unshare-net"],
-  uts: ["--unshare-uts"],
-  cgroup: ["--unshare-cgroup-try"],
+  ipc: [{ op: "unshare", namespace: "ipc" }],
+  pid: [{ op: "unshare", namespace: "pid" }],
+  net: [{ op: "unshare", namespace: "net" }],
+  uts: [{ op: "unshare", namespace: "uts" }],
+  cgroup: [{ op: "unshare", namespace: "cgroup", optional: true }],
 };
 
 export const unsharePlugin: Plugin = {
@@ -59,7 +59,7 @@ export const unsharePlugin: Plugin = {
         log.debug(`UNSHARE(${option.toUpperCase()})`);
         return UNSHARE_OPS[option];
       });
-      return [...operations, ...added.filter((op) => op.length > 0)];
+      return [...operations, ...added.flat()];
     });
 
     runtime.hooks.commands.tap("unshare", (commands) =>
