@@ -10,6 +10,7 @@ import type { Plugin } from "../../core/plugin.ts";
 import { readJson, SLOTS, writeJson } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { DEFAULT_COMMAND } from "../dispatch/index.ts";
+import { guestCommand } from "../run/index.ts";
 
 const NAME = "boot";
 const OPS = ["set", "show", "clear"] as const;
@@ -88,7 +89,7 @@ export const bootPlugin: Plugin = {
             withContext("Failed to read boot configuration", async () => {
               const boot = readBoot(runtime);
               const program = boot.program === "" ? "bash" : await expandOrKeep(boot.program, log);
-              return runtime.launch({ program, args: [...boot.args, ...args], root: process.env.FIM_ROOT === "1" });
+              return runtime.launch({ ...guestCommand(program, [...boot.args, ...args]), root: process.env.FIM_ROOT === "1" });
             });
         },
       });
