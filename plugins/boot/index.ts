@@ -2,7 +2,7 @@
 // word runs the stored boot program with the stored args, then the user's (reference §5).
 import * as v from "valibot";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
-import { FimError, withContext } from "../../core/errors.ts";
+import { asFimError, FimError, withContext } from "../../core/errors.ts";
 import { expandOrKeep } from "../../core/expand.ts";
 import { dumpJson } from "../../core/json.ts";
 import { write } from "../../core/log.ts";
@@ -17,15 +17,16 @@ const OPS = ["set", "show", "clear"] as const;
 const BootSchema = v.object({ program: v.string(), args: v.array(v.string()) });
 type Boot = v.InferOutput<typeof BootSchema>;
 
-/** The stored boot command; unreadable or invalid data counts as empty, as upstream. */
+/**
+ * The stored boot command; an empty slot means none (bash). Damaged data is an error naming
+ * the slot: upstream counted it as empty and silently started bash instead of the program.
+ */
 function readBoot(runtime: Runtime): Boot {
   try {
-    const boot = readJson(runtime.image, SLOTS.boot, BootSchema);
-    if (boot) return boot;
+    return readJson(runtime.image, SLOTS.boot, BootSchema) ?? { program: "", args: [] };
   } catch (error) {
-    runtime.logger(NAME).debug((error as Error).message);
+    throw asFimError(error).context("The boot command stored in the image is damaged: store it again with 'fim-boot set <program> [args...]' (or 'fim-boot clear')", "C");
   }
-  return { program: "", args: [] };
 }
 
 export const bootPlugin: Plugin = {

@@ -21,6 +21,8 @@ const UNSHARE: FlagSet = {
     processFailed: "Failed to process unshare options",
     noneName: "Invalid unshare option 'NONE'",
     allWithOthers: "Unshare option 'all' should not be used with others",
+    damaged: "The unshare options in the reserved space are damaged",
+    ignored: "none is applied",
     failed: {
       add: "Failed to add unshare options",
       del: "Failed to delete unshare options",

@@ -169,11 +169,14 @@ describe("damaged images", () => {
       expect(lines(bind.stderr)[0]).toMatch(/^E::Corrupt bindings data in the reserved space of '.*': 0\.dst: /);
       // A write on top of corrupt data refuses instead of silently discarding it.
       expect(copy.run(["fim-env", "add", "B=2"]).code).toBe(125);
-      // Boot data is treated as empty when unreadable, as upstream.
+      // Damaged boot data is an error (upstream treated it as empty and ran bash).
       const fd2 = openSync(copy.path, "r+");
       writeSync(fd2, Buffer.from("garbage"), 0, 7, offset + 4107);
       closeSync(fd2);
-      expect(copy.run(["fim-boot", "show"]).stdout).toBe('{\n  "args": [],\n  "program": "bash"\n}\n');
+      const boot = copy.run(["fim-boot", "show"]);
+      expect(boot.code).toBe(125);
+      expect(boot.stdout).toBe("");
+      expect(lines(boot.stderr)).toContain("C::The boot command stored in the image is damaged: store it again with 'fim-boot set <program> [args...]' (or 'fim-boot clear')");
     } finally {
       copy.cleanup();
     }
