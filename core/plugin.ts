@@ -59,6 +59,8 @@ export interface Bundle {
   plugins: Plugin[];
   /** The command that installs packages inside the image (run with fim-root; recipes use it). */
   installCommand?(packages: string[]): string[];
+  /** The recipe remote a fresh image has (`fim-remote show`), written at build time. */
+  remote?: string;
 }
 
 /** A compressed read-only layer format (e.g. EROFS), brought by a plugin. */

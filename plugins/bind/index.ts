@@ -55,12 +55,13 @@ export const bindPlugin: Plugin = {
           if (op === "NONE") throw new FimError("Invalid operation for bind", { level: "C" });
           if (op === "add") {
             const [typeWord, src, dst] = rest;
-            if (rest.length !== 3 || !typeWord || !src || !dst) {
-              throw new FimError("Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)", { level: "C" });
-            }
+            const count = () => new FimError("Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)", { level: "C" });
+            if (!typeWord) throw count();
+            // The type is checked before the count, as upstream reads its words in order.
             const type = parseWord(typeWord, BIND_TYPES, "Invalid bind type");
             // `none` was stored as "dev" upstream; a binding needs a real type.
             if (type === "NONE") throw new FimError("Invalid bind type", { level: "C" });
+            if (rest.length !== 3 || !src || !dst) throw count();
             return () =>
               withContext("Failed to add binding", () => {
                 let index = 0;

@@ -24,6 +24,8 @@ function permsFlagSet(runtime: Runtime): FlagSet {
       processFailed: "Failed to process permissions",
       noneName: "Invalid permission 'NONE'",
       allWithOthers: "Permission 'all' should not be used with others",
+      damaged: "The permissions in the reserved space are damaged",
+      ignored: "no permission is granted",
       failed: {
         add: "Failed to add permissions",
         del: "Failed to delete permissions",

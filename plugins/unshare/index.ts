@@ -21,6 +21,8 @@ const UNSHARE: FlagSet = {
     processFailed: "Failed to process unshare options",
     noneName: "Invalid unshare option 'NONE'",
     allWithOthers: "Unshare option 'all' should not be used with others",
+    damaged: "The unshare options in the reserved space are damaged",
+    ignored: "none is applied",
     failed: {
       add: "Failed to add unshare options",
       del: "Failed to delete unshare options",
@@ -79,7 +81,8 @@ export const unsharePlugin: Plugin = {
             notes: [
               `Unshare options: all,${UNSHARE_OPTIONS.join(",")}`,
               "The 'all' option cannot be combined with other options",
-              "USER and CGROUP use the '-try' variants of bwrap, so they are skipped where the kernel refuses them",
+              "USER adds nothing: every guest has a user namespace of its own",
+              "CGROUP is skipped where the kernel refuses it",
             ],
             examples: ["fim-unshare add ipc,pid", "fim-unshare set user,ipc,net"],
           },

@@ -84,7 +84,7 @@ describe("instances share one set of mounts", () => {
       expect(await readLine(signalled)).toBe("ready\n");
       signalled.kill("SIGTERM");
       expect(await signalled.exited).toBe(3);
-      expect(await new Response(signalled.stdout).text()).toBe("term\n");
+      expect(await new Response(signalled.stdout as ReadableStream).text()).toBe("term\n");
       const killed = background(["fim-exec", "sh", "-c", "echo ready; sleep 30"]);
       expect(await readLine(killed)).toBe("ready\n");
       killed.kill("SIGTERM");
@@ -107,7 +107,7 @@ describe("instances share one set of mounts", () => {
     expect(holders()).toHaveLength(1);
     (second.stdin as import("bun").FileSink).end();
     expect(await second.exited).toBe(0);
-    expect(await new Response(second.stdout).text()).toBe("still\n");
+    expect(await new Response(second.stdout as ReadableStream).text()).toBe("still\n");
     await noHolderLeft();
   }, 60_000);
 
