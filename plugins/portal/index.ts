@@ -5,8 +5,10 @@
 // and gets the list in its argv, so nothing the guest can write decides what it runs.
 // stdin/stdout/stderr are passed as descriptors, so streams have no size limit and calls
 // may run concurrently. It ends with the run, and ends what it started.
+import { consoleLevel } from "../../core/log.ts";
 import type { Paths } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
+import { guestDir } from "../identity/index.ts";
 import { CLOSED, readPolicy, type PortalPolicy } from "./allowlist.ts";
 import { portalCommand } from "./command.ts";
 
@@ -34,13 +36,16 @@ export const portalPlugin: Plugin = {
 
     runtime.hooks.portal.tapPromise(NAME, async (launch) => {
       const portal = await runtime.tool("fim_portal");
-      const socket = `${runtime.paths.instance}/portal.sock`;
+      // In the directory the guest sees (read-only): it connects, it cannot replace it.
+      const socket = `${guestDir(runtime.paths.instance)}/portal.sock`;
       let policy: PortalPolicy;
       try {
         policy = readPolicy(runtime.image);
       } catch (error) {
-        // A damaged list must not open the portal: it stays closed, and says why.
-        runtime.logger(NAME).warn(`${(error as Error).message}: the portal allows no program ('fim-portal clear' resets the list)`);
+        // A damaged list must not open the portal: it stays closed, and says why (at the
+        // level a run shows, as for damaged permission bits).
+        const level = consoleLevel() === "C" ? "C" : "W";
+        runtime.logger(NAME).at(level, `${(error as Error).message}: the portal allows no program ('fim-portal clear' resets the list)`);
         policy = CLOSED;
       }
       launch.companions.push([
