@@ -134,7 +134,7 @@ describe("closed by default; an allowlist of host programs", () => {
         `PATH=${dir}/evil:$PATH fim_portal touch ${dir}/GUEST-PATH; echo "guest-path=$?"`,
         `fim_portal ${dir}/evil/touch; echo "evil=$?"`,
         `fim_portal ${dir}/links/touch ${dir}/BY-LINK; echo "link=$?"`,
-        `cd ${dir}/evil && fim_portal ./touch; echo "relative=$?"`,
+        `cd / && fim_portal ./touch; echo "relative=$?"`,
         `fim_portal ../evil/touch; echo "parent=$?"`,
         `fim_portal ${touch.replace(/\/[^/]+$/, "/../bin/touch")} ${dir}/DOTDOT; echo "dotdot=$?"`,
       ].join("\n"),
@@ -187,7 +187,8 @@ describe("closed by default; an allowlist of host programs", () => {
 
     const on = closed.run(["fim-portal", "all", "on"]);
     expect(lines(on.stderr)).toEqual(["W::Guests of this image may now run any host program through fim_portal, with their own environment"]);
-    expect(sh(closed, `fim_portal ${dir}/evil/touch; cat ${dir}/EVIL`).stdout).toBe("evil\n");
+    expect(sh(closed, `fim_portal ${dir}/evil/touch`).code).toBe(0);
+    expect(readFileSync(join(dir, "EVIL"), "utf8")).toBe("evil\n");
     const listed = closed.run(["fim-portal", "list"]);
     expect(lines(listed.stderr)).toEqual(["W::Every host program is allowed ('fim-portal all on'): the list applies again after 'fim-portal all off'"]);
     expect(listed.stdout).toBe(`${dir}/links/one\nno-such-program-here\n`);
@@ -265,7 +266,8 @@ describe("what the portal started ends with the run", () => {
     const guest = Bun.spawn([image.path, "fim-exec", "sh", "-c", "echo ready; sleep 30"], { stdout: "pipe", stderr: "pipe" });
     await guest.stdout.getReader().read();
     const mine = () => portalDaemonsOf(guest.pid);
-    expect(mine().length).toBe(1);
+    // The supervisor forks the daemon before the guest, but its exec may land after "ready".
+    expect(await eventually(() => mine().length === 1)).toBe(true);
     guest.kill(9);
     await guest.exited;
     expect(await eventually(() => mine().length === 0)).toBe(true);
