@@ -541,9 +541,12 @@ describe("--janitor", () => {
     const marks = path("marks");
     const shell = janitorOf(marks);
     const { writer, janitor } = await pids(shell);
-    await until(() => session(janitor) === janitor);
-    expect(existsSync(marks)).toBe(false);
-    process.kill(writer, signal);
+    try {
+      await until(() => session(janitor) === janitor);
+      expect(existsSync(marks)).toBe(false);
+    } finally {
+      process.kill(writer, signal);
+    }
     expect(await shell.proc.exited).toBe(3);
     expect(readFileSync(marks, "utf8")).toBe("unmount /\n");
   });
