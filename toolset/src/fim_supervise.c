@@ -18,6 +18,12 @@
  * status is ours (128+N for signal N). Every process started gets the parent-death signal,
  * checks its parent is still us, and gets default signal handling back before exec.
  *
+ * A namespace holder (no --child, --hold) given --notify FD writes "ready" on FD once its
+ * steps are done (nothing when one failed, and then it does not wait for guests). A guest's
+ * supervisor given --linger FD PID, FD being its shared lock on the holder's lock file, waits
+ * (up to 2 s) for the holder PID to end when it was the last guest, so that a normal exit
+ * leaves no process behind.
+ *
  * Janitor mode: waits until FD (a pipe whose writer is a FUSE server) reports end of file,
  * then, when MOUNTPOINT is still mounted, execs UNMOUNT_ARGV. */
 #define _GNU_SOURCE
@@ -59,7 +65,7 @@ struct opened {
 
 static struct {
   const char *log, *status, *tag, *hold;
-  int notify; /* -1: none */
+  int notify;    /* -1: none */
   int linger_fd; /* -1: none */
   pid_t linger_pid;
   bool expect;
