@@ -536,20 +536,21 @@ describe("--linger (the last guest waits for the holder to end)", () => {
   test("the last holder of the shared lock waits until the given process has ended", async () => {
     const lock = path("lock");
     writeFileSync(lock, "");
-    const release = fifo("release");
-    // Stands for the holder: it ends once it can take the lock exclusively.
-    const holder = Bun.spawn(["sh", "-c", `read line < ${quote(release)}; exec flock -x ${quote(lock)} true`]);
-    // A shared lock on its own open file (fd 9), as a run's supervisor keeps it.
-    const script = `exec 9<${quote(lock)}; flock -s 9; exec ${[BIN, "--close", "9", "--linger", "9", String(holder.pid), ...record("child", "true")].map(quote).join(" ")}`;
-    const last = Bun.spawn(["sh", "-c", script]);
-    await until(() => readFileSync("/proc/locks", "utf8").includes(`:${statSync(lock).ino} `));
-    writeFileSync(release, "go\n");
-    expect(await last.exited).toBe(0);
-    // It returned only once the holder had ended.
+    const [end, pid] = [fifo("end"), fifo("pid")];
+    // A guest's supervisor with a shared lock on its own open file (fd 9), as a run keeps it.
+    const child = record("child", ...sh(`read line < ${quote(end)}`)).map(quote).join(" ");
+    const guest = new Run(["-c", `exec 9<${quote(lock)}; flock -s 9; echo locked; read holder < ${quote(pid)}; exec ${quote(BIN)} --close 9 --linger 9 "$holder" ${child}`], { command: ["sh"] });
+    // Stands for the holder: started once the guest holds its lock, it ends when it can take it exclusively.
+    await guest.line(/^locked$/);
+    const holder = Bun.spawn(["flock", "-x", lock, "true"]);
+    await until(waitingForWrite(lock));
+    writeFileSync(pid, `${holder.pid}\n`);
+    writeFileSync(end, "go\n");
+    expect((await guest.end()).code).toBe(0);
+    // The guest's supervisor returned only once the holder had ended.
     expect(dead(holder.pid)).toBe(true);
     expect(await holder.exited).toBe(0);
   });
-
 });
 
 describe("pid 1 of a pid namespace", () => {
