@@ -1,6 +1,7 @@
-// The few libc calls Bun does not expose: execve (relocation keeps the PID) and flock
-// (serialised writes to the reserved space). Loaded lazily: dlopen costs about 1 ms.
-import { dlopen, FFIType, ptr } from "bun:ffi";
+// The few libc calls Bun does not expose: execve (relocation keeps the PID), flock
+// (serialised writes to the reserved space) and linkat (giving a name to an O_TMPFILE file).
+// Loaded lazily: dlopen costs about 1 ms.
+import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
 
 const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
 
@@ -9,6 +10,8 @@ const symbols = {
   flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   strerror: { args: [FFIType.i32], returns: FFIType.cstring },
   fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  linkat: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
 } as const;
 
 type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
@@ -67,4 +70,14 @@ const F_SETFD = 2;
 /** Lets a descriptor survive execve (Node opens every file close-on-exec). */
 export function keepAcrossExec(fd: number): void {
   if (libc().fcntl(fd, F_SETFD, 0) !== 0) throw new Error("fcntl(F_SETFD) failed");
+}
+
+const AT_FDCWD = -100;
+const AT_SYMLINK_FOLLOW = 0x400;
+
+/** Links the file open on `fd` (e.g. made with O_TMPFILE) at `path`; throws with the errno. */
+export function linkDescriptor(fd: number, path: string): void {
+  if (libc().linkat(AT_FDCWD, ptr(cString(`/proc/self/fd/${fd}`)), AT_FDCWD, ptr(cString(path)), AT_SYMLINK_FOLLOW) === 0) return;
+  const errno = read.i32(libc().__errno_location() as Pointer, 0);
+  throw new Error(`linkat '${path}': ${libc().strerror(errno)}`);
 }

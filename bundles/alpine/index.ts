@@ -7,6 +7,8 @@ const bundle: Bundle = {
   distribution: "ALPINE",
   plugins: [...commonPlugins],
   installCommand: (packages) => ["apk", "add", "--no-cache", "--update-cache", "--no-progress", ...packages],
+  // Package lists and downloaded packages; the package database (lib/apk/db) stays.
+  commitExcludes: ["var/cache/apk"],
 };
 
 export default bundle;

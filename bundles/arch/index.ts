@@ -7,6 +7,9 @@ const bundle: Bundle = {
   distribution: "ARCH",
   plugins: [...commonPlugins],
   installCommand: (packages) => ["pacman", "-Syu", "--noconfirm", "--needed", ...packages],
+  // Package lists and downloaded packages; the package database (var/lib/pacman/local) stays.
+  commitExcludes: ["var/lib/pacman/sync", "var/cache/pacman/pkg"],
+  packageEntry: /^var\/lib\/pacman\/local\/([^/]+)-[^-/]+-[^-/]+(?:\/desc)?$/,
 };
 
 export default bundle;

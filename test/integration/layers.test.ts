@@ -146,7 +146,7 @@ describe("fim-layer", () => {
 
   test("parse errors", () => {
     const cases: [string[], string][] = [
-      [["fim-layer"], "Missing op for 'fim-layer' (create,add,commit,list)"],
+      [["fim-layer"], "Missing op for 'fim-layer' (create,add,commit,list,remove,squash)"],
       [["fim-layer", "zap"], "Invalid layer operation"],
       [["fim-layer", "none"], "Invalid layer operation"],
       [["fim-layer", "add"], "add requires exactly one argument (/path/to/file.layer)"],
