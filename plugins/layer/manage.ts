@@ -128,8 +128,15 @@ export async function squash(runtime: Runtime, log: Logger, first: number, last:
       dirs.push(Buffer.from(dir).toString("latin1"));
     }
     log.info(`Merging layers ${first} to ${last}`);
+    const below = new Set<string>();
+    for (const item of listed.slice(0, first)) {
+      if (!item.layer.format.walk) throw new FimError(`Layer ${item.index} is in the ${item.layer.format.name} format, which cannot list its contents`);
+      item.layer.format.walk(item.layer, (entry) => {
+        if (!(entry.type === "char" && entry.rdev === 0)) below.add(entry.path);
+      });
+    }
     const opened = openDirectories(dirs);
-    const merged = mergeLayers(dirs, first === 0);
+    const merged = mergeLayers(dirs, below);
     opened.restore(merged, dirs);
     const source = Buffer.from(merged, "latin1").toString();
     const output = `${staging}/squashed.layer`;

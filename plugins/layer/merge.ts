@@ -3,10 +3,12 @@
 //  * the higher layer wins a name; a higher directory merges with a lower directory unless
 //    it is opaque; a lower directory's opacity, or a lower entry that is not a directory,
 //    makes the merged directory opaque (nothing further down shows through either);
-//  * whiteouts (character devices 0/0) and opacity marks (user./trusted.overlay.opaque=y,
-//    user.fuseoverlayfs.opaque=y, a `.wh..wh..opq` file) are kept where layers lie below
-//    the merged ones, and dropped when the merge includes the lowest layer (they would
-//    hide nothing).
+//  * whiteouts (character devices 0/0) are kept only where they hide something: a path of
+//    a layer below the merged ones, with no opaque directory above it. Elsewhere they would
+//    hide nothing, and the kernel overlay lists whiteouts of a directory that is in one
+//    layer only as entries (a name that ls shows and stat does not find);
+//  * opacity marks (user./trusted.overlay.opaque=y, user.fuseoverlayfs.opaque=y, a
+//    `.wh..wh..opq` file) are kept, unless nothing lies below.
 // Paths are byte strings (latin1), so names that are not UTF-8 survive.
 import { chmodSync, lstatSync, readdirSync, renameSync, rmSync, type Stats, unlinkSync, writeFileSync } from "node:fs";
 import * as libc from "../../lib/fuse/libc.ts";
@@ -74,17 +76,29 @@ function mergeInto(upper: string, lower: string): void {
 
 /**
  * Merges the unpacked layers `dirs` (lowest first) into the last of them and returns it.
- * `lowest`: nothing lies below the first layer, so marks are dropped.
+ * `below`: every path (relative, latin1) of the layers under the first one, whiteouts aside.
  */
-export function mergeLayers(dirs: string[], lowest: boolean): string {
+export function mergeLayers(dirs: string[], below: ReadonlySet<string>): string {
   const top = dirs[dirs.length - 1]!;
   for (let i = dirs.length - 2; i >= 0; i--) {
     if (opaque(top)) break;
     mergeInto(top, dirs[i]!);
     if (opaque(dirs[i]!)) markOpaque(top);
   }
-  if (lowest) dropMarks(top);
+  if (below.size === 0) dropMarks(top);
+  else dropIdleWhiteouts(top, "", below, opaque(top));
   return top;
+}
+
+function dropIdleWhiteouts(dir: string, relative: string, below: ReadonlySet<string>, hidden: boolean): void {
+  for (const name of names(dir)) {
+    const path = `${dir}/${name}`;
+    const rel = relative ? `${relative}/${name}` : name;
+    const info = stat(path)!;
+    if (isWhiteout(info)) {
+      if (hidden || !below.has(rel)) unlinkSync(bytes(path));
+    } else if (info.isDirectory()) dropIdleWhiteouts(path, rel, below, hidden || opaque(path));
+  }
 }
 
 function dropMarks(dir: string): void {

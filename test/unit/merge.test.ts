@@ -1,7 +1,8 @@
 // fim-layer squash's merge: random stacks of layers (files, directories, symlinks, whiteouts,
 // opaque directories marked either way) must look the same, read with an overlay's lookup
-// rules, before and after the squashed range is merged into one layer; merging down to the
-// lowest layer leaves no marks behind.
+// rules, before and after the squashed range is merged into one layer; the whiteouts left
+// in the merged layer all hide something below it (the kernel overlay would list the others
+// as entries); merging down to the lowest layer leaves no marks behind.
 import { afterAll, expect, test } from "bun:test";
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -120,6 +121,37 @@ function view(layers: string[]): Map<string, string> {
   return seen;
 }
 
+/** Every path of the layers (whiteouts aside), as squash collects them from the layers below. */
+function paths(layers: string[]): Set<string> {
+  const found = new Set<string>();
+  const walk = (root: string, relative: string) => {
+    for (const name of readdirSync(join(root, relative))) {
+      const rel = relative ? `${relative}/${name}` : name;
+      const info = lstatSync(join(root, rel));
+      if (!(info.isCharacterDevice() && info.rdev === 0)) found.add(rel);
+      if (info.isDirectory()) walk(root, rel);
+    }
+  };
+  for (const layer of layers) walk(layer, "");
+  return found;
+}
+
+/** Whiteouts of `root` that hide nothing: no such path below, or under an opaque directory. */
+function idleWhiteouts(root: string, below: Set<string>): string[] {
+  const found: string[] = [];
+  const walk = (relative: string, hidden: boolean) => {
+    for (const name of readdirSync(join(root, relative))) {
+      const rel = relative ? `${relative}/${name}` : name;
+      const info = lstatSync(join(root, rel));
+      if (info.isCharacterDevice() && info.rdev === 0) {
+        if (hidden || !below.has(rel)) found.push(rel);
+      } else if (info.isDirectory()) walk(rel, hidden || isOpaque(join(root, rel)));
+    }
+  };
+  walk("", isOpaque(root));
+  return found;
+}
+
 function marksLeft(root: string): string[] {
   const found: string[] = [];
   const walk = (path: string) => {
@@ -145,11 +177,13 @@ test("a squashed range looks the same as the layers it replaces (200 random stac
     const first = seed % 2 === 0 ? 0 : 1 + (seed % (count - 1));
     const last = count - 1 - (seed % 3 === 0 && first < count - 2 ? 1 : 0);
     if (first >= last) continue;
-    const merged = mergeLayers(copy.slice(first, last + 1), first === 0);
+    const below = paths(copy.slice(0, first));
+    const merged = mergeLayers(copy.slice(first, last + 1), below);
     const after = [...copy.slice(0, first), merged, ...copy.slice(last + 1)];
     const label = `seed ${seed}: layers ${first}..${last} of ${count}`;
     expect({ label, view: Object.fromEntries(view(after)) }).toEqual({ label, view: Object.fromEntries(view(reference)) });
     if (first === 0) expect({ label, marks: marksLeft(merged) }).toEqual({ label, marks: [] });
+    else expect({ label, idle: idleWhiteouts(merged, below) }).toEqual({ label, idle: [] });
     rmSync(join(dir, `ref-${seed}`), { recursive: true, force: true });
     rmSync(join(dir, `sq-${seed}`), { recursive: true, force: true });
   }
