@@ -51,14 +51,19 @@ export async function runTool(tool: string, args: string[], label: string, progr
     });
     child.stderr!.on("end", () => flush(pending));
   }
-  // The last figures seen: /proc/<pid>/io is gone once the tool has been reaped.
+  // The last figures seen: /proc/<pid>/io is gone once the tool has been reaped. What was
+  // written is the output's size when there is one (mkfs.erofs writes some blocks twice).
   let seen = { read: 0, written: 0 };
   let complete = false;
+  const outputSize = () => (progress?.output ? statSync(progress.output, { throwIfNoEntry: false })?.size : undefined);
   const bar = progress
     ? new Progress(
         progress.label,
         () => {
-          seen = io(child.pid) ?? seen;
+          if (!complete) {
+            const now = io(child.pid);
+            if (now) seen = { read: now.read, written: outputSize() ?? now.written };
+          }
           const read = complete ? progress.sourceBytes : Math.min(seen.read, progress.sourceBytes);
           return `${percent(read, progress.sourceBytes, complete)} (${mib(read)} of ${mib(progress.sourceBytes)} MiB read, ${mib(seen.written)} MiB written)`;
         },
@@ -67,7 +72,7 @@ export async function runTool(tool: string, args: string[], label: string, progr
     : undefined;
   const result = await child;
   complete = !result.failed;
-  if (complete && progress?.output) seen = { read: seen.read, written: statSync(progress.output, { throwIfNoEntry: false })?.size ?? seen.written };
+  if (complete) seen = { read: seen.read, written: outputSize() ?? seen.written };
   bar?.end();
   if (result.failed) {
     const why = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
