@@ -32,7 +32,11 @@ function asText(root: string, path: string): string {
   return raw.toString();
 }
 
-export function gather(root: string, log: Logger, leaveOut: readonly string[] = []): Gathered {
+/**
+ * `leaveOut`: relative paths not to walk or list. `specials`: keep devices, FIFOs and sockets
+ * too (a squash keeps what its layers had; a commit, as upstream, leaves them out).
+ */
+export function gather(root: string, log: Logger, leaveOut: readonly string[] = [], specials = false): Gathered {
   const result: Gathered = { entries: [], exclude: [], leftOut: [], bytes: 0 };
   const skipped = new Set(leaveOut.map((path) => Buffer.from(path.replace(/^\/+|\/+$/g, "")).toString("latin1")));
   const exclude = (path: string) => result.exclude.push(asText(root, path));
@@ -57,7 +61,7 @@ export function gather(root: string, log: Logger, leaveOut: readonly string[] = 
         }
         result.entries.push(path);
         walk(path);
-      } else if (info.isFile() || info.isSymbolicLink() || (info.isCharacterDevice() && info.rdev === 0)) {
+      } else if (info.isFile() || info.isSymbolicLink() || (info.isCharacterDevice() && info.rdev === 0) || specials) {
         result.entries.push(path);
         result.bytes += info.isFile() ? info.size : 0;
       } else {

@@ -10,7 +10,7 @@ import { compress } from "./commit.ts";
 import { discoverLayers, type Layer } from "./discover.ts";
 import { gather } from "./gather.ts";
 import { mergeLayers, openDirectories, removeTree } from "./merge.ts";
-import { rewriteLayers, type Piece } from "./rewrite.ts";
+import { alive, rewriteLayers, type Piece } from "./rewrite.ts";
 import { human, summarize } from "./summary.ts";
 
 type Origin = "image" | "data" | "FIM_LAYERS";
@@ -91,15 +91,6 @@ export async function remove(runtime: Runtime, log: Logger, indices: number[]): 
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 export async function squash(runtime: Runtime, log: Logger, first: number, last: number): Promise<void> {
   const listed = listLayers(runtime, await discoverLayers(runtime, log));
   pick(listed, first);
@@ -137,10 +128,10 @@ export async function squash(runtime: Runtime, log: Logger, first: number, last:
     }
     const opened = openDirectories(dirs);
     const merged = mergeLayers(dirs, below);
-    opened.restore(merged, dirs);
+    opened.restore(merged);
     const source = Buffer.from(merged, "latin1").toString();
     const output = `${staging}/squashed.layer`;
-    await compress(runtime, log, source, output, gather(source, log));
+    await compress(runtime, log, source, output, gather(source, log, [], true));
     const size = statSync(output).size;
     const embedded = listed.filter((item) => item.origin === "image");
     const pieces: Piece[] = [

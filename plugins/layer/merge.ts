@@ -128,7 +128,7 @@ interface Opened {
  * into: they are opened (u+rwx) for the merge, and `restore` gives back the modes of those
  * that ended up in `dir`, deepest first.
  */
-export function openDirectories(roots: string[]): { restore(dir: string, roots: string[]): void } {
+export function openDirectories(roots: string[]): { restore(dir: string): void } {
   const opened = new Map<string, Opened[]>();
   if (process.getuid?.() !== 0) {
     for (const root of roots) {

@@ -35,7 +35,8 @@ export type Piece = { record: LayerRecord } | { file: string; size: number };
 
 const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY;
 
-function alive(pid: number): boolean {
+/** Whether a process of that id exists (left-overs of dead ones are swept). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
