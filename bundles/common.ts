@@ -42,6 +42,7 @@ import { waylandPermission } from "../plugins/perm-wayland/index.ts";
 import { xorgPermission } from "../plugins/perm-xorg/index.ts";
 import { runPlugin } from "../plugins/run/index.ts";
 import { sandboxPlugin } from "../plugins/sandbox/index.ts";
+import { seccompPlugin } from "../plugins/seccomp/index.ts";
 
 export const commonPlugins: Plugin[] = [
   relocatePlugin,
@@ -70,6 +71,7 @@ export const commonPlugins: Plugin[] = [
   overlayFusePlugin,
   unionfsPlugin,
   sandboxPlugin,
+  seccompPlugin,
   identityPlugin,
   portalPlugin,
   ...[gpuPermission, homePermission, mediaPermission, audioPermission, waylandPermission, xorgPermission],

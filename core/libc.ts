@@ -1,35 +1,9 @@
-// The few libc calls Bun does not expose: execve (relocation keeps the PID), flock
-// (serialised writes to the reserved space) and linkat (giving a name to an O_TMPFILE file).
-// Loaded lazily: dlopen costs about 1 ms.
-import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
-
-const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
-
-const symbols = {
-  execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-  flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  strerror: { args: [FFIType.i32], returns: FFIType.cstring },
-  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  linkat: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
-} as const;
-
-type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
-let loaded: Libc | undefined;
-
-function libc(): Libc {
-  if (loaded) return loaded;
-  let lastError: unknown;
-  for (const name of LIBC_NAMES) {
-    try {
-      loaded = dlopen(name, symbols).symbols;
-      return loaded;
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw new Error(`Could not load the C library: ${String(lastError)}`);
-}
+// The runtime's few libc calls (bound in lib/libc.ts): execve (relocation and the run's
+// hand-over keep the PID), flock (serialised writes; the data directory's lock) and linkat
+// (giving a name to an O_TMPFILE file).
+// Failures carry the C library's errno text.
+import { ptr } from "bun:ffi";
+import { errnoText, libc } from "../lib/libc.ts";
 
 const cString = (text: string) => Buffer.from(`${text}\0`);
 
@@ -48,28 +22,31 @@ export function execve(path: string, argv: string[], env: Record<string, string 
     .map(([key, value]) => cString(`${key}=${value}`));
   const argvArray = pointerArray(args);
   const envArray = pointerArray(vars);
-  const rc = libc().execve(ptr(file), ptr(argvArray), ptr(envArray));
-  return `execve returned ${rc}`;
+  libc().execve(ptr(file), ptr(argvArray), ptr(envArray));
+  return errnoText();
 }
 
+export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 
 /** Advisory whole-file lock; blocks until granted. Released on close or process death. */
 export function flock(fd: number, operation: number): void {
-  if (libc().flock(fd, operation) !== 0) throw new Error("flock failed");
+  if (libc().flock(fd, operation) !== 0) throw new Error(`flock failed: ${errnoText()}`);
 }
 
-/** Non-blocking exclusive lock: false when another process holds it. */
-export function tryLockExclusive(fd: number): boolean {
-  return libc().flock(fd, LOCK_EX | LOCK_NB) === 0;
+/** Non-blocking lock (exclusive unless `operation` says LOCK_SH): false when another process holds it. */
+export function tryLock(fd: number, operation = LOCK_EX): boolean {
+  return libc().flock(fd, operation | LOCK_NB) === 0;
 }
+
+export const tryLockExclusive = (fd: number) => tryLock(fd, LOCK_EX);
 
 const F_SETFD = 2;
 
 /** Lets a descriptor survive execve (Node opens every file close-on-exec). */
 export function keepAcrossExec(fd: number): void {
-  if (libc().fcntl(fd, F_SETFD, 0) !== 0) throw new Error("fcntl(F_SETFD) failed");
+  if (libc().fcntl(fd, F_SETFD, 0) !== 0) throw new Error(`fcntl(F_SETFD) failed: ${errnoText()}`);
 }
 
 const AT_FDCWD = -100;
@@ -78,6 +55,5 @@ const AT_SYMLINK_FOLLOW = 0x400;
 /** Links the file open on `fd` (e.g. made with O_TMPFILE) at `path`; throws with the errno. */
 export function linkDescriptor(fd: number, path: string): void {
   if (libc().linkat(AT_FDCWD, ptr(cString(`/proc/self/fd/${fd}`)), AT_FDCWD, ptr(cString(path)), AT_SYMLINK_FOLLOW) === 0) return;
-  const errno = read.i32(libc().__errno_location() as Pointer, 0);
-  throw new Error(`linkat '${path}': ${libc().strerror(errno)}`);
+  throw new Error(`linkat '${path}': ${errnoText()}`);
 }

@@ -5,6 +5,8 @@ import type { Runtime } from "./runtime.ts";
 
 export interface Plugin {
   name: string;
+  /** Names of the plugins this one needs in the same bundle (checked at start-up). */
+  requires?: string[];
   apply(runtime: Runtime): void;
 }
 
@@ -57,6 +59,8 @@ export interface Bundle {
   plugins: Plugin[];
   /** The command that installs packages inside the image (run with fim-root; recipes use it). */
   installCommand?(packages: string[]): string[];
+  /** The recipe remote a fresh image has (`fim-remote show`), written at build time. */
+  remote?: string;
   /**
    * What `fim-layer commit` leaves out of a layer, relative to the root: the package
    * manager's downloaded lists and caches (not its database), which are not the application

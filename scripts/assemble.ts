@@ -17,6 +17,8 @@ export interface AssembleOptions {
   tools: ToolInput[];
   layers: string[];
   metadata: Pick<Header, "version" | "commit" | "timestamp" | "distribution">;
+  /** Bytes written into the reserved space at build time (e.g. the preset remote), by offset in it. */
+  reserved?: { offset: number; data: Buffer }[];
   progress: (text: string) => void;
 }
 
@@ -99,7 +101,9 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
       const [written] = appendFile(fd, options.tools[i]!.path, tool.offset);
       if (written !== tool.size) throw new Error(`tool '${tool.name}' changed while it was being embedded`);
     });
-    writeSync(fd, Buffer.alloc(RESERVED_SIZE), 0, RESERVED_SIZE, header.reserved);
+    const reserved = Buffer.alloc(RESERVED_SIZE);
+    for (const { offset, data } of options.reserved ?? []) data.copy(reserved, offset);
+    writeSync(fd, reserved, 0, RESERVED_SIZE, header.reserved);
     let position = header.reserved + RESERVED_SIZE;
     for (const layer of options.layers) {
       options.progress(`appending layer ${layer}`);

@@ -1,10 +1,13 @@
 // Builds dist/<bundle>.flatimage: compiles the launcher for a bundle, then appends the
 // image header, the helper tools, the reserved space and the layers (core/image.ts).
-//   bun scripts/build.ts <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]...
+//   bun scripts/build.ts <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--remote url]
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { dumpJson } from "../core/json.ts";
+import type { Bundle } from "../core/plugin.ts";
+import { SLOTS, textBytes } from "../core/reserved.ts";
 import { assembleImage, type ToolInput } from "./assemble.ts";
 import { rootfsLayer } from "./rootfs.ts";
 
@@ -12,7 +15,8 @@ const root = resolve(import.meta.dir, "..");
 
 function usage(message?: string): never {
   if (message) console.error(`build: ${message}`);
-  console.error("usage: npm run build -- <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]...");
+  console.error("usage: npm run build -- <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--remote url]");
+  console.error("  --remote url: the recipe remote the image starts with (default: the bundle's; '' for none)");
   const bundles = readdirSync(`${root}/bundles`, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
   console.error(`bundles: ${bundles.join(", ")}`);
   process.exit(2);
@@ -25,6 +29,7 @@ const { values, positionals } = parseArgs({
     out: { type: "string" },
     tools: { type: "string" },
     layer: { type: "string", multiple: true, default: [] },
+    remote: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
   allowPositionals: true,
@@ -41,6 +46,7 @@ const plugins = values.plugin.map((file) => {
   return path;
 });
 for (const layer of values.layer) if (!existsSync(layer)) usage(`layer file '${layer}' does not exist`);
+if (values.remote && !/^https?:\/\/./i.test(values.remote)) usage(`--remote '${values.remote}' is not an http:// or https:// URL`);
 
 const output = resolve(values.out ?? `${root}/dist/${bundleName}.flatimage`);
 const work = mkdtempSync(join(tmpdir(), `fim-build-${bundleName}-`));
@@ -117,7 +123,10 @@ const pkg = JSON.parse(readFileSync(`${root}/package.json`, "utf8")) as { versio
 const git = Bun.spawnSync(["git", "rev-parse", "--short=7", "HEAD"], { cwd: root, stdout: "pipe", stderr: "ignore" });
 const commit = git.exitCode === 0 ? git.stdout.toString().trim() : "0000000";
 const timestamp = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
-const bundleModule = (await import(`${root}/bundles/${bundleName}/index.ts`)) as { default: { distribution: string } };
+const bundleModule = (await import(`${root}/bundles/${bundleName}/index.ts`)) as { default: Bundle };
+// The recipe remote a fresh image shows (upstream's release images have theirs preset).
+const remote = values.remote ?? bundleModule.default.remote ?? "";
+if (remote) step(`recipe remote: ${remote}`);
 
 // The bundle's root filesystem becomes layer 0 (cached by the bootstrap script's content).
 const layers: string[] = [];
@@ -138,6 +147,7 @@ const size = await assembleImage({
   tools,
   layers,
   metadata: { version: `v${pkg.version}`, commit, timestamp, distribution: bundleModule.default.distribution },
+  reserved: remote ? [{ offset: SLOTS.remote.offset, data: textBytes(dumpJson({ url: remote }), SLOTS.remote) }] : [],
   progress: step,
 });
 step(`wrote ${output} (${(size / 1024 / 1024).toFixed(1)} MiB)`);
