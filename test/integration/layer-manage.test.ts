@@ -39,8 +39,10 @@ const noLeftovers = () => expect(readdirSync(image.dir).filter((name) => name.in
 
 describe("fim-layer list --long", () => {
   test("one line per layer: index, size, where it is, what it holds; plain list unchanged", () => {
-    writeFileSync(join(image.dir, "big.bin"), randomBytes(300 * 1024));
-    layer(`mkdir -p /opt/app && cp ${join(image.dir, "big.bin")} /opt/app/big.bin && echo hello > /opt/app/readme && ln -s readme /opt/app/link`);
+    // Data the guest cannot make goes straight into the upper directory (no run is active).
+    mkdirSync(join(upper, "opt/app"), { recursive: true });
+    writeFileSync(join(upper, "opt/app/big.bin"), randomBytes(300 * 1024));
+    layer("echo hello > /opt/app/readme && ln -s readme /opt/app/link");
     layer("rm /opt/app/readme /etc/host.conf && mkdir -p /srv/data && echo x > /srv/data/x");
     const listed = long();
     expect(listed).toHaveLength(3);
@@ -64,9 +66,10 @@ describe("fim-layer list --long", () => {
 describe("fim-layer squash", () => {
   test("merges embedded layers: the guest sees the same, and what was deleted no longer takes space", () => {
     // Layer 3: a big file that layer 4 deletes again; layer 4 also replaces a file of layer 1.
-    writeFileSync(join(image.dir, "huge.bin"), randomBytes(2 * 1024 * 1024));
     ok(["fim-layer", "remove", "3"]);
-    layer(`mkdir -p /opt/tmp && cp ${join(image.dir, "huge.bin")} /opt/tmp/huge.bin && echo three > /opt/tmp/keep`);
+    mkdirSync(join(upper, "opt/tmp"), { recursive: true });
+    writeFileSync(join(upper, "opt/tmp/huge.bin"), randomBytes(2 * 1024 * 1024));
+    layer("echo three > /opt/tmp/keep");
     layer("rm /opt/tmp/huge.bin && echo four > /opt/app/link && mkdir -p /opt/new/deep && echo n > /opt/new/deep/n");
     const before = view("/opt", "/srv", "/etc");
     const sizeBefore = statSync(image.path).size;
