@@ -1,5 +1,5 @@
 // fim-desktop (reference §4.15, §13) and the automatic integration on every sandboxed run.
-import { extname } from "node:path";
+import { extname, resolve } from "node:path";
 import { parseWord, rejectTrailing, splitRange } from "../../core/cli.ts";
 import { asFimError, FimError, withContext } from "../../core/errors.ts";
 import { consoleLevel, write } from "../../core/log.ts";
@@ -152,6 +152,7 @@ export const desktopPlugin: Plugin = {
                 } catch (error) {
                   throw new FimError(`Could not write the icon to '${out}': ${(error as Error).message}`);
                 }
+                log.info(`Wrote the icon (${icon.extension}, ${icon.data.length} bytes) to '${resolve(out)}'`);
               });
           }
           rejectTrailing("fim-desktop", more);

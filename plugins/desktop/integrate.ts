@@ -5,7 +5,7 @@ import { FimError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
 import { readSlot, SLOTS } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { desktopPaths, entryText, GENERIC_MIME, globLine, ICON_SIZES, mimeText, strerror, writeAtomic, xdgDataHome } from "./files.ts";
+import { desktopId, desktopPaths, entryText, GENERIC_MIME, globLine, ICON_SIZES, mimeText, strerror, writeAtomic, xdgDataHome } from "./files.ts";
 import { readIcon } from "./icon.ts";
 import { LOGO_SVG } from "./logo.ts";
 import { type Desktop, enabled } from "./schema.ts";
@@ -64,7 +64,7 @@ async function integrateIcons(runtime: Runtime, paths: ReturnType<typeof desktop
 export async function integrate(runtime: Runtime, desktop: Desktop, log: Logger): Promise<void> {
   const xdg = xdgDataHome();
   const image = runtime.image.path;
-  const paths = desktopPaths(xdg, desktop.name);
+  const paths = desktopPaths(xdg, desktopId(desktop.name));
   if (enabled(desktop, "ENTRY")) {
     log.info("Integrating desktop entry");
     const text = entryText(desktop, image);
@@ -103,7 +103,7 @@ export async function notify(runtime: Runtime, desktop: Desktop, log: Logger): P
     log.debug("Could not find 'notify-send' in PATH: no start notification");
     return;
   }
-  const paths = desktopPaths(xdgDataHome(), desktop.name);
+  const paths = desktopPaths(xdgDataHome(), desktopId(desktop.name));
   const icon = existsSync(paths.pngApp(64)) ? paths.pngApp(64) : paths.svgApp;
   try {
     const child = Bun.spawn([tool, "-i", icon, `Started '${desktop.name}' FlatImage`], { stdio: ["ignore", "ignore", "ignore"] });
@@ -120,36 +120,45 @@ export async function notify(runtime: Runtime, desktop: Desktop, log: Logger): P
   }
 }
 
-/** Removes what the enabled integrations wrote; the generic MIME file and logo stay (reference §13.4). */
+/**
+ * Removes what the enabled integrations wrote; the generic MIME file and logo stay (reference
+ * §13.4). For a name that is not a valid id (desktopId), the files earlier versions wrote
+ * under the name itself go too.
+ */
 export async function clean(runtime: Runtime, desktop: Desktop, log: Logger): Promise<void> {
   const xdg = xdgDataHome();
-  const paths = desktopPaths(xdg, desktop.name);
-  const remove = (path: string) => {
+  const ids = [...new Set([desktopId(desktop.name), desktop.name])];
+  const remove = (path: string, always = true) => {
     try {
+      if (!always && !existsSync(path)) return;
       rmSync(path, { force: true });
       log.info(`Removed file '${path}'`);
     } catch (error) {
       log.error(`Could not remove '${path}': ${strerror(error)}`);
     }
   };
-  if (enabled(desktop, "ENTRY")) remove(paths.entry);
-  if (enabled(desktop, "MIMETYPE")) {
-    remove(paths.mime);
-    log.info(`Updating mime database '${xdg}'`);
-    try {
-      await updateMimeDatabase(paths.mimeDir);
-    } catch (error) {
-      log.error((error as Error).message);
+  // jpg icons were written as PNGs too (upstream removed the svg names for them).
+  const extension = enabled(desktop, "ICON") ? readIcon(runtime.image)?.extension : undefined;
+  for (const [index, id] of ids.entries()) {
+    const paths = desktopPaths(xdg, id);
+    const always = index === 0;
+    if (enabled(desktop, "ENTRY")) remove(paths.entry, always);
+    if (enabled(desktop, "MIMETYPE") && (always || existsSync(paths.mime))) {
+      remove(paths.mime);
+      log.info(`Updating mime database '${xdg}'`);
+      try {
+        await updateMimeDatabase(paths.mimeDir);
+      } catch (error) {
+        log.error((error as Error).message);
+      }
     }
-  }
-  if (enabled(desktop, "ICON")) {
-    // jpg icons were written as PNGs too (upstream removed the svg names for them).
-    const extension = readIcon(runtime.image)?.extension;
-    if (extension === "png" || extension === "jpg") {
-      for (const size of ICON_SIZES) for (const path of [paths.pngMime(size), paths.pngApp(size)]) remove(path);
-    } else {
-      remove(paths.svgMime);
-      remove(paths.svgApp);
+    if (enabled(desktop, "ICON")) {
+      if (extension === "png" || extension === "jpg") {
+        for (const size of ICON_SIZES) for (const path of [paths.pngMime(size), paths.pngApp(size)]) remove(path, always);
+      } else {
+        remove(paths.svgMime, always);
+        remove(paths.svgApp, always);
+      }
     }
   }
 }
