@@ -3,14 +3,12 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
-import { readSlot, SLOTS } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { desktopId, desktopPaths, entryText, GENERIC_MIME, globLine, ICON_SIZES, mimeText, strerror, writeAtomic, xdgDataHome } from "./files.ts";
 import { readIcon } from "./icon.ts";
 import { LOGO_SVG } from "./logo.ts";
 import { type Desktop, enabled } from "./schema.ts";
 
-const NOTIFY_WAIT_MS = 2000;
 
 function readOrUndefined(path: string): string | undefined {
   try {
@@ -95,29 +93,10 @@ export async function integrate(runtime: Runtime, desktop: Desktop, log: Logger)
   }
 }
 
-/** `notify-send` on the host when `fim-notify on`; its absence or failure is only logged. */
-export async function notify(runtime: Runtime, desktop: Desktop, log: Logger): Promise<void> {
-  if (readSlot(runtime.image, SLOTS.notify)[0] === 0) return;
-  const tool = Bun.which("notify-send");
-  if (!tool) {
-    log.debug("Could not find 'notify-send' in PATH: no start notification");
-    return;
-  }
+/** The icon a start notification shows: the 64 px PNG when there is one, else the SVG. */
+export function appIcon(desktop: Desktop): string {
   const paths = desktopPaths(xdgDataHome(), desktopId(desktop.name));
-  const icon = existsSync(paths.pngApp(64)) ? paths.pngApp(64) : paths.svgApp;
-  try {
-    const child = Bun.spawn([tool, "-i", icon, `Started '${desktop.name}' FlatImage`], { stdio: ["ignore", "ignore", "ignore"] });
-    // A notifier that hangs (no notification daemon) must not hold the start up.
-    let timer: Timer | undefined;
-    const code = await Promise.race([child.exited, new Promise<undefined>((resolve) => (timer = setTimeout(resolve, NOTIFY_WAIT_MS)))]);
-    clearTimeout(timer);
-    if (code === undefined) {
-      child.unref();
-      log.debug(`notify-send still runs after ${NOTIFY_WAIT_MS} ms; not waiting for it`);
-    } else if (code !== 0) log.debug(`notify-send failed with exit code: ${code}`);
-  } catch (error) {
-    log.debug(`Could not run notify-send: ${(error as Error).message}`);
-  }
+  return existsSync(paths.pngApp(64)) ? paths.pngApp(64) : paths.svgApp;
 }
 
 /**

@@ -1,11 +1,12 @@
 // fim-layer create | add | commit | list (reference §12), and remove | squash to manage the
 // layers afterwards (manage.ts).
-import { statSync } from "node:fs";
+import { closeSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
+import { tryLockDataDirectory } from "../../core/run-services.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { appendLayer } from "./append.ts";
 import { commit, createLayer } from "./commit.ts";
@@ -136,7 +137,23 @@ export const layerPlugin: Plugin = {
             destination = resolve(modeArgs.shift()!);
           }
           rejectTrailing("fim-layer commit", modeArgs);
-          return () => withContext("Failed to commit layer", () => commit(runtime, log, mode, destination));
+          return () =>
+            withContext("Failed to commit layer", async () => {
+              // While a run shares the data directory's mounts, its guests write <data>/root:
+              // committing (and then erasing) it under them would lose writes. Held for the
+              // whole commit, the lock also keeps runs from starting meanwhile.
+              const lock = tryLockDataDirectory(runtime);
+              if (lock === undefined) {
+                throw new FimError(
+                  `An instance of this image runs on '${runtime.paths.data}' ('fim-instance list' shows it): it must end before its changes can be committed (what it writes stays in '${runtime.paths.upper}' for the next commit)`,
+                );
+              }
+              try {
+                await commit(runtime, log, mode, destination);
+              } finally {
+                closeSync(lock);
+              }
+            });
         },
       }),
     );

@@ -100,7 +100,10 @@ export const sandboxPlugin: Plugin = {
         // Read-only: a guest must not edit the host's groups (upstream bound it read-write).
         // Root runs keep the image's own file, so package scripts can add groups.
         ...(launch.request.root ? [] : [{ op: "bind", mode: "ro", source: "/etc/group", dest: "/etc/group", optional: true } as const]),
-        { op: "tmpfs", dest: xdg },
+        // /run is runtime state: the guest's own, in memory. Sockets a permission binds there
+        // (and $XDG_RUNTIME_DIR) get their mount points in it, never in <data>/root.
+        { op: "tmpfs", dest: "/run" },
+        ...(xdg.startsWith("/run/") || xdg.startsWith("/tmp/") ? [{ op: "dir", dest: xdg } as const] : [{ op: "tmpfs", dest: xdg } as const]),
         { op: "setenv", name: "XDG_RUNTIME_DIR", value: xdg },
         { op: "bind", mode: "ro", source: bin, dest: bin },
         { op: "bind", mode: "ro", source: sbin, dest: sbin },

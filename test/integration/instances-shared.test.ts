@@ -168,6 +168,25 @@ describe("instances share one set of mounts", () => {
   }, 60_000);
 });
 
+describe("fim-layer commit while a guest writes", () => {
+  test("it refuses while the guest runs; afterwards every line the guest wrote is in the committed layer", async () => {
+    const writer = background(["fim-exec", "sh", "-c", "i=0; echo ready; while [ ! -e /etc/stop ]; do echo $i >> /etc/lines; sync; i=$((i+1)); done; echo $i"]);
+    expect(await readLine(writer)).toBe("ready\n");
+    const refused = image.run(["fim-layer", "commit", "binary"]);
+    expect(refused.code).toBe(125);
+    expect(lines(refused.stderr)).toContain(`E::An instance of this image runs on '${join(image.dir, ".app.flatimage.data")}' ('fim-instance list' shows it): it must end before its changes can be committed (what it writes stays in '${join(image.dir, ".app.flatimage.data/root")}' for the next commit)`);
+    // Stops the writer through the shared root.
+    expect(image.run(["fim-exec", "touch", "/etc/stop"]).code).toBe(0);
+    expect(await writer.exited).toBe(0);
+    const written = Number((await rest(writer)).trim());
+    expect(written).toBeGreaterThan(0);
+    expect(image.run(["fim-layer", "commit", "binary"]).code).toBe(0);
+    const committed = image.run(["fim-exec", "cat", "/etc/lines"]).stdout.trim().split("\n").map(Number);
+    expect(committed).toEqual(Array.from({ length: written }, (_, i) => i));
+    image.run(["fim-exec", "rm", "/etc/stop", "/etc/lines"]);
+  }, 60_000);
+});
+
 function readFileSafe(path: string): string {
   try {
     return readFileSync(path, "latin1");
