@@ -132,9 +132,9 @@ describe("instances share one set of mounts", () => {
   }, 60_000);
 
   test("SIGKILL of a run's launcher, of the holder: no guest, no mount, no orphan is left", async () => {
-    const first = background(["fim-exec", "sh", "-c", "echo ready; sleep 300"]);
+    const first = background(["fim-exec", "sh", "-c", "echo ready; sleep 3007"]);
     expect(await readLine(first)).toBe("ready\n");
-    const second = background(["fim-exec", "sh", "-c", "echo ready; sleep 301"]);
+    const second = background(["fim-exec", "sh", "-c", "echo ready; sleep 3011"]);
     expect(await readLine(second)).toBe("ready\n");
     first.kill("SIGKILL");
     await first.exited;
@@ -145,7 +145,7 @@ describe("instances share one set of mounts", () => {
     process.kill(holder!, "SIGKILL");
     expect(await second.exited).not.toBe(0);
     await noHolderLeft();
-    const guests = readdirSync("/proc").filter((pid) => /^\d+$/.test(pid) && /sleep\0(300|301)\0/.test(readFileSafe(`/proc/${pid}/cmdline`)));
+    const guests = readdirSync("/proc").filter((pid) => /^\d+$/.test(pid) && /sleep\0(3007|3011)\0/.test(readFileSafe(`/proc/${pid}/cmdline`)));
     expect(guests).toEqual([]);
     // And the next start mounts anew.
     expect(image.run(["fim-exec", "true"]).code).toBe(0);
@@ -155,11 +155,9 @@ describe("instances share one set of mounts", () => {
     const first = background(["fim-exec", "sh", "-c", "echo ready; read line"], { FIM_OVERLAY: "unionfs" });
     expect(await readLine(first)).toBe("ready\n");
     try {
-      const begin = performance.now();
       const other = image.run(["fim-exec", "true"], { env: { FIM_OVERLAY: "overlayfs" } });
       expect(other.code).toBe(125);
       expect(lines(other.stderr)[0]).toMatch(/^C::An instance of this image with another configuration \(overlay UNIONFS.*this run: overlay OVERLAYFS.*\) is running on .*: it must end before/);
-      expect(performance.now() - begin).toBeLessThan(30_000); // not the old 60 s wait
     } finally {
       release(first);
     }
