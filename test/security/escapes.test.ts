@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
 import { freshImage, type TestImage } from "../helpers/image.ts";
-import { asRoot, HOST_VIEW, installProbe, loopbackListener, probeLines, runAsync, scratch, unixListener, upperOf } from "./helpers.ts";
+import { asRoot, HOST_VIEW, installProbe, loopbackListener, runAsync, scratch, sysvSegment, unixListener, upperOf } from "./helpers.ts";
 
 let image: TestImage;
 beforeAll(() => {
@@ -167,6 +167,35 @@ describe("the runtime's own files", () => {
   });
 });
 
+describe("the end of a run", () => {
+  test("a process the guest leaves behind ends with its run, even while another run of the image goes on", async () => {
+    // Such a process keeps the run's standard input, the user's terminal: left alive, it reads
+    // what the user types into the shell next (no controlling terminal, so no SIGTTIN).
+    const other = Bun.spawn([image.path, "fim-exec", "sh", "-c", "echo ready; read line; echo done"], { cwd: image.dir, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const reader = other.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
+    const seconds = String(700000 + (process.pid % 100000));
+    const left = () =>
+      readdirSync("/proc").filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, "utf8") === `sleep\0${seconds}\0`;
+        } catch {
+          return false;
+        }
+      });
+    try {
+      const run = image.run(["fim-exec", "sh", "-c", 'setsid sleep "$1" </dev/null >/dev/null 2>&1 & echo started', "sh", seconds]);
+      expect(run).toEqual({ code: 0, stdout: "started\n", stderr: "" });
+      expect(left()).toEqual([]);
+    } finally {
+      other.stdin.write("end\n");
+      await other.stdin.end();
+      expect(await other.exited).toBe(0);
+      for (const pid of left()) process.kill(Number(pid), "SIGKILL");
+    }
+  });
+});
+
 describe("the network", () => {
   test("a service on the host's 127.0.0.1 is unreachable", async () => {
     const service = loopbackListener("host service");
@@ -186,6 +215,17 @@ describe("the network", () => {
       expect(result).toEqual({ code: 0, stdout: "connect=ECONNREFUSED\n", stderr: "" });
     } finally {
       service.stop();
+    }
+  });
+});
+
+describe("System V IPC", () => {
+  test("a shared memory segment of the host's is not reachable (the guest's IPC namespace is its own)", () => {
+    const segment = sysvSegment();
+    try {
+      expect(image.run(["fim-exec", "/probe", `shmat:${segment.id}`])).toEqual({ code: 0, stdout: "shmat=EINVAL\n", stderr: "" });
+    } finally {
+      segment.remove();
     }
   });
 });

@@ -68,9 +68,12 @@ export function loopbackListener(greeting: string): Listener & { port: number } 
   return { port: server.port, stop: () => server.stop(true) };
 }
 
-/** The probe's results, one `name=value` line each, in order. */
-export function probeLines(stdout: string): string[] {
-  return stdout.split("\n").filter((line) => line !== "");
+/** A System V shared memory segment of the host's (util-linux's ipcmk), readable by its owner. */
+export function sysvSegment(): { id: number; remove(): void } {
+  const made = Bun.spawnSync(["ipcmk", "-M", "4096", "-p", "0600"], { stdout: "pipe", stderr: "pipe" });
+  const id = /(\d+)\s*$/.exec(made.stdout.toString())?.[1];
+  if (made.exitCode !== 0 || id === undefined) throw new Error(`ipcmk failed (util-linux): ${made.stderr.toString()}`);
+  return { id: Number(id), remove: () => void Bun.spawnSync(["ipcrm", "-m", id]) };
 }
 
 /** A host path, and where the old layout showed it: neither may exist in a guest that was not granted it. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freshImage, lines, type RunResult, type TestImage } from "../helpers/image.ts";
-import { asRoot, HOST_VIEW, installProbe, loopbackListener, runAsync, scratch, unixListener, type Listener } from "./helpers.ts";
+import { asRoot, HOST_VIEW, installProbe, loopbackListener, runAsync, scratch, sysvSegment, unixListener, type Listener } from "./helpers.ts";
 
 let image: TestImage;
 beforeAll(() => {
@@ -229,23 +229,25 @@ describe("files and directories", () => {
     expect(seen(granted)).toEqual(host.map((identity) => [identity, "none"]));
   });
 
-  test("shm: the host's /dev/shm, read-write", async () => {
+  test("shm: the host's /dev/shm, read-write, and its System V IPC (shared memory segments)", async () => {
     const name = `/dev/shm/fim-security-${process.pid}`;
     writeFileSync(name, "shared\n");
+    const segment = sysvSegment();
     try {
-      const script = 'for f in "$1" "$2"; do cat "$f"; echo "status $?"; done; echo guest > "$1-guest"';
+      const script = 'for f in "$1" "$2"; do cat "$f"; echo "status $?"; done; echo guest > "$1-guest"; /probe "shmat:$3"';
       const { denied, granted } = await deniedThenGranted("shm", async () => {
         rmSync(`${name}-guest`, { force: true });
-        const result = await guest(script, [name, `${HOST_VIEW}${name}`]);
+        const result = await guest(script, [name, `${HOST_VIEW}${name}`, String(segment.id)]);
         return { ...result, stdout: `${result.stdout}host: ${existsSync(`${name}-guest`) ? readFileSync(`${name}-guest`, "utf8") : "none\n"}` };
       });
       expect(denied).toEqual({
         code: 0,
-        stdout: "status 1\nstatus 1\nhost: none\n",
+        stdout: "status 1\nstatus 1\nshmat=EINVAL\nhost: none\n",
         stderr: `cat: can't open '${name}': No such file or directory\ncat: can't open '${HOST_VIEW}${name}': No such file or directory\n`,
       });
-      expect(granted).toEqual({ code: 0, stdout: "shared\nstatus 0\nstatus 1\nhost: guest\n", stderr: `cat: can't open '${HOST_VIEW}${name}': No such file or directory\n` });
+      expect(granted).toEqual({ code: 0, stdout: "shared\nstatus 0\nstatus 1\nshmat=ok\nhost: guest\n", stderr: `cat: can't open '${HOST_VIEW}${name}': No such file or directory\n` });
     } finally {
+      segment.remove();
       rmSync(name, { force: true });
       rmSync(`${name}-guest`, { force: true });
     }
