@@ -53,7 +53,10 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch): P
   const sandbox = [bwrap!, "--die-with-parent", "--json-status-fd", "3", ...guest.args, "--", sigdfl!, bash!, "-c", guestLauncher, "--", program, ...launch.programArgs, ...args];
   log.debug(`Spawn command: ['${sandbox.join("','")}',]`);
   // Inside the holder's namespaces, the guest's own supervisor forwards signals to it.
-  const inside = supervisorArgs(supervise!, { status: `${instance}/guest.json`, open: guest.open, child: sandbox });
+  const ownPid = operations.some((op) => op.op === "unshare" && op.namespace === "pid");
+  // It adopts what the guest leaves running and ends it with the guest: the namespace outlives
+  // this run while others share it.
+  const inside = supervisorArgs(supervise!, { status: `${instance}/guest.json`, statusInit: ownPid, endOrphans: true, open: guest.open, child: sandbox });
   keepAcrossExec(holder.guestLock);
   const supervisor = supervisorArgs(supervise!, {
     after: launch.after,

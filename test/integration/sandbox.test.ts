@@ -167,9 +167,15 @@ describe("unshare options and binds", () => {
     image.run(["fim-perms", "del", "network,shm"]);
   });
 
-  test("pid: the guest's own pid namespace", () => {
+  test("pid: the guest's own pid namespace; signals still reach the program", async () => {
     image.run(["fim-unshare", "set", "pid"]);
     expect(Number(sh("echo $$").stdout)).toBeLessThan(5);
+    const child = Bun.spawn([image.path, "fim-exec", "sh", "-c", "trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"], { stdout: "pipe", stderr: "pipe" });
+    const reader = child.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
+    child.kill("SIGTERM");
+    expect(await child.exited).toBe(7);
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("term\n");
     image.run(["fim-unshare", "clear"]);
   });
 
