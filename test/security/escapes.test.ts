@@ -2,10 +2,10 @@
 // each with its exact outcome. Meant for a regular user: scripts/test.sh runs this folder as
 // 'fimtest' too (the user a real guest would attack).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
-import { freshImage, type TestImage } from "../helpers/image.ts";
+import { freshImage, lines, type TestImage } from "../helpers/image.ts";
 import { asRoot, HOST_VIEW, installProbe, loopbackListener, runAsync, scratch, sysvSegment, unixListener, upperOf } from "./helpers.ts";
 
 let image: TestImage;
@@ -167,6 +167,20 @@ describe("the runtime's own files", () => {
   });
 });
 
+/**
+ * Host processes with `word` in their command line: a detached process is matched in every
+ * stage (the forked shell, setsid, sleep), so none slips through before its exec.
+ */
+function processesNaming(word: string): string[] {
+  return readdirSync("/proc").filter((pid) => {
+    try {
+      return /^\d+$/.test(pid) && pid !== String(process.pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(word);
+    } catch {
+      return false;
+    }
+  });
+}
+
 describe("the end of a run", () => {
   test("a process the guest leaves behind ends with its run, even while another run of the image goes on", async () => {
     // Such a process keeps the run's standard input, the user's terminal: left alive, it reads
@@ -175,14 +189,7 @@ describe("the end of a run", () => {
     const reader = other.stdout.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
     const seconds = String(700000 + (process.pid % 100000));
-    const left = () =>
-      readdirSync("/proc").filter((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, "utf8") === `sleep\0${seconds}\0`;
-        } catch {
-          return false;
-        }
-      });
+    const left = () => processesNaming(seconds);
     try {
       const run = image.run(["fim-exec", "sh", "-c", 'setsid sleep "$1" </dev/null >/dev/null 2>&1 & echo started', "sh", seconds]);
       expect(run).toEqual({ code: 0, stdout: "started\n", stderr: "" });
@@ -192,6 +199,85 @@ describe("the end of a run", () => {
       await other.stdin.end();
       expect(await other.exited).toBe(0);
       for (const pid of left()) process.kill(Number(pid), "SIGKILL");
+    }
+  });
+});
+
+describe("the portal", () => {
+  test("runs no host program by default (not even to read ~/.ssh/id_rsa); 'fim-portal allow' lets the one named run", () => {
+    const home = scratch(".fim-security-portal", homedir());
+    const key = join(home.dir, ".ssh/id_rsa");
+    mkdirSync(join(home.dir, ".ssh"), { mode: 0o700 });
+    writeFileSync(key, "the host's key\n", { mode: 0o600 });
+    const read = () => sh('fim_portal cat "$1"; echo "status $?"', [key]);
+    try {
+      const refused = read();
+      expect({ ...refused, stderr: lines(refused.stderr) }).toEqual({
+        code: 0,
+        stdout: "status 126\n",
+        stderr: ["E::The portal refused to run 'cat' on the host: this image does not allow it", `E::To allow it, run on the host: ${image.path} fim-portal allow cat`],
+      });
+      expect(image.run(["fim-portal", "allow", "cat"]).code).toBe(0);
+      expect(read()).toEqual({ code: 0, stdout: "the host's key\nstatus 0\n", stderr: "" });
+    } finally {
+      image.run(["fim-portal", "clear"]);
+      home.done();
+    }
+  });
+
+  test("a host process that an allowed program leaves behind ends with the run", () => {
+    const seconds = String(800000 + (process.pid % 100000));
+    try {
+      // (An image from before the allowlist has no fim-portal: its portal runs anything anyway.)
+      image.run(["fim-portal", "allow", "sh"]);
+      const run = sh('fim_portal sh -c "setsid sleep $1 </dev/null >/dev/null 2>&1 & echo started"', [seconds]);
+      expect(run).toEqual({ code: 0, stdout: "started\n", stderr: "" });
+      expect(processesNaming(seconds)).toEqual([]);
+    } finally {
+      image.run(["fim-portal", "clear"]);
+      for (const pid of processesNaming(seconds)) process.kill(Number(pid), "SIGKILL");
+    }
+  });
+});
+
+describe("the data directory", () => {
+  // Issue 14: another user who can write where an image lies makes its data directory, with
+  // programs in <data>/root, and the owner's next run executes them.
+  test("one that other users can write is refused before anything in it runs", () => {
+    const other = freshImage(image.path);
+    try {
+      const data = join(other.dir, ".app.flatimage.data");
+      mkdirSync(join(data, "root"), { recursive: true });
+      chmodSync(data, 0o777);
+      const result = other.run(["fim-exec", "sh", "-c", "echo ran > /ran"]);
+      expect({ ...result, stderr: lines(result.stderr) }).toEqual({
+        code: 125,
+        stdout: "",
+        stderr: [
+          `C::The data directory '${data}' is writable by other users (mode 0777): they could change what runs in your sandbox. Make it private: chmod go-w '${data}'`,
+          "C::The program exited with an error",
+        ],
+      });
+      expect(existsSync(join(data, "root/ran"))).toBe(false);
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  test.if(asRoot)("one that another user owns is refused (run as root, which can make it)", () => {
+    const other = freshImage(image.path);
+    try {
+      const data = join(other.dir, ".app.flatimage.data");
+      mkdirSync(join(data, "root"), { recursive: true });
+      chownSync(data, 65534, 65534);
+      const result = other.run(["fim-exec", "sh", "-c", "echo ran > /ran"]);
+      expect(result.code).toBe(125);
+      const [first] = lines(result.stderr);
+      expect(first).toStartWith(`C::The data directory '${data}' belongs to `);
+      expect(first).toEndWith(", not to you (uid 0): what it holds would run in your sandbox. Have it removed, or set FIM_DIR_DATA to a directory of yours that only you can write");
+      expect(existsSync(join(data, "root/ran"))).toBe(false);
+    } finally {
+      other.cleanup();
     }
   });
 });
