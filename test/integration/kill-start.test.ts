@@ -28,7 +28,9 @@ function commandLines(): [number, string][] {
 const leftovers = (marker: string) => commandLines().filter(([pid, line]) => pid !== process.pid && (line.includes(marker) || line.includes(image.dir)));
 
 test(`SIGKILL of the launcher at random moments of ${STARTS} starts leaves no guest, no holder and no mount`, async () => {
-  const marker = `fim-kill-start-${process.pid}`;
+  // A duration no other process uses names the guests (busybox's sleep takes numbers only).
+  const duration = String(800_000 + (process.pid % 100_000));
+  const marker = `sleep\0${duration}\0`;
   // How long a start takes here, so the kills cover all of it (and a little after).
   const durations = [0, 1, 2].map(() => {
     const begin = performance.now();
@@ -39,7 +41,7 @@ test(`SIGKILL of the launcher at random moments of ${STARTS} starts leaves no gu
   // One kill in each of STARTS equal slices of the span, at a random moment of the slice, in random order.
   const delays = Array.from({ length: STARTS }, (_, i) => ((i + Math.random()) * span) / STARTS).sort(() => Math.random() - 0.5);
   for (const delay of delays) {
-    const child = Bun.spawn([image.path, "fim-exec", "sh", "-c", `exec sleep 1000 ${marker}`], { stdout: "ignore", stderr: "ignore" });
+    const child = Bun.spawn([image.path, "fim-exec", "sh", "-c", `exec sleep ${duration}`], { stdout: "ignore", stderr: "ignore" });
     await Bun.sleep(delay);
     child.kill("SIGKILL");
     await child.exited;
