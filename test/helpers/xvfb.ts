@@ -1,8 +1,9 @@
-// A private X server for tests: Xvfb on the first free display (it says which on a pipe
-// once it accepts clients), with an authorization cookie, and what tests look at: the
+// A private X server for tests: Xvfb on a free display (it says so on a pipe once it
+// accepts clients), with an authorization cookie, and what tests look at: the
 // window tree (xwininfo) and screenshots (xwd, decoded here).
 import { spawnSync, type Subprocess } from "bun";
 import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const TOOLS: Record<string, string> = { Xvfb: "xvfb", xauth: "xauth", xwininfo: "x11-utils", xwd: "x11-apps" };
@@ -28,6 +29,19 @@ export interface XServer {
   stop(): Promise<void>;
 }
 
+/**
+ * A display number nobody uses: no lock file, no socket, and no abstract socket (those are
+ * per network namespace, not per /tmp: an X server in another sandbox with its own /tmp
+ * would otherwise answer our clients).
+ */
+function freeDisplay(from: number): number {
+  const unix = readFileSync("/proc/net/unix", "utf8");
+  for (let n = from; n < from + 100; n++) {
+    if (!existsSync(`/tmp/.X${n}-lock`) && !existsSync(`/tmp/.X11-unix/X${n}`) && !unix.includes(`@/tmp/.X11-unix/X${n}\n`)) return n;
+  }
+  throw new Error(`no free X display number in ${from}..${from + 99}`);
+}
+
 /** Starts Xvfb with its files in `dir`; resolves once it accepts connections. */
 export async function startXvfb(dir: string): Promise<XServer> {
   const tools = xTools();
@@ -36,27 +50,37 @@ export async function startXvfb(dir: string): Promise<XServer> {
   const authority = join(dir, "client.xauth");
   // The server accepts every cookie of its -auth file, whatever display the entry names.
   xauth(tools.xauth!, serverAuth, ":0", cookie);
-  const server: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn(
-    [tools.Xvfb!, "-displayfd", "1", "-auth", serverAuth, "-nolisten", "tcp", "-screen", "0", "800x600x24"],
-    { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
-  );
-  const number = await firstLine(server.stdout);
-  if (!/^\d+$/.test(number)) {
+  let candidate = 10;
+  for (let attempt = 0; ; attempt++) {
+    candidate = freeDisplay(candidate);
+    // -displayfd: it writes the number on stdout once it accepts connections.
+    // Its log goes to a file: a pipe nobody reads would fill and stop the server. -noreset:
+    // by default it resets when its last client leaves, and refuses connections meanwhile.
+    const log = join(dir, `xvfb-${candidate}.log`);
+    const server: Subprocess<"ignore", "pipe", number> = Bun.spawn(
+      [tools.Xvfb!, `:${candidate}`, "-displayfd", "1", "-auth", serverAuth, "-noreset", "-nolisten", "tcp", "-screen", "0", "800x600x24"],
+      { stdin: "ignore", stdout: "pipe", stderr: Bun.file(log) },
+    );
+    const number = await firstLine(server.stdout);
+    if (number === String(candidate)) {
+      const display = `:${number}`;
+      xauth(tools.xauth!, authority, display, cookie);
+      return {
+        display,
+        authority,
+        env: { DISPLAY: display, XAUTHORITY: authority },
+        async stop() {
+          server.kill();
+          await server.exited;
+        },
+      };
+    }
     server.kill();
     await server.exited;
-    throw new Error(`Xvfb did not start (${number ? `said '${number}'` : `exit ${server.exitCode}`}):\n${await new Response(server.stderr).text()}`);
+    // Another server took the number between our look and its start: try the next one.
+    if (attempt === 5) throw new Error(`Xvfb did not start (${number ? `said '${number}'` : `exit ${server.exitCode}`}):\n${readFileSync(log, "utf8")}`);
+    candidate++;
   }
-  const display = `:${number}`;
-  xauth(tools.xauth!, authority, display, cookie);
-  return {
-    display,
-    authority,
-    env: { DISPLAY: display, XAUTHORITY: authority },
-    async stop() {
-      server.kill();
-      await server.exited;
-    },
-  };
 }
 
 function xauth(program: string, file: string, display: string, cookie: string): void {

@@ -109,15 +109,17 @@ describe("a packaged X11 program under Xvfb", () => {
     expect(result.exitCode).not.toBe(0);
   });
 
-  const variants: [string, Record<string, string>][] = [
-    ["the default overlay (bwrap)", {}],
-    ["the union overlay", { FIM_OVERLAY: "unionfs" }],
-    ["casefold", { FIM_CASEFOLD: "1" }],
+  // [label, environment, how the program is started, its X resource name]
+  const variants: [string, Record<string, string>, string[], string][] = [
+    ["the default overlay (bwrap)", {}, [], "xterm"],
+    ["the union overlay", { FIM_OVERLAY: "unionfs" }, [], "xterm"],
+    // Casefold on: the program is found by a name in the wrong case.
+    ["casefold", { FIM_CASEFOLD: "1" }, ["fim-exec", "/USR/BIN/XTERM", "-fa", "Mono"], "XTERM"],
   ];
-  for (const [label, env] of variants) {
+  for (const [label, env, start, resource] of variants) {
     test(`xterm's window exists and is drawn, with ${label}`, async () => {
       const title = `fim-xterm-${Object.values(env).join("-") || "default"}`;
-      const run = Bun.spawn([image.path, "-T", title, "-e", "sh", "-c", "echo packaged in a FlatImage; exec cat"], {
+      const run = Bun.spawn([image.path, ...start, "-T", title, "-e", "sh", "-c", "echo packaged in a FlatImage; exec cat"], {
         env: { ...process.env, ...server.env, ...env },
         cwd: image.dir,
         stdin: "ignore",
@@ -127,7 +129,7 @@ describe("a packaged X11 program under Xvfb", () => {
       try {
         const id = await until(() => windowId(windowTree(server), title), 60_000);
         expect(id).toMatch(/^0x[0-9a-f]+$/);
-        expect(windowTree(server)).toContain(`"${title}": ("xterm" "XTerm")`);
+        expect(windowTree(server)).toContain(`"${title}": ("${resource}" "XTerm")`);
         // Anti-aliased text through the image's fontconfig draws many shades; a blank window
         // has one colour (two with the cursor).
         const shot = await until(() => {
