@@ -14,6 +14,8 @@ import { screenshot, startXvfb, windowId, windowTree, xTools, type XServer } fro
 
 /** Programs whose packages chown to other owners (xterm's utempter: root:utmp; man-db's cache: man) or add users (dbus: messagebus, uuid-runtime: uuidd). */
 const PACKAGES = ["xterm", "fontconfig", "git", "x11-apps", "tmux", "dbus", "uuid-runtime"];
+/** Its script adds `mdns4_minimal` to /etc/nsswitch.conf, which the network permission binds for other runs. */
+const NSS_MODULE = "libnss-mdns";
 const NETWORK_TIMEOUT = 300_000;
 /** setgid root:utmp in Debian's utempter package: dpkg chowns it to a group that is not mapped. */
 const UTEMPTER = "/usr/lib/x86_64-linux-gnu/utempter/utempter";
@@ -42,10 +44,15 @@ describe("fim-root installs Debian packages as the regular user", () => {
     () => {
       succeeded(image.run(["fim-perms", "add", "network"]), "fim-perms add network");
       const apt = succeeded(
-        image.run(["fim-root", "sh", "-c", `apt-get -o Acquire::Retries=3 update && apt-get -o Acquire::Retries=3 install -y ${PACKAGES.join(" ")}`]),
-        `apt-get install ${PACKAGES.join(" ")}`,
+        image.run([
+          "fim-root",
+          "sh",
+          "-c",
+          `apt-get -o Acquire::Retries=3 update && apt-get -o Acquire::Retries=3 install -y ${PACKAGES.join(" ")} && apt-get -o Acquire::Retries=3 install -y --no-install-recommends ${NSS_MODULE}`,
+        ]),
+        `apt-get install ${PACKAGES.join(" ")} ${NSS_MODULE}`,
       );
-      for (const name of PACKAGES) expect(apt.stdout).toContain(`Setting up ${name} `);
+      for (const name of [...PACKAGES, NSS_MODULE]) expect(apt.stdout).toContain(`Setting up ${name}`);
       const output = `${apt.stdout}\n${apt.stderr}`;
       expect(output).not.toMatch(/^E: |error setting ownership|Invalid argument/m);
       // Every package is configured: no half-installed or unconfigured one is left.
@@ -54,10 +61,11 @@ describe("fim-root installs Debian packages as the regular user", () => {
     NETWORK_TIMEOUT,
   );
 
-  test("the system users exist and the programs run", () => {
+  test("the system users exist, the NSS module is in the image's nsswitch.conf, and the programs run", () => {
     const users = succeeded(image.run(["fim-root", "sh", "-c", "id messagebus && id uuidd && getent group utmp"]), "id messagebus");
     expect(users.stdout).toMatch(/^uid=\d+\(messagebus\) gid=\d+\(messagebus\)/m);
     expect(users.stdout).toMatch(/^uid=\d+\(uuidd\) gid=\d+\(uuidd\)/m);
+    expect(image.run(["fim-root", "grep", "^hosts:", "/etc/nsswitch.conf"]).stdout).toContain("mdns4_minimal");
     expect(succeeded(image.run(["fim-exec", "git", "--version"]), "git --version").stdout).toMatch(/^git version 2\.\d+/);
     const repository = image.run(["fim-exec", "sh", "-c", "git init -q /tmp/r && cd /tmp/r && git -c user.name=t -c user.email=t@example.org commit -q --allow-empty -m first && git log --format=%s"]);
     expect(repository).toEqual({ code: 0, stdout: "first\n", stderr: "" });
