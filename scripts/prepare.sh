@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # fuse3: the setuid fusermount3 that the union filesystem's host-mount tests and benchmark use.
-DEBIAN_PACKAGES=(git ca-certificates xz-utils zstd file debootstrap desktop-file-utils shared-mime-info fuse3)
+# xvfb xauth x11-utils x11-apps: the X server, cookie, xwininfo and xwd of the packaged GUI test.
+DEBIAN_PACKAGES=(git ca-certificates xz-utils zstd file debootstrap desktop-file-utils shared-mime-info fuse3 xvfb xauth x11-utils x11-apps)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()

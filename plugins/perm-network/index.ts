@@ -5,9 +5,16 @@ import type { SandboxOp } from "../../core/launch.ts";
 import { permissionMapper } from "../perms/index.ts";
 
 const FILES = ["/etc/host.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/resolv.conf"];
+/**
+ * Package scripts add their NSS modules to nsswitch.conf (libnss-mdns, libnss-systemd, …)
+ * by writing a new file and renaming it over the old one, which fails (EBUSY) on a bind
+ * mount: under fim-root the image keeps its own, and the edit lands in the next layer.
+ */
+const IMAGE_OWN_UNDER_ROOT = new Set(["/etc/nsswitch.conf"]);
 
 export const networkPermission = permissionMapper(
   { name: "network", bit: 11, order: 11 },
-  () => FILES.map((path): SandboxOp => ({ op: "bind", mode: "ro", source: path, dest: path, optional: true })),
+  ({ launch }) =>
+    FILES.filter((path) => !(launch.request.root && IMAGE_OWN_UNDER_ROOT.has(path))).map((path): SandboxOp => ({ op: "bind", mode: "ro", source: path, dest: path, optional: true })),
   { denied: () => [{ op: "unshare", namespace: "net" }] },
 );

@@ -18,7 +18,14 @@ export const seccompPlugin: Plugin = {
       const fakeOwnership = launch.request.root;
       const program = `${runtime.paths.instance}/seccomp.bpf`;
       writeFileSync(program, seccompProgram({ arch: seccompArch(), allowUserNamespaces: false, fakeOwnership }));
-      runtime.logger(NAME).debug(`Seccomp filter: ${program}${fakeOwnership ? " (ownership changes succeed without effect)" : ""}`);
+      const log = runtime.logger(NAME);
+      log.debug(`Seccomp filter: ${program}${fakeOwnership ? " (ownership changes succeed without effect)" : ""}`);
+      // Which ownership mode ran (README, "Packaging"): subordinate ids are not used yet.
+      log.debug(
+        fakeOwnership
+          ? "Ownership: one uid mapped (the user, as root): chown and set*id calls succeed without effect, files stay the user's; a commit stores them as root"
+          : "Ownership: one uid mapped (the user): files are the user's; chown to another owner fails",
+      );
       return [...operations, { op: "seccomp", program }];
     });
   },
