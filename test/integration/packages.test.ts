@@ -96,8 +96,8 @@ describe("fim-root installs Debian packages as the regular user", () => {
   }, 180_000);
 });
 
-// The regular user's case (the issue's): as the host's root, xterm's window appears and goes
-// again (its terminal set-up under a root-mapped guest differs), which this test is not about.
+// The regular user's case (the issue's). Run by the host's root, xterm's window appears and is
+// gone before it can be captured (BadWindow); not investigated yet (see the closing notes).
 describe.skipIf(uid === 0)("a packaged X11 program under Xvfb (as the regular user)", () => {
   let dir: string;
   let server: XServer;
