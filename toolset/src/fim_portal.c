@@ -557,6 +557,13 @@ static int client_main(int argc, char **argv) {
   cmsg->cmsg_type = SCM_RIGHTS;
   cmsg->cmsg_len = CMSG_LEN(sizeof fds);
   memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
+  /* Remembered from before the request: the program may run (and be signalled) before we
+   * know its pid; what arrived meanwhile is forwarded once we do. */
+  const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  for (unsigned i = 0; i < sizeof forwarded / sizeof *forwarded; i++) {
+    struct sigaction sa = {.sa_handler = remember};
+    sigaction(forwarded[i], &sa, NULL);
+  }
   uint32_t size = (uint32_t)total;
   if (sendmsg(s, &msg, 0) != sizeof counts || full_write(s, &size, sizeof size) < 0 || full_write(s, strings, total) < 0) die("Failure to dispatch process request");
   int32_t pid;
@@ -583,11 +590,6 @@ static int client_main(int argc, char **argv) {
     int32_t code;
     full_read(s, &code, sizeof code);
     return 1;
-  }
-  const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-  for (unsigned i = 0; i < sizeof forwarded / sizeof *forwarded; i++) {
-    struct sigaction sa = {.sa_handler = remember};
-    sigaction(forwarded[i], &sa, NULL);
   }
   int32_t code;
   struct pollfd pfd = {s, POLLIN, 0};
