@@ -6,7 +6,7 @@
 // type and casefold. One image and one apt-get run (~30 MB from
 // deb.debian.org) serve the whole file.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { debianImage, succeeded } from "../helpers/debian.ts";
@@ -130,15 +130,20 @@ describe("a packaged X11 program under Xvfb", () => {
   for (const [label, env, start, resource] of variants) {
     test(`xterm's window exists and is drawn, with ${label}`, async () => {
       const title = `fim-xterm-${Object.values(env).join("-") || "default"}`;
+      const log = join(dir, `${title}.log`);
+      const output = openSync(log, "w");
       const run = Bun.spawn([image.path, ...start, "-T", title, "-e", "sh", "-c", "echo packaged in a FlatImage; exec cat"], {
         env: { ...process.env, ...server.env, ...env },
         cwd: image.dir,
         stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
+        stdout: output,
+        stderr: output,
       });
+      closeSync(output);
       try {
-        const id = await until(() => windowId(windowTree(server), title), 60_000);
+        // A program that ends early fails the wait at once, with what it said.
+        const ended = () => (run.exitCode === null ? undefined : `the image exited with ${run.exitCode}: ${readFileSync(log, "utf8")}`);
+        const id = await until(() => windowId(windowTree(server), title), 60_000, ended);
         expect(id).toMatch(/^0x[0-9a-f]+$/);
         expect(windowTree(server)).toContain(`"${title}": ("${resource}" "XTerm")`);
         // Anti-aliased text through the image's fontconfig draws many shades; a blank window
@@ -146,7 +151,7 @@ describe("a packaged X11 program under Xvfb", () => {
         const shot = await until(() => {
           const taken = screenshot(server, id!);
           return taken.colours >= 16 ? taken : undefined;
-        }, 30_000);
+        }, 30_000, ended);
         expect(shot.colours).toBeGreaterThanOrEqual(16);
       } finally {
         run.kill("SIGTERM");
@@ -158,11 +163,13 @@ describe("a packaged X11 program under Xvfb", () => {
   }
 });
 
-/** Polls `probe` until it returns a value; throws after `ms` with what was last seen. */
-async function until<T>(probe: () => T | undefined, ms: number): Promise<T> {
+/** Polls `probe` until it returns a value; throws after `ms` with what was last seen, or as soon as `abort` says why. */
+async function until<T>(probe: () => T | undefined, ms: number, abort: () => string | undefined = () => undefined): Promise<T> {
   const deadline = Date.now() + ms;
   let failure: unknown;
   for (;;) {
+    const reason = abort();
+    if (reason !== undefined) throw new Error(reason);
     try {
       const value = probe();
       if (value !== undefined) return value;
