@@ -1,11 +1,14 @@
 // The portal against running the same host command directly, side by side: the round trip
-// of `true`, and a 100 MB pipe through `cat`.
+// of `true`, and a 100 MB pipe through `cat`. Both are allowed by name and path (the
+// allowlist check is part of what is measured; `fim-portal all on` skips it).
 //   bun bench/portal.ts [image]
 import { rmSync } from "node:fs";
 import { benchImage } from "./lib.ts";
 
 const { dir, image } = benchImage("portal");
 try {
+  const allowed = Bun.spawnSync([image, "fim-portal", "allow", "/bin/true", "cat"], { stderr: "pipe" });
+  if (allowed.exitCode !== 0) throw new Error(allowed.stderr.toString());
   // The same loop runs on the host (direct) and in one guest (through the portal), so only
   // the portal call itself differs.
   const loop = (prefix: string) => `

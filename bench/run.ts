@@ -33,7 +33,7 @@ ${bin}/bwrap --unshare-user --unshare-pid --as-pid-1 --uid 0 --gid 0 --cap-add A
   ${bin}/erofsfuse --offset=${offset} ${image} '$m'/layer >/dev/null 2>&1
   ${bin}/busybox mount -t overlay overlay -o lowerdir='$m'/layer,upperdir='$m'/upper,workdir='$m'/work,userxattr '$m'/root
   ${bin}/bwrap --unshare-user --uid ${process.getuid!()} --gid ${process.getgid!()} --unshare-net --bind '$m'/root / \\
-    --dev /dev --proc /proc --tmpfs /tmp --ro-bind /sys /sys --ro-bind-try /etc/group /etc/group --ro-bind ${bin} ${bin} --setenv PATH ${bin}/../sbin -- ${bin}/bash -c "exec true"'
+    --dev /dev --proc /proc --tmpfs /tmp --ro-bind /sys /sys --ro-bind-try /etc/group /etc/group --ro-bind ${bin} ${bin} --ro-bind ${bin}/../sbin ${bin}/../sbin --setenv PATH ${bin}/../sbin -- ${bin}/bash -c "exec true"'
 chmod 700 $m/work/work 2>/dev/null || true; rm -rf $m
 `;
   writeFileSync(join(dir, "manual.sh"), script);
@@ -82,5 +82,7 @@ chmod 700 $m/work/work 2>/dev/null || true; rm -rf $m
   console.log(`${"total".padEnd(20)} ${(total / 1024).toFixed(1).padStart(6)} MiB`);
   await guest.exited;
 } finally {
+  // The kernel leaves an overlay's work/work with mode 000.
+  Bun.spawnSync(["chmod", "-R", "u+rwx", dir]);
   rmSync(dir, { recursive: true, force: true });
 }

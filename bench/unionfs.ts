@@ -9,6 +9,8 @@ import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+/** fim_supervise, whose janitor unmounts when a server ends. */
+const JANITOR = join(import.meta.dir, "../toolset/out/x86_64/bin/fim_supervise");
 
 const ROOT = join(import.meta.dir, "..");
 const FUSE_OVERLAYFS = join(ROOT, "toolset/out/x86_64/bin/fuse-overlayfs");
@@ -47,7 +49,7 @@ type Kind = (work: string) => Promise<Mount>;
 async function ours(work: string, casefold: boolean): Promise<Mount> {
   const [mnt, upper, scratch] = ["mnt", "upper", "work"].map((name) => join(work, name)) as [string, string, string];
   for (const dir of [mnt, upper, scratch]) mkdirSync(dir);
-  const request = { mountpoint: mnt, upper, lowers: [lower], work: scratch, casefold, mount: "fusermount", ttl: casefold ? 1 : 10 };
+  const request = { mountpoint: mnt, upper, lowers: [lower], work: scratch, casefold, mount: "fusermount", janitor: JANITOR, ttl: casefold ? 1 : 10 };
   const server = Bun.spawn([process.execPath, SERVER, JSON.stringify(request)], { stdout: "pipe", stderr: "inherit" });
   const reader = server.stdout.getReader();
   const line = new TextDecoder().decode((await reader.read()).value);

@@ -4,7 +4,7 @@
 //   E+12+N        embedded helper tools, back to back (offsets in the header)
 //   RSV           reserved space, 4 MiB (slots of reference §7.2, see reserved.ts)
 //   RSV+4MiB      layers: u64 LE size, then the layer bytes; repeated
-import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import * as v from "valibot";
 import { FimError } from "./errors.ts";
 import { flock, LOCK_EX } from "./libc.ts";
@@ -85,13 +85,31 @@ function openForWrite(path: string): number {
 }
 
 /**
- * Runs `write` with a descriptor open for writing on the image, under an exclusive flock
- * on the image file: writers of the reserved space and of layers are serialised.
+ * Opens the image and takes an exclusive flock on it: writers of the reserved space and of
+ * layers are serialised. `fim-layer remove/squash` replace the file (a new one renamed over
+ * it) while holding the lock, so a lock granted on a file that is no longer the image is
+ * dropped and taken again on the current one. Returns the locked descriptor (read-only).
  */
+export function lockImage(path: string): number {
+  for (;;) {
+    const fd = openSync(path, "r");
+    try {
+      flock(fd, LOCK_EX);
+      const current = statSync(path, { throwIfNoEntry: false });
+      const locked = fstatSync(fd);
+      if (current && current.ino === locked.ino && current.dev === locked.dev) return fd;
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+    closeSync(fd);
+  }
+}
+
+/** Runs `write` with a descriptor open for writing on the image, under the image lock. */
 export function withWriteLock<T>(image: { path: string }, write: (fd: number) => T): T {
-  const lockFd = openSync(image.path, "r");
+  const lockFd = lockImage(image.path);
   try {
-    flock(lockFd, LOCK_EX);
     const fd = openForWrite(image.path);
     try {
       return write(fd);
@@ -231,17 +249,20 @@ export function embeddedLayers(image: Image, note: (message: string) => void): L
   // C level: a run shows only those, and a run is where this is found.
   const damaged = (what: string) => new FimError(`The image '${image.path}' is damaged (truncated?): ${what}`, { level: "C" });
   try {
+    // The size of the file read now: it may have been replaced since `image` was parsed
+    // (fim-layer remove/squash); what comes before the layers is the same in both.
+    const total = fstatSync(fd).size;
     const layers: LayerRecord[] = [];
     let position = image.layersOffset;
-    while (position < image.size) {
-      if (position + 8 > image.size) throw damaged(`the size of layer ${layers.length} at offset ${position} is cut short (${image.size - position} of 8 bytes)`);
+    while (position < total) {
+      if (position + 8 > total) throw damaged(`the size of layer ${layers.length} at offset ${position} is cut short (${total - position} of 8 bytes)`);
       const size = Number(readAt(fd, position, 8).readBigUInt64LE(0));
       if (size === 0) {
-        note(`Layers end at offset ${position}: ${image.size - position} bytes of an interrupted append follow`);
+        note(`Layers end at offset ${position}: ${total - position} bytes of an interrupted append follow`);
         break;
       }
-      if (position + 8 + size > image.size) {
-        throw damaged(`layer ${layers.length} at offset ${position} needs ${size} bytes, but the file ends after ${image.size - position - 8}`);
+      if (position + 8 + size > total) {
+        throw damaged(`layer ${layers.length} at offset ${position} needs ${size} bytes, but the file ends after ${total - position - 8}`);
       }
       layers.push({ path: image.path, offset: position + 8, size });
       position += 8 + size;

@@ -1,5 +1,6 @@
 // The runtime's few libc calls (bound in lib/libc.ts): execve (relocation and the run's
-// hand-over keep the PID) and flock (serialised writes; the data directory's lock).
+// hand-over keep the PID), flock (serialised writes; the data directory's lock) and linkat
+// (giving a name to an O_TMPFILE file).
 // Failures carry the C library's errno text.
 import { ptr } from "bun:ffi";
 import { errnoText, libc } from "../lib/libc.ts";
@@ -46,4 +47,13 @@ const F_SETFD = 2;
 /** Lets a descriptor survive execve (Node opens every file close-on-exec). */
 export function keepAcrossExec(fd: number): void {
   if (libc().fcntl(fd, F_SETFD, 0) !== 0) throw new Error(`fcntl(F_SETFD) failed: ${errnoText()}`);
+}
+
+const AT_FDCWD = -100;
+const AT_SYMLINK_FOLLOW = 0x400;
+
+/** Links the file open on `fd` (e.g. made with O_TMPFILE) at `path`; throws with the errno. */
+export function linkDescriptor(fd: number, path: string): void {
+  if (libc().linkat(AT_FDCWD, ptr(cString(`/proc/self/fd/${fd}`)), AT_FDCWD, ptr(cString(path)), AT_SYMLINK_FOLLOW) === 0) return;
+  throw new Error(`linkat '${path}': ${errnoText()}`);
 }

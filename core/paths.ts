@@ -2,7 +2,8 @@
 // Directories are created by whoever needs them, not here: a configuration command
 // must work next to an image in a read-only directory.
 import { chmodSync, lstatSync, mkdirSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { dirname } from "node:path";
+import { locateDataDir, type DataDirChoice } from "./data-dir.ts";
 import type { Image } from "./image.ts";
 
 export interface Paths {
@@ -18,8 +19,9 @@ export interface Paths {
   instance: string;
   /** Where the data directory's shared mounts live: <app>/mounts/<hash of the data directory>. */
   mounts: string;
-  /** The data directory: $FIM_DIR_DATA or <dir>/.<name>.data next to the image. */
+  /** The data directory: $FIM_DIR_DATA, <dir>/.<name>.data next to the image, or a per-user one (core/data-dir.ts). */
   data: string;
+  dataChoice: DataDirChoice;
   layers: string;
   upper: string;
   tmp: string;
@@ -36,7 +38,8 @@ export function appDir(uid: number, buildId: string): string {
 export function computePaths(image: Image, env: NodeJS.ProcessEnv = process.env): Paths {
   const self = image.path;
   const app = appDir(process.getuid?.() ?? 0, image.header.buildId);
-  const data = env.FIM_DIR_DATA !== undefined ? resolve(env.FIM_DIR_DATA) : `${dirname(self)}/.${basename(self)}.data`;
+  const dataChoice = locateDataDir(self, env);
+  const data = dataChoice.path;
   return {
     image: self,
     global: GLOBAL_DIR,
@@ -46,6 +49,7 @@ export function computePaths(image: Image, env: NodeJS.ProcessEnv = process.env)
     instance: `${app}/instance/${process.pid}`,
     mounts: `${app}/mounts/${new Bun.CryptoHasher("sha256").update(data).digest("hex").slice(0, 16)}`,
     data,
+    dataChoice,
     layers: `${data}/layers`,
     upper: `${data}/root`,
     tmp: `${data}/tmp`,

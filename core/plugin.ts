@@ -61,6 +61,17 @@ export interface Bundle {
   installCommand?(packages: string[]): string[];
   /** The recipe remote a fresh image has (`fim-remote show`), written at build time. */
   remote?: string;
+  /**
+   * What `fim-layer commit` leaves out of a layer, relative to the root: the package
+   * manager's downloaded lists and caches (not its database), which are not the application
+   * and which the next refresh rebuilds. They stay in the upper directory.
+   */
+  commitExcludes?: string[];
+  /**
+   * A path of the package database that stands for one installed package, its first group
+   * the package's name: `fim-layer list --long` says which packages a layer adds or removes.
+   */
+  packageEntry?: RegExp;
 }
 
 /** A compressed read-only layer format (e.g. EROFS), brought by a plugin. */
@@ -77,6 +88,25 @@ export interface LayerFormat {
    * namespace; it must return once the mount is ready.
    */
   mountCommand(layer: LayerRecord, mountpoint: string): Promise<string[]>;
+  /** Every entry of a layer, parents before children, without mounting it (`fim-layer list --long`). */
+  walk?(layer: LayerRecord, visit: (entry: LayerEntry) => void): void;
+  /**
+   * Unpacks a layer into the new directory `dir` (`fim-layer squash`): modes, times, extended
+   * attributes the caller can set, overlay whiteouts (character devices 0/0) and hard links.
+   */
+  extract?(layer: LayerRecord, dir: string): Promise<void>;
+}
+
+export type LayerEntryType = "file" | "directory" | "symlink" | "char" | "block" | "fifo" | "socket";
+
+export interface LayerEntry {
+  /** Relative to the layer's root, as a byte string (latin1), so names that are not UTF-8 survive. */
+  path: string;
+  type: LayerEntryType;
+  /** Bytes of a file or symlink target; 0 for the rest. */
+  size: number;
+  /** Device number of a device (0/0 for an overlay whiteout). */
+  rdev: number;
 }
 
 export interface LayerCreateRequest {

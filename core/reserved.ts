@@ -28,12 +28,17 @@ export const SLOTS = {
   bindings: slot("bindings", 2109451, 1048576),
   remote: slot("remote", 3158027, 4096),
   unshare: slot("unshare", 3162123, 2),
+  // Slots of our own are taken from the far end, downwards: upstream's offsets and the
+  // journal's stay where they are, and the journal keeps the space in between.
+  portal: slot("portal", RESERVED_SIZE - 4096, 4096),
 } as const;
 
 const JOURNAL_OFFSET = 3162125;
+const JOURNAL_END = SLOTS.portal.offset;
 const JOURNAL_MAGIC = Buffer.from("FIMJRNL\x01", "latin1");
 const JOURNAL_HEADER = 24; // magic, u32 slot offset, u32 slot size, u32 length, u32 crc
-export const JOURNAL_CAPACITY = RESERVED_SIZE - JOURNAL_OFFSET - JOURNAL_HEADER;
+export const JOURNAL_CAPACITY = JOURNAL_END - JOURNAL_OFFSET - JOURNAL_HEADER;
+const outsideJournal = (offset: number, size: number) => offset + size <= JOURNAL_OFFSET || (offset >= JOURNAL_END && offset + size <= RESERVED_SIZE);
 
 interface PendingWrite {
   offset: number;
@@ -47,7 +52,7 @@ function readJournal(fd: number, base: number): PendingWrite | undefined {
   const offset = head.readUInt32LE(8);
   const size = head.readUInt32LE(12);
   const length = head.readUInt32LE(16);
-  if (length > JOURNAL_CAPACITY || length > size || offset + size > JOURNAL_OFFSET) return undefined;
+  if (length > JOURNAL_CAPACITY || length > size || !outsideJournal(offset, size)) return undefined;
   const data = readAt(fd, base + JOURNAL_OFFSET + JOURNAL_HEADER, length);
   if (data.length !== length || (Bun.hash.crc32(data) ^ offset ^ size) >>> 0 !== head.readUInt32LE(20)) return undefined;
   return { offset, size, data };

@@ -1,10 +1,11 @@
 // Builds a bundle's root filesystem layer: bundles/<name>/rootfs.ts fills a directory
 // (`bootstrap(dir, progress)`), then mkfs.erofs makes it a layer. The layer is cached under
 // .cache/rootfs by the hash of the bootstrap script, so rebuilding an image is quick.
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { compressionOptions } from "../plugins/layer-erofs/index.ts";
+import { runTool } from "../plugins/layer-erofs/run.ts";
 
 export interface RootfsModule {
   /** Fills `dir` with the distribution's root filesystem; throws naming the failed step. */
@@ -24,6 +25,17 @@ export function writable(dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Bytes of file data below `dir` (the progress of compressing it). */
+function treeBytes(dir: string): number {
+  let bytes = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) bytes += treeBytes(path);
+    else if (entry.isFile()) bytes += lstatSync(path, { throwIfNoEntry: false })?.size ?? 0; // a name that is not UTF-8 is not found: only the estimate suffers
+  }
+  return bytes;
 }
 
 export async function rootfsLayer(bundle: string, script: string, toolsDir: string, work: string, progress: (text: string) => void): Promise<string> {
@@ -51,8 +63,12 @@ export async function rootfsLayer(bundle: string, script: string, toolsDir: stri
   mkdirSync(cacheDir, { recursive: true });
   const temporary = `${cached}.${process.pid}.tmp`;
   try {
-    const made = Bun.spawnSync([mkfs, ...compressionOptions(7), "--all-root", "--quiet", temporary, dir], { stdout: "inherit", stderr: "inherit" });
-    if (made.exitCode !== 0) throw new Error(`mkfs.erofs failed (exit ${made.exitCode}) on the root filesystem of '${bundle}'`);
+    try {
+      const progressOf = { label: `root filesystem of '${bundle}': compressing`, sourceBytes: treeBytes(dir), output: temporary, say: progress };
+      await runTool(mkfs, [...compressionOptions(7), "--all-root", "--quiet", temporary, dir], "mkfs.erofs", progressOf);
+    } catch (error) {
+      throw new Error(`${(error as Error).message} on the root filesystem of '${bundle}'`);
+    }
     renameSync(temporary, cached);
     // Layers of earlier versions of this bundle's bootstrap are no longer used.
     for (const old of readdirSync(cacheDir)) if (old.startsWith(`${bundle}-`) && old.endsWith(".layer") && old !== name) rmSync(`${cacheDir}/${old}`, { force: true });

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: set up, build the test image, run every test as the current user
-# and, when root, the integration tests again as the regular user 'fimtest'. Ends with the
-# line `N passed, M failed` counted from the runs' JUnit reports.
+# and, when root, the integration and escape tests (test/security) again as the regular user
+# 'fimtest'. Ends with the line `N passed, M failed` counted from the runs' JUnit reports.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -30,9 +30,9 @@ if [ "$(id -u)" = 0 ]; then
     echo "test: $root is not readable by fimtest; copying it to $tree"
     tar -C "$root" --exclude=./toolset/work --exclude=./.cache/bench -cf - . | tar -C "$tree" -xf - && chmod -R a+rX "$tree" && chmod 777 "$tree/.cache/test/reports"
   fi
-  echo "test: running the integration tests as fimtest"
+  echo "test: running the integration and escape tests as fimtest"
   (cd "$tree" && runuser -u fimtest -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/home/fimtest USER=fimtest \
-    "$tree/node_modules/.bin/bun" test --reporter=junit --reporter-outfile="$tree/.cache/test/reports/fimtest.xml" test/integration "$@") || status=1
+    "$tree/node_modules/.bin/bun" test --reporter=junit --reporter-outfile="$tree/.cache/test/reports/fimtest.xml" test/integration test/security "$@") || status=1
   [ "$tree" = "$root" ] || { cp "$tree/.cache/test/reports/fimtest.xml" "$reports/" 2>/dev/null; rm -rf "$tree"; }
 fi
 

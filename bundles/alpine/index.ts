@@ -9,6 +9,8 @@ const bundle: Bundle = {
   plugins: [...commonPlugins],
   remote: UPSTREAM_REMOTE,
   installCommand: (packages) => ["apk", "add", "--no-cache", "--update-cache", "--no-progress", ...packages],
+  // Package lists and downloaded packages; the package database (lib/apk/db) stays.
+  commitExcludes: ["var/cache/apk"],
 };
 
 export default bundle;

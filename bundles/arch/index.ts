@@ -9,6 +9,9 @@ const bundle: Bundle = {
   plugins: [...commonPlugins],
   remote: UPSTREAM_REMOTE,
   installCommand: (packages) => ["pacman", "-Syu", "--noconfirm", "--needed", ...packages],
+  // Package lists and downloaded packages; the package database (var/lib/pacman/local) stays.
+  commitExcludes: ["var/lib/pacman/sync", "var/cache/pacman/pkg"],
+  packageEntry: /^var\/lib\/pacman\/local\/([^/]+)-[^-/]+-[^-/]+(?:\/desc)?$/,
 };
 
 export default bundle;

@@ -9,6 +9,10 @@ const bundle: Bundle = {
   distribution: "DEBIAN",
   plugins: [...commonPlugins],
   installCommand: (packages) => ["sh", "-c", 'apt-get update && apt-get install -y "$@"', "apt", ...packages],
+  // Package lists, downloaded packages and debconf's backup copies (it rewrites them on
+  // every install); the package database (var/lib/dpkg, debconf's current files) stays.
+  commitExcludes: ["var/lib/apt/lists", "var/cache/apt", "var/cache/debconf/config.dat-old", "var/cache/debconf/templates.dat-old"],
+  packageEntry: /^var\/lib\/dpkg\/info\/([^/:]+)(?::[^/]+)?\.list$/,
 };
 
 export default bundle;

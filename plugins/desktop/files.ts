@@ -28,6 +28,24 @@ export function xdgDataHome(env: NodeJS.ProcessEnv = process.env): string {
   return `${env.HOME}/.local/share`;
 }
 
+/**
+ * The name as it goes into file names, the icon name and the MIME type: what a MIME subtype
+ * allows (RFC 6838: letters, digits, `.`, `_`, `-`, `+`), the rest replaced (`XTerm Sandbox`
+ * → `XTerm_Sandbox`; other ASCII by `_`, other characters by `_` and their UTF-8 bytes in hex,
+ * so names in other scripts stay apart). A name that is already valid stays as it is, so the
+ * files are upstream's for it.
+ */
+export function desktopId(name: string): string {
+  let id = "";
+  for (const char of name) {
+    if (/^[A-Za-z0-9._+-]$/.test(char)) id += char;
+    else if (char.charCodeAt(0) < 0x80) id += "_";
+    else id += `_${Buffer.from(char).toString("hex")}`;
+  }
+  return id;
+}
+
+/** Paths of what integration writes, for an id (desktopId). */
 export function desktopPaths(xdg: string, name: string) {
   const hicolor = `${xdg}/icons/hicolor`;
   return {
@@ -44,39 +62,70 @@ export function desktopPaths(xdg: string, name: string) {
   };
 }
 
-/** A path as one quoted Exec argument (desktop entry spec: quoting, then the string escapes, `%` doubled). */
+/** A value of a desktop entry key (spec, "Possible value types"): escapes, no line breaks. */
+function entryValue(text: string): string {
+  return text
+    .replace(/\\/g, "\\\\")
+    .replace(/\n/g, "\\n")
+    .replace(/\r/g, "\\r")
+    .replace(/\t/g, "\\t")
+    .replace(/^ /, "\\s")
+    .replace(/[\x00-\x1f\x7f]/g, "\ufffd");
+}
+
+/** One item of a list value (`;` separated). */
+const listItem = (text: string) => entryValue(text).replace(/;/g, "\\;");
+
+/**
+ * A path as one quoted Exec argument (desktop entry spec: the argument quoted, then escaped
+ * as a string value, `%` doubled). Line breaks and tabs become escapes; other control
+ * characters cannot be written in an entry.
+ */
 function execArgument(path: string): string {
+  if (/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(path)) throw new FimError(`The image path '${path}' contains control characters: it cannot be written in a desktop entry`);
   const quoted = path.replace(/["`$\\]/g, (c) => `\\${c}`);
-  return `"${quoted.replace(/\\/g, "\\\\").replace(/%/g, "%%")}"`;
+  return `"${quoted.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/\r/g, "\\r").replace(/\t/g, "\\t").replace(/%/g, "%%")}"`;
 }
 
 export function entryText(desktop: Desktop, image: string): string {
-  if (/[\n\r]/.test(image)) throw new FimError(`The image path '${image}' contains a line break: it cannot be written in a desktop entry`);
+  const id = desktopId(desktop.name);
   return [
     "[Desktop Entry]",
-    `Name=${desktop.name}`,
+    `Name=${entryValue(desktop.name)}`,
     "Type=Application",
-    `Comment=FlatImage distribution of "${desktop.name}"`,
+    `Comment=${entryValue(`FlatImage distribution of "${desktop.name}"`)}`,
     `Exec=${execArgument(image)} %F`,
-    `Icon=flatimage_${desktop.name}`,
-    `MimeType=application/flatimage_${desktop.name};`,
-    `Categories=${desktop.categories.map((category) => `${category};`).join("")}`,
+    `Icon=flatimage_${id}`,
+    `MimeType=application/flatimage_${id};`,
+    `Categories=${desktop.categories.map((category) => `${listItem(category)};`).join("")}`,
   ].join("\n");
 }
 
+/** Text for an XML attribute; characters XML cannot carry at all are refused. */
 function xmlAttribute(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+  if (/[\x00-\x08\x0b\x0c\x0e-\x1f]/.test(text)) throw new FimError(`'${text}' contains control characters: it cannot be written in a MIME package`);
+  return text
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/\n/g, "&#10;")
+    .replace(/\r/g, "&#13;")
+    .replace(/\t/g, "&#9;");
 }
 
+/** A file name as a glob that matches only itself (`*`, `?` and `[` in brackets). */
+const literalGlob = (name: string) => name.replace(/[*?[]/g, (c) => `[${c}]`);
+
 export function globLine(image: string): string {
-  return `<glob weight="100" pattern="${xmlAttribute(basename(image))}"/>`;
+  return `<glob weight="100" pattern="${xmlAttribute(literalGlob(basename(image)))}"/>`;
 }
 
 export function mimeText(desktop: Desktop, image: string): string {
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     '<mime-info xmlns="http://www.freedesktop.org/standards/shared-mime-info">',
-    `  <mime-type type="application/flatimage_${xmlAttribute(desktop.name)}">`,
+    `  <mime-type type="application/flatimage_${desktopId(desktop.name)}">`,
     "    <comment>FlatImage Application</comment>",
     `    ${globLine(image)}`,
     '    <sub-class-of type="application/x-executable"/>',

@@ -1,8 +1,9 @@
 // fim-desktop (reference §4.15, §13) and the automatic integration on every sandboxed run.
-import { extname } from "node:path";
+import { extname, resolve } from "node:path";
 import { parseWord, rejectTrailing, splitRange } from "../../core/cli.ts";
 import { asFimError, FimError, withContext } from "../../core/errors.ts";
 import { consoleLevel, write } from "../../core/log.ts";
+import { AsyncSeriesHook, hooksOf } from "../../core/hooks.ts";
 import { PREPARE_STAGE } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { readJson, readText, SLOTS, updateJson } from "../../core/reserved.ts";
@@ -10,9 +11,9 @@ import type { Runtime } from "../../core/runtime.ts";
 import { entryText, mimeText, writeAtomic } from "./files.ts";
 import { readIcon } from "./icon.ts";
 import { canonicalItems, type Desktop, ITEMS, type Item, StoredSchema, storedForm } from "./schema.ts";
-import { setupDesktop } from "./setup.ts";
+import { parseSetup, parseSetupFile, setupDesktop } from "./setup.ts";
 
-export { setupDesktop };
+export { parseSetup, setupDesktop };
 
 const NAME = "desktop";
 const OPS = ["enable", "setup", "clean", "dump"] as const;
@@ -22,6 +23,9 @@ const DUMP_KINDS = ["entry", "mimetype", "icon"] as const;
 const emptyJson = () => new FimError("Empty json data", { level: "W" });
 
 /** The stored desktop configuration, or undefined when none is stored. */
+/** The hooks this plugin publishes: `integrated` once a run has integrated the application. */
+export const desktopHooks = hooksOf(() => ({ integrated: new AsyncSeriesHook<[{ name: string; icon: string }]>(["app"]) }));
+
 function readDesktop(runtime: Runtime): Desktop | undefined {
   const stored = readJson(runtime.image, SLOTS.desktop, StoredSchema);
   if (!stored) return undefined;
@@ -54,9 +58,9 @@ async function autoIntegrate(runtime: Runtime): Promise<void> {
     }
     const desktop = requireDesktop(runtime);
     stage = "";
-    const { integrate, notify } = await import("./integrate.ts");
+    const { integrate, appIcon } = await import("./integrate.ts");
     await integrate(runtime, desktop, log);
-    await notify(runtime, desktop, log);
+    await desktopHooks(runtime).integrated.promise({ name: desktop.name, icon: appIcon(desktop) });
   } catch (error) {
     if (!shown) return;
     for (const link of asFimError(error).chain) log.warn(link.message);
@@ -95,7 +99,7 @@ export const desktopPlugin: Plugin = {
             const [file, ...trailing] = rest;
             if (file === undefined) throw new FimError("Missing argument for 'setup' (/path/to/file.json)", { level: "C" });
             rejectTrailing("fim-desktop", trailing);
-            return () => withContext("Failed to setup desktop integration", () => setupDesktop(runtime, file));
+            return () => withContext("Failed to setup desktop integration", () => setupDesktop(runtime, parseSetupFile(file)));
           }
 
           if (op === "enable") {
@@ -152,6 +156,7 @@ export const desktopPlugin: Plugin = {
                 } catch (error) {
                   throw new FimError(`Could not write the icon to '${out}': ${(error as Error).message}`);
                 }
+                log.info(`Wrote the icon (${icon.extension}, ${icon.data.length} bytes) to '${resolve(out)}'`);
               });
           }
           rejectTrailing("fim-desktop", more);

@@ -3,14 +3,12 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
-import { readSlot, SLOTS } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { desktopPaths, entryText, GENERIC_MIME, globLine, ICON_SIZES, mimeText, strerror, writeAtomic, xdgDataHome } from "./files.ts";
+import { desktopId, desktopPaths, entryText, GENERIC_MIME, globLine, ICON_SIZES, mimeText, strerror, writeAtomic, xdgDataHome } from "./files.ts";
 import { readIcon } from "./icon.ts";
 import { LOGO_SVG } from "./logo.ts";
 import { type Desktop, enabled } from "./schema.ts";
 
-const NOTIFY_WAIT_MS = 2000;
 
 function readOrUndefined(path: string): string | undefined {
   try {
@@ -64,7 +62,7 @@ async function integrateIcons(runtime: Runtime, paths: ReturnType<typeof desktop
 export async function integrate(runtime: Runtime, desktop: Desktop, log: Logger): Promise<void> {
   const xdg = xdgDataHome();
   const image = runtime.image.path;
-  const paths = desktopPaths(xdg, desktop.name);
+  const paths = desktopPaths(xdg, desktopId(desktop.name));
   if (enabled(desktop, "ENTRY")) {
     log.info("Integrating desktop entry");
     const text = entryText(desktop, image);
@@ -95,61 +93,51 @@ export async function integrate(runtime: Runtime, desktop: Desktop, log: Logger)
   }
 }
 
-/** `notify-send` on the host when `fim-notify on`; its absence or failure is only logged. */
-export async function notify(runtime: Runtime, desktop: Desktop, log: Logger): Promise<void> {
-  if (readSlot(runtime.image, SLOTS.notify)[0] === 0) return;
-  const tool = Bun.which("notify-send");
-  if (!tool) {
-    log.debug("Could not find 'notify-send' in PATH: no start notification");
-    return;
-  }
-  const paths = desktopPaths(xdgDataHome(), desktop.name);
-  const icon = existsSync(paths.pngApp(64)) ? paths.pngApp(64) : paths.svgApp;
-  try {
-    const child = Bun.spawn([tool, "-i", icon, `Started '${desktop.name}' FlatImage`], { stdio: ["ignore", "ignore", "ignore"] });
-    // A notifier that hangs (no notification daemon) must not hold the start up.
-    let timer: Timer | undefined;
-    const code = await Promise.race([child.exited, new Promise<undefined>((resolve) => (timer = setTimeout(resolve, NOTIFY_WAIT_MS)))]);
-    clearTimeout(timer);
-    if (code === undefined) {
-      child.unref();
-      log.debug(`notify-send still runs after ${NOTIFY_WAIT_MS} ms; not waiting for it`);
-    } else if (code !== 0) log.debug(`notify-send failed with exit code: ${code}`);
-  } catch (error) {
-    log.debug(`Could not run notify-send: ${(error as Error).message}`);
-  }
+/** The icon a start notification shows: the 64 px PNG when there is one, else the SVG. */
+export function appIcon(desktop: Desktop): string {
+  const paths = desktopPaths(xdgDataHome(), desktopId(desktop.name));
+  return existsSync(paths.pngApp(64)) ? paths.pngApp(64) : paths.svgApp;
 }
 
-/** Removes what the enabled integrations wrote; the generic MIME file and logo stay (reference §13.4). */
+/**
+ * Removes what the enabled integrations wrote; the generic MIME file and logo stay (reference
+ * §13.4). For a name that is not a valid id (desktopId), the files earlier versions wrote
+ * under the name itself go too.
+ */
 export async function clean(runtime: Runtime, desktop: Desktop, log: Logger): Promise<void> {
   const xdg = xdgDataHome();
-  const paths = desktopPaths(xdg, desktop.name);
-  const remove = (path: string) => {
+  const ids = [...new Set([desktopId(desktop.name), desktop.name])];
+  const remove = (path: string, always = true) => {
     try {
+      if (!always && !existsSync(path)) return;
       rmSync(path, { force: true });
       log.info(`Removed file '${path}'`);
     } catch (error) {
       log.error(`Could not remove '${path}': ${strerror(error)}`);
     }
   };
-  if (enabled(desktop, "ENTRY")) remove(paths.entry);
-  if (enabled(desktop, "MIMETYPE")) {
-    remove(paths.mime);
-    log.info(`Updating mime database '${xdg}'`);
-    try {
-      await updateMimeDatabase(paths.mimeDir);
-    } catch (error) {
-      log.error((error as Error).message);
+  // jpg icons were written as PNGs too (upstream removed the svg names for them).
+  const extension = enabled(desktop, "ICON") ? readIcon(runtime.image)?.extension : undefined;
+  for (const [index, id] of ids.entries()) {
+    const paths = desktopPaths(xdg, id);
+    const always = index === 0;
+    if (enabled(desktop, "ENTRY")) remove(paths.entry, always);
+    if (enabled(desktop, "MIMETYPE") && (always || existsSync(paths.mime))) {
+      remove(paths.mime);
+      log.info(`Updating mime database '${xdg}'`);
+      try {
+        await updateMimeDatabase(paths.mimeDir);
+      } catch (error) {
+        log.error((error as Error).message);
+      }
     }
-  }
-  if (enabled(desktop, "ICON")) {
-    // jpg icons were written as PNGs too (upstream removed the svg names for them).
-    const extension = readIcon(runtime.image)?.extension;
-    if (extension === "png" || extension === "jpg") {
-      for (const size of ICON_SIZES) for (const path of [paths.pngMime(size), paths.pngApp(size)]) remove(path);
-    } else {
-      remove(paths.svgMime);
-      remove(paths.svgApp);
+    if (enabled(desktop, "ICON")) {
+      if (extension === "png" || extension === "jpg") {
+        for (const size of ICON_SIZES) for (const path of [paths.pngMime(size), paths.pngApp(size)]) remove(path, always);
+      } else {
+        remove(paths.svgMime, always);
+        remove(paths.svgApp, always);
+      }
     }
   }
 }

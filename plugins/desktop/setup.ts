@@ -21,7 +21,14 @@ function deserializeError(message: string): FimError {
 }
 
 /** Reads and validates a setup file; the icon field is returned as given. */
-export function parseSetupFile(file: string): { desktop: Desktop; icon: unknown } {
+/** A desktop setup, checked: what `setupDesktop` stores. */
+export interface DesktopSetup {
+  desktop: Desktop;
+  icon: unknown;
+}
+
+/** Reads and checks a setup file (`fim-desktop setup <file>`). */
+export function parseSetupFile(file: string): DesktopSetup {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -35,18 +42,23 @@ export function parseSetupFile(file: string): { desktop: Desktop; icon: unknown 
   } catch (error) {
     throw deserializeError(`Invalid JSON in '${file}': ${(error as Error).message}`);
   }
+  return parseSetup(json, `file '${file}'`);
+}
+
+/** Checks a setup given as JSON data (a file's, or a recipe's `desktop` section); `source` names it in errors. */
+export function parseSetup(json: unknown, source: string): DesktopSetup {
   const parsed = v.safeParse(SetupSchema, json);
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const where = issue.path?.map((item) => String(item.key)).join(".");
     const message = issue.input === undefined && issue.type === "object" ? "missing" : issue.message;
-    throw deserializeError(`Invalid desktop integration file '${file}': ${where ? `${where}: ` : ""}${message}`);
+    throw deserializeError(`Invalid desktop integration ${source}: ${where ? `${where}: ` : ""}${message}`);
   }
   let integrations;
   try {
     integrations = canonicalItems(parsed.output.integrations);
   } catch (error) {
-    throw deserializeError(`Invalid desktop integration file '${file}': integrations: ${(error as Error).message}`);
+    throw deserializeError(`Invalid desktop integration ${source}: integrations: ${(error as Error).message}`);
   }
   const { name } = parsed.output;
   if (name.includes("/")) throw new FimError("Application name cannot contain the '/' character");
@@ -102,9 +114,8 @@ async function download(url: string, dir: string, log: ReturnType<Runtime["logge
  * JSON in the image and prints that JSON. Throws a FimError without the command's closing
  * context (`Failed to setup desktop integration`), which the caller adds as it sees fit.
  */
-export async function setupDesktop(runtime: Runtime, file: string): Promise<void> {
+export async function setupDesktop(runtime: Runtime, { desktop, icon }: DesktopSetup): Promise<void> {
   const log = runtime.logger(NAME);
-  const { desktop, icon } = parseSetupFile(file);
   if (typeof icon !== "string") throw new FimError("Could not retrieve icon path field from json");
   const stored = storedForm(desktop);
   textBytes(dumpJson(stored), SLOTS.desktop); // fails before anything is written

@@ -1,12 +1,20 @@
-// EROFS layers: created with mkfs.erofs, mounted with erofsfuse (both from the tool set).
+// EROFS layers: created with mkfs.erofs, mounted with erofsfuse, unpacked with fsck.erofs (all
+// from the tool set); their directory tree is read in-process (read.ts).
 // The default format (docs/layer-formats.md has the measurements).
 import type { LayerCreateRequest, Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
+import { walkErofs } from "./read.ts";
 import { runTool } from "./run.ts";
 
 const NAME = "layer-erofs";
 const SUPERBLOCK = 1024;
 const MAGIC = 0xe0f5e1e2;
+/**
+ * What fsck.erofs 1.8 says while unpacking that loses nothing a layer needs: attributes with
+ * empty values (the kernel overlay's `user.overlay.origin`, meaningless below the upper
+ * directory), and `trusted.` attributes a regular user can neither set nor see in a run.
+ */
+const HARMLESS = [/failed to get xattr value size of `user\.overlay\./, /ignored xattr `trusted\..*due to non-superuser/];
 
 /**
  * FIM_COMPRESSION_LEVEL (0..9) → mkfs.erofs options, from docs/layer-formats.md: lz4hc 12
@@ -34,7 +42,8 @@ async function create(runtime: Runtime, request: LayerCreateRequest): Promise<vo
   const mkfs = await runtime.tool("mkfs.erofs");
   // --all-root: inside the sandbox, root in the layer shows up as the user running it.
   const args = [...compressionOptions(request.level), "--all-root", "--quiet", ...request.exclude.map((path) => `--exclude-path=${path}`), request.output, request.source];
-  await runTool(mkfs, args, "mkfs.erofs", request.source, request.bytes);
+  const log = runtime.logger(NAME);
+  await runTool(mkfs, args, "mkfs.erofs", { label: "Compressing", sourceBytes: request.bytes, output: request.output, say: (line) => log.info(line) });
 }
 
 export const erofsPlugin: Plugin = {
@@ -48,6 +57,14 @@ export const erofsPlugin: Plugin = {
         create: (request) => create(runtime, request),
         // erofsfuse returns once the mount is up (it daemonizes after mounting).
         mountCommand: async (layer, mountpoint) => [await runtime.tool("erofsfuse"), `--offset=${layer.offset}`, layer.path, mountpoint],
+        walk: (layer, visit) => walkErofs(layer.path, layer.offset, layer.size, visit),
+        extract: async (layer, dir) => {
+          const fsck = await runtime.tool("fsck.erofs");
+          const log = runtime.logger(NAME);
+          // --preserve-perms: modes exactly as stored, whatever the umask (a regular user's default applies it).
+          const args = [`--offset=${layer.offset}`, `--extract=${dir}`, "--xattrs", "--preserve-perms", layer.path];
+          await runTool(fsck, args, "fsck.erofs", { label: "Unpacking", sourceBytes: layer.size, say: (line) => log.info(line) }, { patterns: HARMLESS, debug: (line) => log.debug(line) });
+        },
       }),
     );
   },

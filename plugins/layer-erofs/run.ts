@@ -1,35 +1,79 @@
-// Runs a layer tool with its output on our stderr, and a progress line on a terminal: how
-// much of the source the tool has read and how much it has written (from /proc/<pid>/io;
-// mkfs.erofs reads the files more than once, so both are shown).
-import { readFileSync } from "node:fs";
+// Runs a layer tool with its output on our stderr, and its progress (core/progress.ts): how
+// much of the source it has read and how much it has written, from /proc/<pid>/io (at the
+// default levels mkfs.erofs reads each file once, so what it read of the source's bytes is
+// a fair percentage).
+import { readFileSync, statSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
+import { mib, percent, Progress } from "../../core/progress.ts";
 
-function io(pid: number): { read: number; written: number } {
+function io(pid: number | undefined): { read: number; written: number } | undefined {
+  if (pid === undefined) return undefined;
   try {
     const text = readFileSync(`/proc/${pid}/io`, "utf8");
     return { read: Number(/^rchar: (\d+)$/m.exec(text)?.[1] ?? 0), written: Number(/^wchar: (\d+)$/m.exec(text)?.[1] ?? 0) };
   } catch {
-    return { read: 0, written: 0 };
+    return undefined;
   }
 }
 
-const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
+export interface ToolProgress {
+  /** Shown before the figures, e.g. `mkfs.erofs`. */
+  label: string;
+  /** Bytes of file data in the source. */
+  sourceBytes: number;
+  /** The file the tool writes: its size is what the final state shows as written. */
+  output?: string;
+  /** Prints a progress line when stderr is not a terminal. */
+  say: (line: string) => void;
+}
 
-export async function runTool(tool: string, args: string[], label: string, source: string, sourceBytes?: number): Promise<void> {
+/**
+ * `quiet`: lines of the tool's stderr that are known to be harmless go to `debug` instead
+ * (the rest is passed through).
+ */
+export async function runTool(tool: string, args: string[], label: string, progress?: ToolProgress, quiet?: { patterns: RegExp[]; debug: (line: string) => void }): Promise<void> {
   const { execa } = await import("execa");
-  const child = execa(tool, args, { stdin: "ignore", stdout: "inherit", stderr: "inherit", reject: false });
-  const showProgress = process.stderr.isTTY && sourceBytes !== undefined && sourceBytes > 0 && child.pid !== undefined;
-  const timer = showProgress
-    ? setInterval(() => {
-        const { read, written } = io(child.pid!);
-        process.stderr.write(`\r${label}: read ${mib(read)} MiB (source: ${mib(sourceBytes!)} MiB in '${source}'), wrote ${mib(written)} MiB `);
-      }, 250)
+  const child = execa(tool, args, { stdin: "ignore", stdout: "inherit", stderr: quiet ? "pipe" : "inherit", reject: false, buffer: false });
+  if (quiet) {
+    let pending = "";
+    const flush = (text: string) => {
+      for (const line of text.split("\n")) {
+        if (line === "") continue;
+        if (quiet.patterns.some((pattern) => pattern.test(line))) quiet.debug(line);
+        else process.stderr.write(`${line}\n`);
+      }
+    };
+    child.stderr!.on("data", (chunk: Buffer) => {
+      const text = pending + chunk.toString();
+      const end = text.lastIndexOf("\n");
+      pending = text.slice(end + 1);
+      flush(text.slice(0, end + 1));
+    });
+    child.stderr!.on("end", () => flush(pending));
+  }
+  // The last figures seen: /proc/<pid>/io is gone once the tool has been reaped. What was
+  // written is the output's size when there is one (mkfs.erofs writes some blocks twice).
+  let seen = { read: 0, written: 0 };
+  let complete = false;
+  const outputSize = () => (progress?.output ? statSync(progress.output, { throwIfNoEntry: false })?.size : undefined);
+  const bar = progress
+    ? new Progress(
+        progress.label,
+        () => {
+          if (!complete) {
+            const now = io(child.pid);
+            if (now) seen = { read: now.read, written: outputSize() ?? now.written };
+          }
+          const read = complete ? progress.sourceBytes : Math.min(seen.read, progress.sourceBytes);
+          return `${percent(read, progress.sourceBytes, complete)} (${mib(read)} of ${mib(progress.sourceBytes)} MiB read, ${mib(seen.written)} MiB written)`;
+        },
+        progress.say,
+      ).watch()
     : undefined;
   const result = await child;
-  if (timer) {
-    clearInterval(timer);
-    process.stderr.write("\n");
-  }
+  complete = !result.failed;
+  if (complete) seen = { read: seen.read, written: outputSize() ?? seen.written };
+  bar?.end();
   if (result.failed) {
     const why = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
     throw new FimError(`${label} ${why}`);

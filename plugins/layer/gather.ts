@@ -2,6 +2,8 @@
 // directories, and overlay whiteouts (character devices 0/0, so deletions survive a
 // commit) go in; directories we cannot enter and other special files are left out.
 // Names are carried as bytes (latin1 strings), so names that are not UTF-8 go in too.
+// Paths the caller leaves out (a bundle's package lists and caches) are neither walked nor
+// listed: they go into the layer tool's exclusions and stay where they are.
 import { isUtf8 } from "node:buffer";
 import { accessSync, constants, lstatSync, readdirSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
@@ -12,6 +14,8 @@ export interface Gathered {
   entries: string[];
   /** Relative paths left out (and everything below them), as text for the layer tool. */
   exclude: string[];
+  /** Of `leaveOut`, the paths that were there. */
+  leftOut: string[];
   bytes: number;
 }
 
@@ -28,31 +32,41 @@ function asText(root: string, path: string): string {
   return raw.toString();
 }
 
-export function gather(root: string, log: Logger): Gathered {
-  const result: Gathered = { entries: [], exclude: [], bytes: 0 };
-  const leaveOut = (path: string) => result.exclude.push(asText(root, path));
+/**
+ * `leaveOut`: relative paths not to walk or list. `specials`: keep devices, FIFOs and sockets
+ * too (a squash keeps what its layers had; a commit, as upstream, leaves them out).
+ */
+export function gather(root: string, log: Logger, leaveOut: readonly string[] = [], specials = false): Gathered {
+  const result: Gathered = { entries: [], exclude: [], leftOut: [], bytes: 0 };
+  const skipped = new Set(leaveOut.map((path) => Buffer.from(path.replace(/^\/+|\/+$/g, "")).toString("latin1")));
+  const exclude = (path: string) => result.exclude.push(asText(root, path));
   const walk = (relative: string) => {
     const names = readdirSync(relative ? bytePath(root, relative) : bytePath(root), { encoding: "buffer" }) as Buffer[];
     for (const raw of names) {
       const name = raw.toString("latin1");
       const path = relative ? `${relative}/${name}` : name;
+      if (skipped.has(path)) {
+        exclude(path);
+        result.leftOut.push(asText(root, path));
+        continue;
+      }
       const info = lstatSync(bytePath(root, path));
       if (info.isDirectory()) {
         try {
           accessSync(bytePath(root, path), constants.R_OK | constants.X_OK);
         } catch {
           log.info(`Insufficient permissions to enter directory '${root}/${raw.toString()}'`);
-          leaveOut(path);
+          exclude(path);
           continue;
         }
         result.entries.push(path);
         walk(path);
-      } else if (info.isFile() || info.isSymbolicLink() || (info.isCharacterDevice() && info.rdev === 0)) {
+      } else if (info.isFile() || info.isSymbolicLink() || (info.isCharacterDevice() && info.rdev === 0) || specials) {
         result.entries.push(path);
         result.bytes += info.isFile() ? info.size : 0;
       } else {
         log.info(`Ignoring file '${root}/${Buffer.from(path, "latin1").toString()}'`);
-        leaveOut(path);
+        exclude(path);
       }
     }
   };

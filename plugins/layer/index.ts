@@ -1,55 +1,23 @@
-// fim-layer create | add | commit | list (reference §12).
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync } from "node:fs";
+// fim-layer create | add | commit | list (reference §12), and remove | squash to manage the
+// layers afterwards (manage.ts).
+import { closeSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
-import { write, type Logger } from "../../core/log.ts";
+import { write } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
+import { tryLockDataDirectory } from "../../core/run-services.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { appendLayer } from "./append.ts";
+import { commit, createLayer } from "./commit.ts";
 import { discoverLayers, identify } from "./discover.ts";
-import { bytePath, gather } from "./gather.ts";
+import { listLong, parseIndex, remove, squash } from "./manage.ts";
 
 export { discoverLayers, type Layer } from "./discover.ts";
 
 const NAME = "layer";
-const DEFAULT_FORMAT = "erofs";
-const MAX_LAYER = 999;
-
-/** FIM_COMPRESSION_LEVEL: an integer clamped to 0..9, 7 when absent or not a number. */
-export function compressionLevel(log: Logger): number {
-  const text = process.env.FIM_COMPRESSION_LEVEL;
-  if (text === undefined) log.debug("Could not read variable 'FIM_COMPRESSION_LEVEL'");
-  const level = text !== undefined && /^-?\d+$/.test(text.trim()) ? Number(text.trim()) : 7;
-  return Math.max(0, Math.min(9, level));
-}
-
-async function createLayer(runtime: Runtime, log: Logger, source: string, output: string): Promise<{ entries: string[] }> {
-  log.info("Gathering files to compress...");
-  let info;
-  try {
-    info = statSync(source);
-  } catch {
-    throw new FimError(`Source directory '${source}' does not exist`);
-  }
-  if (!info.isDirectory()) throw new FimError(`Source '${source}' is not a directory`);
-  const gathered = gather(source, log);
-  const format = runtime.layerFormats.get(DEFAULT_FORMAT) ?? [...runtime.layerFormats.values()][0];
-  if (!format) throw new FimError("No layer format plugin is compiled into this image");
-  const level = compressionLevel(log);
-  log.info(`Compression level: '${level}'`);
-  log.info(`Compress filesystem to '${output}'`);
-  // Built beside the destination and renamed: a failed or killed build leaves nothing behind.
-  const temporary = `${output}.${process.pid}.tmp`;
-  try {
-    await format.create({ source, output: temporary, level, exclude: gathered.exclude, bytes: gathered.bytes });
-    renameSync(temporary, output);
-  } finally {
-    rmSync(temporary, { force: true });
-  }
-  log.info("Filesystem created without errors");
-  return gathered;
-}
+const OPS = ["create", "add", "commit", "list", "remove", "squash"] as const;
+const LONG = ["-l", "--long"];
 
 /** Refuses a file that is not a complete layer of a known format. */
 function checkLayerFile(runtime: Runtime, file: string): void {
@@ -65,31 +33,6 @@ function checkLayerFile(runtime: Runtime, file: string): void {
   if (typeof format === "string") throw new FimError(`'${file}' is not a valid layer: ${format}`);
 }
 
-/** Removes what a commit captured from the upper directory, children before parents. */
-function eraseCommitted(upper: string, entries: string[], log: Logger): void {
-  for (const entry of [...entries].reverse()) {
-    const path = bytePath(upper, entry);
-    try {
-      const info = lstatSync(path, { throwIfNoEntry: false });
-      if (!info) continue;
-      if (!info.isDirectory()) unlinkSync(path);
-      else if (readdirSync(path).length === 0) rmdirSync(path);
-    } catch (error) {
-      log.warn(`Could not remove file ${path.toString()}: ${(error as Error).message}`);
-    }
-  }
-  log.info("Finished erasing files");
-}
-
-function nextLayerNumber(dir: string): number {
-  let high = -1;
-  for (const name of readdirSync(dir)) {
-    const match = /layer-(\d+)\.layer/.exec(name);
-    if (match && statSync(`${dir}/${name}`).isFile()) high = Math.max(high, Number(match[1]));
-  }
-  return high + 1;
-}
-
 export const layerPlugin: Plugin = {
   name: NAME,
   apply(runtime) {
@@ -98,7 +41,7 @@ export const layerPlugin: Plugin = {
       commands.set("fim-layer", {
         name: "fim-layer",
         summary: "Manage the layers of the current FlatImage",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "list",
+        inPlace: (args) => args[0]?.toLowerCase() === "list" && args.slice(1).every((arg) => LONG.includes(arg)),
         help: [
           { usage: "fim-layer <create> <in-dir> <out-file>", args: [["create", "Creates a layer file from a directory"], ["in-dir", "Directory to compress"], ["out-file", "Layer file to write"]] },
           { usage: "fim-layer <add> <in-file>", args: [["add", "Appends a layer file to the image"], ["in-file", "Layer file"]] },
@@ -110,14 +53,42 @@ export const layerPlugin: Plugin = {
               ["layer", "Saves it as the next layer-NNN.layer in the data directory's layers/"],
               ["file", "Saves it to the given path"],
             ],
-            notes: ["FIM_COMPRESSION_LEVEL (0-9, default 7) sets the compression level"],
+            notes: [
+              "FIM_COMPRESSION_LEVEL (0-9, default 7) sets the compression level",
+              "The package manager's lists and caches are left out of the layer and stay in the data directory",
+            ],
           },
-          { usage: "fim-layer <list>", args: [["list", "Lists the layers in mount order: index:offset:size:path"]] },
+          {
+            usage: "fim-layer <list> [-l|--long]",
+            args: [
+              ["list", "Lists the layers in mount order: index:offset:size:path"],
+              ["-l, --long", "One line per layer: index, size, where it is (image or file) and what it contains"],
+            ],
+          },
+          {
+            usage: "fim-layer <remove> <index>...",
+            args: [
+              ["remove", "Removes layers, by their index in fim-layer list"],
+              ["index", "A layer embedded in the image (not 0, the root filesystem), or one in the data directory's layers/"],
+            ],
+            notes: ["The image is rewritten beside itself and renamed over the old file: this needs as much free space again, and an interrupted rewrite leaves the image as it was"],
+            examples: ["fim-layer remove 2", "fim-layer remove 2 3"],
+          },
+          {
+            usage: "fim-layer <squash> <first> <last>",
+            args: [
+              ["squash", "Merges the embedded layers first to last into one: what later layers deleted or replaced no longer takes space"],
+              ["first", "Index of the lowest layer to merge"],
+              ["last", "Index of the highest layer to merge"],
+            ],
+            notes: ["Rewrites the image like remove; FIM_COMPRESSION_LEVEL sets the new layer's compression"],
+            examples: ["fim-layer squash 1 3"],
+          },
         ],
         parse(args) {
           const [opWord, ...rest] = args;
-          if (opWord === undefined) throw new FimError("Missing op for 'fim-layer' (create,add,commit,list)", { level: "C" });
-          const op = parseWord(opWord, ["create", "add", "commit", "list"] as const, "Invalid layer operation");
+          if (opWord === undefined) throw new FimError(`Missing op for 'fim-layer' (${OPS.join(",")})`, { level: "C" });
+          const op = parseWord(opWord, OPS, "Invalid layer operation");
           if (op === "NONE") throw new FimError("Invalid layer operation", { level: "C" });
           if (op === "add") {
             if (rest.length !== 1) throw new FimError("add requires exactly one argument (/path/to/file.layer)", { level: "C" });
@@ -132,18 +103,29 @@ export const layerPlugin: Plugin = {
           if (op === "create") {
             if (rest.length !== 2) throw new FimError("create requires exactly two arguments (/path/to/dir /path/to/file.layer)", { level: "C" });
             const [source, output] = rest.map((path) => resolve(path)) as [string, string];
-            return () =>
-              withContext("Failed to create layer", async () => {
-                await createLayer(runtime, log, source, output);
-              });
+            return () => withContext("Failed to create layer", () => createLayer(runtime, log, source, output));
           }
           if (op === "list") {
-            rejectTrailing("fim-layer list", rest);
+            const long = rest.length > 0 && LONG.includes(rest[0]!);
+            rejectTrailing("fim-layer list", long ? rest.slice(1) : rest);
             return () =>
               withContext("Failed to list layers", async () => {
+                if (long) return listLong(runtime, log);
                 const layers = await discoverLayers(runtime, log);
                 write(1, layers.map((layer, index) => `${index}:${layer.offset}:${layer.size}:${layer.path}\n`).join(""));
               });
+          }
+          if (op === "remove") {
+            if (rest.length === 0) throw new FimError("Missing index for 'remove' (see fim-layer list)", { level: "C" });
+            const indices = rest.map((word) => parseIndex(word, "remove"));
+            return () => withContext("Failed to remove layer", () => remove(runtime, log, indices));
+          }
+          if (op === "squash") {
+            if (rest.length < 2) throw new FimError("squash requires two indices, the first and the last layer to merge (see fim-layer list)", { level: "C" });
+            const [first, last] = rest.slice(0, 2).map((word) => parseIndex(word, "squash")) as [number, number];
+            rejectTrailing("fim-layer squash", rest.slice(2));
+            if (first >= last) throw new FimError(`squash needs the lower index first and at least two layers: 'squash ${first} ${last}'`, { level: "C" });
+            return () => withContext("Failed to squash layers", () => squash(runtime, log, first, last));
           }
           const [modeWord, ...modeArgs] = rest;
           if (modeWord === undefined) throw new FimError("Missing op for 'commit' (binary,layer,file)", { level: "C" });
@@ -157,53 +139,23 @@ export const layerPlugin: Plugin = {
           rejectTrailing("fim-layer commit", modeArgs);
           return () =>
             withContext("Failed to commit layer", async () => {
-              const { upper, tmp, layers } = runtime.paths;
-              mkdirSync(upper, { recursive: true });
-              mkdirSync(tmp, { recursive: true });
-              if (readdirSync(upper).length === 0) throw new FimError(`Nothing to commit: '${upper}' is empty`);
-              if (destination && existsSync(destination)) throw new FimError("Destination file already exists");
-              const staged = `${tmp}/layer.tmp`;
-              const { entries } = await createLayer(runtime, log, upper, staged);
-              if (mode === "binary") {
-                appendLayer(runtime.image, staged);
-                log.info(`Included novel layer from file '${staged}'`);
-                rmSync(staged, { force: true });
-                log.info("Filesystem appended to binary without errors");
-              } else if (mode === "layer") {
-                mkdirSync(layers, { recursive: true });
-                if (!statSync(layers).isDirectory()) throw new FimError("Destination should be a directory");
-                const number = nextLayerNumber(layers);
-                if (number > MAX_LAYER) throw new FimError("Maximum number of layers exceeded");
-                const path = `${layers}/layer-${String(number).padStart(3, "0")}.layer`;
-                renameSync(staged, path);
-                log.info(`Layer number: ${number}`);
-                log.info(`Layer path: ${path}`);
-                log.info(`Layer saved to '${path}'`);
-              } else {
-                moveAcross(staged, destination!);
-                log.info(`Layer saved to '${destination}'`);
+              // While a run shares the data directory's mounts, its guests write <data>/root:
+              // committing (and then erasing) it under them would lose writes. Held for the
+              // whole commit, the lock also keeps runs from starting meanwhile.
+              const lock = tryLockDataDirectory(runtime);
+              if (lock === undefined) {
+                throw new FimError(
+                  `An instance of this image runs on '${runtime.paths.data}' ('fim-instance list' shows it): it must end before its changes can be committed (what it writes stays in '${runtime.paths.upper}' for the next commit)`,
+                );
               }
-              eraseCommitted(upper, entries, log);
+              try {
+                await commit(runtime, log, mode, destination);
+              } finally {
+                closeSync(lock);
+              }
             });
         },
       }),
     );
   },
 };
-
-/** rename(2), or copy-then-rename when the destination is on another filesystem. */
-function moveAcross(from: string, to: string): void {
-  try {
-    renameSync(from, to);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
-    const temporary = `${to}.${process.pid}.tmp`;
-    try {
-      copyFileSync(from, temporary);
-      renameSync(temporary, to);
-    } finally {
-      rmSync(temporary, { force: true });
-    }
-    rmSync(from, { force: true });
-  }
-}

@@ -1,11 +1,9 @@
 // fim-recipe fetch | info | install (reference §14.3–§14.5). Loaded only when the command runs.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write, type Logger } from "../../core/log.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { setupDesktop } from "../desktop/index.ts";
+import { parseSetup, setupDesktop } from "../desktop/index.ts";
 import { grantedPermissions } from "../perms/index.ts";
 import { remoteUrl } from "../remote/index.ts";
 import { cachePath, distribution, recipeUrl, resolve, Staging } from "./cache.ts";
@@ -149,16 +147,11 @@ export async function install(runtime: Runtime, names: string[]): Promise<number
 
 async function setupRecipeDesktop(runtime: Runtime, log: Logger, section: object): Promise<void> {
   log.info("Setting up desktop integration from recipe");
-  const dir = mkdtempSync(join(tmpdir(), "fim-recipe-"));
   try {
-    const file = join(dir, "recipe_desktop.json");
-    writeFileSync(file, JSON.stringify(section), { mode: 0o600 });
-    await setupDesktop(runtime, file);
+    await setupDesktop(runtime, parseSetup(section, "section of the recipe"));
     log.info("Desktop integration setup successful");
   } catch (error) {
     const message = error instanceof FimError ? error.chain.map((link) => link.message).join(": ") : String(error);
     log.warn(`Failed to setup desktop integration: ${message}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,5 +1,6 @@
 // Host checks before a run, each with a message that says what to do (exit 125).
-import { accessSync, constants, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { prepareDataDir } from "../../core/data-dir.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Paths } from "../../core/paths.ts";
 
@@ -34,12 +35,5 @@ export function checkHost(paths: Paths, read: (path: string) => string | undefin
       "AppArmor restricts unprivileged user namespaces on this host (kernel.apparmor_restrict_unprivileged_userns is 1): allow them for this image with an AppArmor profile granting 'userns', or as root: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
     );
   }
-  for (const dir of [paths.data, paths.upper, paths.tmp]) {
-    try {
-      mkdirSync(dir, { recursive: true });
-      accessSync(dir, constants.W_OK | constants.X_OK);
-    } catch (error) {
-      throw critical(`The data directory '${paths.data}' is not usable (${(error as NodeJS.ErrnoException).code ?? (error as Error).message} on '${dir}'): set FIM_DIR_DATA to a writable directory`);
-    }
-  }
+  prepareDataDir(paths);
 }

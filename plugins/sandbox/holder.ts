@@ -124,7 +124,7 @@ export async function joinHolder(runtime: Runtime, launch: Launch): Promise<Hold
       const running = readRecord(recordFile);
       if (!running) {
         closeSync(guestLock);
-        throw new FimError(`Another instance (another build of this image, or another image) is running on ${data}: it must end first, or run this one with another data directory (FIM_DIR_DATA)`, {
+        throw new FimError(`The data directory ${data} is in use (by a commit, or an instance of another build of this image): it must end first, or run this one with another data directory (FIM_DIR_DATA)`, {
           level: "C",
         });
       }

@@ -53,7 +53,10 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch): P
   const sandbox = [bwrap!, "--die-with-parent", "--json-status-fd", "3", ...guest.args, "--", sigdfl!, bash!, "-c", guestLauncher, "--", program, ...launch.programArgs, ...args];
   log.debug(`Spawn command: ['${sandbox.join("','")}',]`);
   // Inside the holder's namespaces, the guest's own supervisor forwards signals to it.
-  const inside = supervisorArgs(supervise!, { status: `${instance}/guest.json`, open: guest.open, child: sandbox });
+  const ownPid = operations.some((op) => op.op === "unshare" && op.namespace === "pid");
+  // It adopts what the guest leaves running and ends it with the guest: the namespace outlives
+  // this run while others share it.
+  const inside = supervisorArgs(supervise!, { status: `${instance}/guest.json`, statusInit: ownPid, endOrphans: true, open: guest.open, child: sandbox });
   keepAcrossExec(holder.guestLock);
   const supervisor = supervisorArgs(supervise!, {
     after: launch.after,
@@ -100,7 +103,10 @@ export const sandboxPlugin: Plugin = {
         // Read-only: a guest must not edit the host's groups (upstream bound it read-write).
         // Root runs keep the image's own file, so package scripts can add groups.
         ...(launch.request.root ? [] : [{ op: "bind", mode: "ro", source: "/etc/group", dest: "/etc/group", optional: true } as const]),
-        { op: "tmpfs", dest: xdg },
+        // /run is runtime state: the guest's own, in memory. Sockets a permission binds there
+        // (and $XDG_RUNTIME_DIR) get their mount points in it, never in <data>/root.
+        { op: "tmpfs", dest: "/run" },
+        ...(xdg.startsWith("/run/") || xdg.startsWith("/tmp/") ? [{ op: "dir", dest: xdg } as const] : [{ op: "tmpfs", dest: xdg } as const]),
         { op: "setenv", name: "XDG_RUNTIME_DIR", value: xdg },
         { op: "bind", mode: "ro", source: bin, dest: bin },
         { op: "bind", mode: "ro", source: sbin, dest: sbin },

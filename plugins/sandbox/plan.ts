@@ -5,6 +5,10 @@ import type { PrepareStep } from "../../core/launch.ts";
 export interface SupervisorPlan {
   log?: string;
   status?: string;
+  /** The status file names bwrap's init (--unshare-pid): signals go to its child. */
+  statusInit?: boolean;
+  /** Adopt the child's orphans and end them when it ends. */
+  endOrphans?: boolean;
   close?: number[];
   open?: [number, string][];
   steps?: PrepareStep[];
@@ -27,6 +31,8 @@ export function supervisorArgs(supervisor: string, plan: SupervisorPlan): string
   if (plan.tag) args.push("--tag", plan.tag);
   if (plan.log) args.push("--log", plan.log);
   if (plan.status) args.push("--status", plan.status);
+  if (plan.statusInit) args.push("--status-init");
+  if (plan.endOrphans) args.push("--end-orphans");
   for (const fd of plan.close ?? []) args.push("--close", String(fd));
   for (const [fd, path] of plan.open ?? []) args.push("--open", String(fd), path);
   for (const step of plan.steps ?? []) {

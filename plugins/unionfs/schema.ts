@@ -10,6 +10,8 @@ export const ServeRequestSchema = v.object({
   /** "namespace": mount(2) (root in a user namespace); "fusermount": the setuid helper. */
   mount: v.picklist(["namespace", "fusermount"]),
   fusermount: v.optional(v.string()),
+  /** fusermount mode: fim_supervise, whose janitor mode unmounts when this process ends. */
+  janitor: v.optional(v.string()),
   /** Seconds the kernel caches names and attributes. */
   ttl: v.number(),
 });

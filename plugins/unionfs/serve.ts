@@ -15,10 +15,11 @@ export async function serve(request: ServeRequest): Promise<number> {
   let mounted: Mounted;
   if (request.mount === "namespace") mounted = mountDirect(request.mountpoint, options);
   else {
+    if (!request.janitor) throw new Error("a fusermount mount needs 'janitor' (the path of fim_supervise)");
     mounted = await mountWithFusermount(request.mountpoint, options, request.fusermount);
     const fusermount = request.fusermount ?? "fusermount3";
-    // The janitor's stdin is a pipe only we hold: it reads end-of-file when we end.
-    Bun.spawn(["setsid", "sh", "-c", 'read -r _; exec "$0" -u -z -- "$1"', fusermount, request.mountpoint], { stdin: "pipe", stdout: "ignore", stderr: "ignore" });
+    // The janitor's stdin is a pipe only we hold: it reads end-of-file when we end, in any way.
+    Bun.spawn([request.janitor, "--janitor", "0", request.mountpoint, fusermount, "-u", "-z", "--", request.mountpoint], { stdin: "pipe", stdout: "ignore", stderr: "ignore" });
   }
   writeSync(1, "ready\n");
   try {

@@ -39,8 +39,8 @@ export function unshareOptions(runtime: Runtime): Set<UnshareOption> {
 
 /**
  * bwrap options per stored option (reference §9.4). The guest always gets its own user
- * namespace (identity mapping) and the run its own pid namespace, so `user` adds nothing
- * and `pid` gives the guest a pid namespace of its own inside the run's.
+ * namespace (identity mapping) and a pid namespace of its own, so `user` and `pid` add
+ * nothing (they stay valid words: upstream's images store them).
  */
 const UNSHARE_OPS: Record<UnshareOption, SandboxOp[]> = {
   user: [],

@@ -57,7 +57,7 @@ export async function startXvfb(dir: string): Promise<XServer> {
     // Its log goes to a file: a pipe nobody reads would fill and stop the server. -noreset:
     // by default it resets when its last client leaves, and refuses connections meanwhile.
     const log = join(dir, `xvfb-${candidate}.log`);
-    const server: Subprocess<"ignore", "pipe", number> = Bun.spawn(
+    const server = Bun.spawn(
       [tools.Xvfb!, `:${candidate}`, "-displayfd", "1", "-auth", serverAuth, "-noreset", "-nolisten", "tcp", "-screen", "0", "800x600x24"],
       { stdin: "ignore", stdout: "pipe", stderr: Bun.file(log) },
     );

@@ -4,11 +4,11 @@
 // root); later ones reuse the cached root filesystem layer and take seconds.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { writable } from "../../scripts/rootfs.ts";
-import { buildImage, freshImage, ROOT, type RunResult, type TestImage } from "../helpers/image.ts";
+import { buildImage, freshImage, lines, ROOT, type RunResult, type TestImage } from "../helpers/image.ts";
 
 const CACHED = join(ROOT, ".cache/test/debian.flatimage");
 /** apt-get update + install of a 50 kB package: seconds, unless the archive is slow. */
@@ -82,9 +82,33 @@ describe("debian bundle", () => {
     NETWORK_TIMEOUT,
   );
 
-  test("commit binary and the boot command: the moved image runs the package", () => {
-    succeeded(image.run(["fim-layer", "commit", "binary"]), "fim-layer commit binary");
-    expect(image.run(["fim-layer", "list"]).stdout.trim().split("\n")).toHaveLength(2);
+  test("commit binary leaves apt's lists and caches out of the layer and in the data directory", () => {
+    const upper = join(image.dir, ".app.flatimage.data/root");
+    const commit = succeeded(image.run(["fim-layer", "commit", "binary"]), "fim-layer commit binary");
+    const leftOut = lines(commit.stdout).find((line) => line.startsWith("I::Left out of the layer"));
+    expect(leftOut).toStartWith(`I::Left out of the layer (they stay in '${upper}'): `);
+    const names = leftOut!.split(": ").at(-1)!.split(", ");
+    expect(names).toContain("var/lib/apt/lists");
+    expect(names).toContain("var/cache/apt");
+    for (const name of names) expect(["var/cache/apt", "var/cache/debconf/config.dat-old", "var/cache/debconf/templates.dat-old", "var/lib/apt/lists"]).toContain(name);
+    const listed = image.run(["fim-layer", "list"]).stdout.trim().split("\n");
+    expect(listed).toHaveLength(2);
+    // Issue 16: 17.2 MiB with the package lists, at most ~1 MiB without.
+    const size = Number(listed[1]!.split(":")[2]);
+    expect(size).toBeLessThanOrEqual(1024 * 1024);
+    expect(succeeded(image.run(["fim-layer", "list", "--long"]), "fim-layer list --long").stdout.split("\n")[1]).toMatch(/^1 +\d+\.\d KiB  image  \d+ entries, .*; packages: hello; /);
+    // The lists stay where apt finds them: the next install needs no apt-get update.
+    expect(readdirSync(join(upper, "var/lib/apt/lists")).some((name) => name.endsWith("_Packages.lz4") || name.includes("_Packages"))).toBe(true);
+    expect(existsSync(join(upper, "usr/bin/hello"))).toBe(false);
+    // Only what commits leave out is left: nothing to commit.
+    const again = image.run(["fim-layer", "commit", "binary"]);
+    expect(again.code).toBe(125);
+    expect(lines(again.stderr)[0]).toStartWith(`E::Nothing to commit: '${upper}' holds only what commits leave out (`);
+    const simulated = succeeded(image.run(["fim-root", "apt-get", "install", "-s", "cowsay"]), "apt-get install -s cowsay");
+    expect(simulated.stdout).toContain("Inst cowsay");
+  });
+
+  test("the boot command: the moved image runs the package", () => {
     succeeded(image.run(["fim-boot", "set", "hello"]), "fim-boot set hello");
 
     const elsewhere = join(image.dir, "elsewhere");
@@ -113,4 +137,22 @@ describe("debian bundle", () => {
     },
     NETWORK_TIMEOUT,
   );
+
+  test("removing the package and squashing its layers makes the file smaller", () => {
+    const moved = join(image.dir, "elsewhere/app.flatimage");
+    const run = (args: string[]) => runAt(moved, args);
+    const installed = statSync(moved).size;
+    succeeded(run(["fim-root", "apt-get", "remove", "-y", "hello"]), "apt-get remove hello");
+    succeeded(run(["fim-layer", "commit", "binary"]), "fim-layer commit binary");
+    const removed = statSync(moved).size;
+    expect(removed).toBeGreaterThan(installed); // a deletion is one more layer
+    expect(run(["fim-layer", "list"]).stdout.trim().split("\n")).toHaveLength(3);
+    const squash = succeeded(run(["fim-layer", "squash", "1", "2"]), "fim-layer squash 1 2");
+    expect(lines(squash.stdout).at(-1)).toMatch(/^I::The image is now \d+\.\d MiB \(was \d+\.\d MiB\)$/);
+    expect(run(["fim-layer", "list"]).stdout.trim().split("\n")).toHaveLength(2);
+    expect(statSync(moved).size).toBeLessThan(installed);
+    expect(run(["fim-exec", "sh", "-c", "command -v hello"]).code).not.toBe(0);
+    expect(run(["fim-exec", "sh", "-c", "dpkg -s hello 2>&1"]).stdout).toContain("is not installed");
+    expect(run(["fim-exec", "sh", "-c", "apt-get --version | head -1"]).stdout).toStartWith("apt ");
+  }, NETWORK_TIMEOUT);
 });

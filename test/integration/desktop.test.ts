@@ -34,12 +34,32 @@ async function makeImage(width: number, height: number, mime: "image/png" | "ima
   return Buffer.from(await new Jimp({ width, height, color: 0xff0000ff }).getBuffer(mime));
 }
 
-/** Decodes a PNG fully: its size, and the colour of its centre pixel. */
-async function decode(path: string): Promise<{ width: number; height: number; centre: number }> {
+/** Decodes a PNG fully: its size, the colour of its centre pixel, and the rows and columns holding any colour. */
+async function decode(path: string): Promise<{ width: number; height: number; centre: number; rows: [number, number]; columns: [number, number] }> {
   const bytes = readFileSync(path);
   expect(bytes.subarray(1, 4).toString("latin1")).toBe("PNG");
   const image = await (await jimp()).read(bytes);
-  return { width: image.width, height: image.height, centre: image.getPixelColor(Math.floor(image.width / 2), Math.floor(image.height / 2)) };
+  const rows: [number, number] = [image.height, -1];
+  const columns: [number, number] = [image.width, -1];
+  for (let y = 0; y < image.height; y++) {
+    for (let x = 0; x < image.width; x++) {
+      if ((image.getPixelColor(x, y) & 0xff) === 0) continue; // transparent
+      rows[0] = Math.min(rows[0], y);
+      rows[1] = Math.max(rows[1], y);
+      columns[0] = Math.min(columns[0], x);
+      columns[1] = Math.max(columns[1], x);
+    }
+  }
+  return { width: image.width, height: image.height, centre: image.getPixelColor(Math.floor(image.width / 2), Math.floor(image.height / 2)), rows, columns };
+}
+
+/** Where a w×h picture scaled into an s×s square lies: centred, its longer side the whole square. */
+function placed(size: number, w: number, h: number): { rows: [number, number]; columns: [number, number] } {
+  const sw = w >= h ? size : Math.max(1, Math.round((size * w) / h));
+  const sh = w >= h ? Math.max(1, Math.round((size * h) / w)) : size;
+  const x = Math.floor((size - sw) / 2);
+  const y = Math.floor((size - sh) / 2);
+  return { rows: [y, y + sh - 1], columns: [x, x + sw - 1] };
 }
 
 const SVG = `<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>\n`;
@@ -274,7 +294,8 @@ describe("fim-desktop setup", () => {
     for (const [given, written] of [["out", "out.png"], ["given.png", "given.png"], ["other.jpg", "other.jpg.png"]]) {
       const result = dump(given!);
       expect(result.code).toBe(0);
-      expect(result.stdout).toBe("");
+      // Where it went (upstream printed nothing, and appended the extension silently).
+      expect(lines(result.stdout)).toEqual([`I::Wrote the icon (png, ${landscapePng.length} bytes) to '${join(f.image.dir, written!)}'`]);
       expect(sha256(readFileSync(join(f.image.dir, written!)))).toBe(sha256(landscapePng));
     }
     setUp(f, { ...APP, icon: "icon.svg" });
@@ -454,11 +475,13 @@ describe("automatic integration on a run", () => {
     expect(update.exitCode).toBe(0);
     expect(readFileSync(join(copy, "magic")).includes(Buffer.from("application/flatimage"))).toBe(true);
 
-    // Landscape 300x200: the width becomes each size, the ratio is kept, the colour survives.
+    // Landscape 300x200: square icons, the picture's width the whole size, its ratio kept,
+    // centred between transparent bands; the colour survives.
     for (const size of SIZES) {
       for (const path of [`icons/hicolor/${size}x${size}/apps/flatimage_MyApp.png`, `icons/hicolor/${size}x${size}/mimetypes/application-flatimage_MyApp.png`]) {
         const decoded = await decode(join(f.xdg, path));
-        expect([path, decoded.width, decoded.height]).toEqual([path, size, Math.round((size * 2) / 3)]);
+        expect([path, decoded.width, decoded.height]).toEqual([path, size, size]);
+        expect({ path, rows: decoded.rows, columns: decoded.columns }).toEqual({ path, ...placed(size, 300, 200) });
         expect(decoded.centre).toBe(0xff0000ff);
       }
     }
@@ -530,13 +553,14 @@ describe("automatic integration on a run", () => {
     expect(f.run(["fim-desktop", "dump", "entry"]).code).toBe(0);
   });
 
-  test("a JPEG icon becomes PNGs (portrait: height scaled); clean removes those PNGs", async () => {
+  test("a JPEG icon becomes square PNGs (portrait: centred between transparent columns); clean removes those PNGs", async () => {
     const f = fixture();
     setUp(f, { ...APP, icon: "icon.jpg" });
     runGuest(f);
     for (const size of SIZES) {
       const decoded = await decode(join(f.xdg, `icons/hicolor/${size}x${size}/apps/flatimage_MyApp.png`));
-      expect([size, decoded.width, decoded.height]).toEqual([size, Math.round((size * 2) / 3), size]);
+      expect([size, decoded.width, decoded.height]).toEqual([size, size, size]);
+      expect({ size, rows: decoded.rows, columns: decoded.columns }).toEqual({ size, ...placed(size, 100, 150) });
     }
     const before = files(f.xdg);
     for (const path of nameFiles("MyApp", "png")) expect(before).toContain(path);
@@ -544,6 +568,76 @@ describe("automatic integration on a run", () => {
     const after = files(f.xdg);
     expect(after.filter((path) => path.includes("MyApp"))).toEqual([]);
     expect(after).toEqual(before.filter((path) => !nameFiles("MyApp", "png").includes(path) && path !== "mime/application/flatimage_myapp.xml"));
+  });
+
+  test("a name with spaces: a valid entry, MIME type and icons under a name without them; clean removes them", async () => {
+    const f = fixture();
+    setUp(f, { ...APP, name: "XTerm Sandbox", categories: ["System"] });
+    runGuest(f);
+    const entry = join(f.xdg, "applications/flatimage-XTerm_Sandbox.desktop");
+    const text = readFileSync(entry, "utf8");
+    expect(text.split("\n")).toEqual([
+      "[Desktop Entry]",
+      "Name=XTerm Sandbox",
+      "Type=Application",
+      'Comment=FlatImage distribution of "XTerm Sandbox"',
+      `Exec="${f.image.path}" %F`,
+      "Icon=flatimage_XTerm_Sandbox",
+      "MimeType=application/flatimage_XTerm_Sandbox;",
+      "Categories=System;",
+    ]);
+    const validated = Bun.spawnSync([VALIDATE, entry]);
+    expect(validated.stdout.toString() + validated.stderr.toString()).toBe("");
+    expect(validated.exitCode).toBe(0);
+    expect(readFileSync(join(f.xdg, "mime/packages/flatimage-XTerm_Sandbox.xml"), "utf8")).toContain('<mime-type type="application/flatimage_XTerm_Sandbox">');
+    const copy = mkdtempSync(join(f.image.dir, "mime-"));
+    mkdirSync(join(copy, "packages"));
+    writeFileSync(join(copy, "packages/flatimage-XTerm_Sandbox.xml"), readFileSync(join(f.xdg, "mime/packages/flatimage-XTerm_Sandbox.xml")));
+    const update = Bun.spawnSync([UPDATE_MIME, "-V", copy]);
+    expect(update.stderr.toString()).not.toMatch(/error|warning|invalid/i);
+    expect(update.exitCode).toBe(0);
+    expect(readFileSync(join(copy, "globs2"), "utf8")).toMatch(/^100:application\/flatimage_XTerm_Sandbox:app\.flatimage$/m);
+    expect((await decode(join(f.xdg, "icons/hicolor/16x16/apps/flatimage_XTerm_Sandbox.png"))).width).toBe(16);
+    expect(files(f.xdg).filter((path) => path.includes("XTerm Sandbox"))).toEqual([]);
+    // What earlier versions wrote under the name itself goes with clean too.
+    writeFileSync(join(f.xdg, "applications/flatimage-XTerm Sandbox.desktop"), "old");
+    expect(f.run(["fim-desktop", "clean"]).code).toBe(0);
+    expect(files(f.xdg).filter((path) => path.includes("XTerm"))).toEqual([]);
+  });
+
+  test("what the entry and MIME type embed is escaped: no line or key can be added", () => {
+    // A name from the reserved space (setup refuses control characters; older data may not).
+    const f = fixture("odd;name=x%u [a] *.flatimage");
+    const reserved = Number(f.run([], { FIM_MAIN_OFFSET: "" }).stdout.trim());
+    const stored = JSON.stringify({ categories: ["Utility", "a;Exec=evil"], integrations: ["ENTRY", "MIMETYPE"], name: ' Evil\nExec=/bin/evil\\ "q" 100% \t<x>&' });
+    const fd = openSync(f.image.path, "r+");
+    writeSync(fd, Buffer.from(`${stored}\0`), 0, stored.length + 1, reserved + 11);
+    closeSync(fd);
+    const entry = f.run(["fim-desktop", "dump", "entry"]);
+    expect(entry.code).toBe(0);
+    const rows = entry.stdout.trimEnd().split("\n");
+    expect(rows.map((row) => row.split("=")[0])).toEqual(["[Desktop Entry]", "Name", "Type", "Comment", "Exec", "Icon", "MimeType", "Categories"]);
+    expect(rows[1]).toBe('Name=\\sEvil\\nExec=/bin/evil\\\\ "q" 100% \\t<x>&');
+    expect(rows[4]).toBe(`Exec="${f.image.path.replace(/%/g, "%%")}" %F`);
+    expect(rows[5]).toBe("Icon=flatimage__Evil_Exec__bin_evil___q__100____x__");
+    expect(rows[7]).toBe("Categories=Utility;a\\;Exec=evil;");
+    const file = join(f.image.dir, "check.desktop");
+    writeFileSync(file, entry.stdout);
+    // The validator complains only that such categories are not registered ones.
+    const validated = Bun.spawnSync([VALIDATE, file]);
+    const complaints = (validated.stdout.toString() + validated.stderr.toString()).split("\n").filter((line) => line !== "");
+    expect(complaints.filter((line) => !line.includes('for key "Categories"'))).toEqual([]);
+    const mime = f.run(["fim-desktop", "dump", "mimetype"]);
+    expect(mime.code).toBe(0);
+    expect(mime.stdout.split("\n")).toHaveLength(10);
+    expect(mime.stdout).toContain('<mime-type type="application/flatimage__Evil_Exec__bin_evil___q__100____x__">');
+    expect(mime.stdout).toContain('<glob weight="100" pattern="odd;name=x%u [[]a] [*].flatimage"/>');
+    const copy = mkdtempSync(join(f.image.dir, "mime-"));
+    mkdirSync(join(copy, "packages"));
+    writeFileSync(join(copy, "packages/odd.xml"), mime.stdout);
+    const update = Bun.spawnSync([UPDATE_MIME, "-V", copy]);
+    expect(update.stderr.toString()).not.toMatch(/error|warning|invalid/i);
+    expect(update.exitCode).toBe(0);
   });
 
   test("XDG_DATA_HOME unset: under $HOME/.local/share", () => {

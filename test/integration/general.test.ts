@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import { freshImage, lines, type TestImage } from "../helpers/image.ts";
 
 let image: TestImage;
 beforeAll(() => (image = freshImage()));
 afterAll(() => image.cleanup());
 
-const TOPICS = ["bind", "boot", "casefold", "desktop", "env", "exec", "instance", "layer", "notify", "overlay", "perms", "recipe", "remote", "root", "unshare", "version"];
+const TOPICS = ["bind", "boot", "casefold", "desktop", "env", "exec", "instance", "layer", "notify", "overlay", "perms", "portal", "recipe", "remote", "root", "unshare", "version"];
 
 describe("fim-version", () => {
   test("short, full and deps", () => {
@@ -97,14 +98,18 @@ describe("dispatch and diagnostics", () => {
   });
 
   test("configuration writes work while another process of the image runs", async () => {
-    image.run(["fim-env", "set", "SLOW=$(sleep 2)"]);
+    // `fim-env list` runs the stored $(…): it blocks on a FIFO the test holds.
+    const gate = join(image.dir, "gate");
+    expect(Bun.spawnSync(["mkfifo", gate]).exitCode).toBe(0);
+    image.run(["fim-env", "set", `SLOW=$(echo started >&2; read line < ${gate})`]);
     const slow = Bun.spawn([image.path, "fim-env", "list"], { stdout: "pipe", stderr: "pipe" });
-    await Bun.sleep(500);
-    const started = performance.now();
+    const reader = slow.stderr.getReader();
+    while (!new TextDecoder().decode((await reader.read()).value).includes("started"));
+    reader.releaseLock();
     const write = image.run(["fim-perms", "add", "home"]);
-    const elapsed = performance.now() - started;
     expect(write.code).toBe(0);
-    expect(elapsed).toBeLessThan(1500); // did not wait for the running one
+    expect(slow.exitCode).toBe(null); // it did not wait for the running one
+    require("node:fs").writeFileSync(gate, "go\n");
     expect(await slow.exited).toBe(0);
     expect(image.run(["fim-perms", "list"]).stdout).toBe("home\n");
     image.run(["fim-env", "clear"]);

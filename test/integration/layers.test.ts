@@ -146,8 +146,8 @@ describe("fim-layer", () => {
 
   test("parse errors", () => {
     const cases: [string[], string][] = [
-      [["fim-layer"], "Missing op for 'fim-layer' (create,add,commit,list)"],
-      [["fim-layer", "zap"], "Invalid layer operation 'zap' (one of: create, add, commit, list)"],
+      [["fim-layer"], "Missing op for 'fim-layer' (create,add,commit,list,remove,squash)"],
+      [["fim-layer", "zap"], "Invalid layer operation 'zap' (one of: create, add, commit, list, remove, squash)"],
       [["fim-layer", "none"], "Invalid layer operation"],
       [["fim-layer", "add"], "add requires exactly one argument (/path/to/file.layer)"],
       [["fim-layer", "add", "a", "b"], "add requires exactly one argument (/path/to/file.layer)"],

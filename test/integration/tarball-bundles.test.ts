@@ -50,7 +50,9 @@ describe("tarball bundles", () => {
     expect(result.stderr.toString()).toContain("root filesystem of 'alpine': extracting");
     const image = freshImage(out);
     try {
-      expect(image.run(["fim-exec", "cat", "/etc/alpine-release"]).stdout).toBe("3.22.2\n");
+      const release = image.run(["fim-exec", "cat", "/etc/alpine-release"]);
+      expect(release.stderr).toBe("");
+      expect(release.stdout).toBe("3.22.2\n");
       expect(image.run(["fim-exec", "cat", "/etc/apk/repositories"]).stdout).toBe("https://dl-cdn.alpinelinux.org/alpine/v3.22/main\nhttps://dl-cdn.alpinelinux.org/alpine/v3.22/community\n");
       expect(JSON.parse(image.run(["fim-version", "full"]).stdout).DISTRIBUTION).toBe("ALPINE");
       // Upstream's recipes exist for alpine: its remote is preset at build time.

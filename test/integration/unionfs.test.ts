@@ -36,6 +36,8 @@ import { createHash } from "node:crypto";
 import { mountDirect, mountWithFusermount } from "../../lib/fuse/index.ts";
 import * as libc from "../../lib/fuse/libc.ts";
 import { ROOT } from "../helpers/image.ts";
+/** fim_supervise, whose janitor unmounts when a server ends. */
+const JANITOR = join(import.meta.dir, "../../toolset/out/x86_64/bin/fim_supervise");
 
 const SERVER = join(ROOT, "test/fixtures/serve-unionfs.ts");
 const uid = process.getuid!();
@@ -64,7 +66,7 @@ async function mountUnion(populate: (lowers: string[]) => void, options: { casef
   const [mnt, upper, work] = ["mnt", "upper", "work"].map((name) => join(dir, name)) as [string, string, string];
   for (const path of [mnt, upper, work, ...lowers]) mkdirSync(path);
   populate(lowers);
-  const request = { mountpoint: mnt, upper, lowers, work, casefold: options.casefold ?? false, mount: "fusermount", ttl: 1 };
+  const request = { mountpoint: mnt, upper, lowers, work, casefold: options.casefold ?? false, mount: "fusermount", janitor: JANITOR, ttl: 1 };
   const server = spawn([process.execPath, SERVER, JSON.stringify(request)], { stdout: "pipe", stderr: "pipe" });
   const reader = server.stdout.getReader();
   const first = await reader.read();
@@ -355,7 +357,7 @@ describe("against a plain directory", () => {
     const { upper, lowers, dir } = first;
     spawnSync(["fusermount3", "-u", first.mnt]);
     await first.server.exited;
-    const request = { mountpoint: first.mnt, upper, lowers, work: join(dir, "work"), casefold: false, mount: "fusermount", ttl: 1 };
+    const request = { mountpoint: first.mnt, upper, lowers, work: join(dir, "work"), casefold: false, mount: "fusermount", janitor: JANITOR, ttl: 1 };
     const second = spawn([process.execPath, SERVER, JSON.stringify(request)], { stdout: "pipe", stderr: "pipe" });
     current = { ...first, server: second };
     const reader = second.stdout.getReader();
@@ -443,7 +445,7 @@ describe("mounting and unmounting", () => {
   test("a mount that fusermount3 refuses is reported with its reason", async () => {
     const dir = mkdtempSync(join(tmpdir(), "fim-unionfs-"));
     try {
-      const request = { mountpoint: join(dir, "missing"), upper: dir, lowers: [], casefold: false, mount: "fusermount", ttl: 1 };
+      const request = { mountpoint: join(dir, "missing"), upper: dir, lowers: [], casefold: false, mount: "fusermount", janitor: JANITOR, ttl: 1 };
       const result = spawnSync([process.execPath, SERVER, JSON.stringify(request)], { stdout: "pipe", stderr: "pipe" });
       expect(result.exitCode).not.toBe(0);
       expect(result.stderr.toString()).toContain("fusermount3 could not mount");

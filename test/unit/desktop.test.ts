@@ -1,11 +1,11 @@
-// The desktop plugin's parts that need no run: the icon slot and the entry's Exec quoting.
+// The desktop plugin's parts that need no run: the icon slot, the entry's quoting and escapes, the ids.
 import { describe, expect, test } from "bun:test";
 import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Image } from "../../core/image.ts";
 import { readText, SLOTS, updateSlot } from "../../core/reserved.ts";
-import { entryText } from "../../plugins/desktop/files.ts";
+import { desktopId, entryText, mimeText } from "../../plugins/desktop/files.ts";
 import { ICON_MAX, readIcon, writeIcon } from "../../plugins/desktop/icon.ts";
 import { syntheticImage } from "../helpers/synthetic.ts";
 
@@ -92,6 +92,26 @@ describe("desktop entry", () => {
     const result = Bun.spawnSync([validator, file]);
     expect(result.stdout.toString() + result.stderr.toString()).toBe("");
     expect(result.exitCode).toBe(0);
-    expect(() => entryText(desktop, "/tmp/line\nbreak")).toThrow("contains a line break");
+    // A line break or tab is written as its escape: the entry keeps its lines.
+    const broken = entryText(desktop, "/tmp/line\nbreak\tand tab.flatimage");
+    expect(broken.split("\n")).toHaveLength(8);
+    expect(broken.split("\n")[4]).toBe('Exec="/tmp/line\\nbreak\\tand tab.flatimage" %F');
+    writeFileSync(file, broken);
+    const again = Bun.spawnSync([validator, file]);
+    expect(again.stdout.toString() + again.stderr.toString()).toBe("");
+    expect(() => entryText(desktop, "/tmp/bell\x07.flatimage")).toThrow("contains control characters");
+  });
+
+  test("names become ids that file names, icon names and MIME types accept", () => {
+    expect(desktopId("MyApp")).toBe("MyApp");
+    expect(desktopId("my-app_2.0+x")).toBe("my-app_2.0+x");
+    expect(desktopId("XTerm Sandbox")).toBe("XTerm_Sandbox");
+    expect(desktopId("a/b;c=d\ne")).toBe("a_b_c_d_e");
+    // Other scripts keep apart: the UTF-8 bytes of each character.
+    expect(desktopId("Café")).toBe("Caf_c3a9");
+    expect(desktopId("编辑器")).not.toBe(desktopId("浏览器"));
+    const desktop = { name: "XTerm Sandbox", categories: ["System"], integrations: [] };
+    expect(entryText(desktop, "/x.flatimage").split("\n").slice(5, 7)).toEqual(["Icon=flatimage_XTerm_Sandbox", "MimeType=application/flatimage_XTerm_Sandbox;"]);
+    expect(mimeText(desktop, "/dir/x.flatimage")).toContain('<mime-type type="application/flatimage_XTerm_Sandbox">');
   });
 });

@@ -24,22 +24,24 @@ describe("run plan", () => {
     expect(launch.identity.uid).toBe(4242);
   });
 
-  test("the default sandbox: private /tmp, no host root view, network namespace, the runtime's files read-only", async () => {
+  test("the default sandbox: private /tmp, no host root view, network and IPC namespaces, the runtime's files read-only", async () => {
     const memory = await memoryRuntime();
     const { operations } = await memory.plan();
     expect(operations).toContainEqual({ op: "tmpfs", dest: "/tmp" });
     expect(operations).toContainEqual({ op: "unshare", namespace: "net" });
+    expect(operations).toContainEqual({ op: "unshare", namespace: "ipc" });
     expect(binds(operations)).not.toContain("/tmp");
     expect(binds(operations).some((dest) => dest.startsWith("/tmp/fim/run/host"))).toBe(false);
     expect(operations).toContainEqual({ op: "bind", mode: "ro", source: memory.runtime.paths.bin, dest: memory.runtime.paths.bin });
     expect(operations.filter((op) => op.op === "bind" && op.mode !== "ro").map((op) => op.op === "bind" && op.dest)).toEqual(["/"]);
   });
 
-  test("each granted permission adds its operations, in the reference's order; network lifts the namespace", async () => {
+  test("each granted permission adds its operations, in the reference's order; network and shm lift their namespaces", async () => {
     const memory = await memoryRuntime();
-    await memory.command("fim-perms", "add", "network,media,dev");
+    await memory.command("fim-perms", "add", "network,media,dev,shm");
     const { operations } = await memory.plan();
     expect(operations).not.toContainEqual({ op: "unshare", namespace: "net" });
+    expect(operations).not.toContainEqual({ op: "unshare", namespace: "ipc" });
     const dests = binds(operations);
     expect(dests).toContain("/etc/resolv.conf");
     expect(dests.indexOf("/media")).toBeLessThan(dests.indexOf("/etc/resolv.conf"));

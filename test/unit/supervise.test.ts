@@ -553,6 +553,23 @@ describe("--linger (the last guest waits for the holder to end)", () => {
   });
 });
 
+describe("--end-orphans", () => {
+  test("what the child leaves running (even in a new session) is adopted and killed once it ends", async () => {
+    const result = await run(["--end-orphans", ...record("child", ...sh("setsid sleep 1000 >/dev/null 2>&1 & echo $!"))]);
+    expect(result.code).toBe(0);
+    const orphan = Number(result.stdout.trim());
+    expect(orphan).toBeGreaterThan(0);
+    expect(dead(orphan)).toBe(true);
+  });
+
+  test("without it, the orphan lives on", async () => {
+    const result = await run([...record("child", ...sh("setsid sleep 1000 >/dev/null 2>&1 & echo $!"))]);
+    const orphan = Number(result.stdout.trim());
+    expect(dead(orphan)).toBe(false);
+    process.kill(orphan, "SIGKILL");
+  });
+});
+
 describe("pid 1 of a pid namespace", () => {
   test("orphans handed to it are reaped", async () => {
     const pidfile = path("orphan");

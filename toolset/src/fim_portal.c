@@ -1,23 +1,45 @@
 /* fim_portal: the host portal of a run (reference §10), one small program for both sides.
  *
- *   fim_portal --daemon <socket> <status> host side, started with the run: listens on a unix
- *                                        socket (0600, in a private directory) and serves
- *                                        only processes inside the run's pid namespace (the
- *                                        process named by "child-pid" in bwrap's status
- *                                        file <status>), checked with SO_PEERCRED.
- *   fim_portal <program> [args...]       guest side: runs <program> on the host with this
- *                                        process's stdin/stdout/stderr (passed as file
- *                                        descriptors: no copying, no size limit), its
- *                                        environment, and returns its exit status (128+N
- *                                        for a signal). SIGINT/SIGTERM/SIGHUP/SIGQUIT are
- *                                        forwarded. The socket comes from $FIM_PORTAL_SOCKET.
+ *   fim_portal --daemon <socket> <status> [options]
+ *       host side, started with the run: listens on a unix socket (0600, in a private
+ *       directory) and serves only processes inside the run's pid namespace (the process
+ *       named by "child-pid" in bwrap's status file <status>), checked with SO_PEERCRED.
+ *         --image <path>     the image file, named in a refusal (the command that allows it);
+ *                            $FIM_BIN_SELF by default
+ *         --path <PATH>      the host's PATH: programs are looked up there, never in the
+ *                            guest's (a guest could point its PATH at files it wrote)
+ *         --allow <program>  a program guests may run: a name (looked up in the host's PATH)
+ *                            or an absolute path; repeatable. Nothing else runs.
+ *         --all              every program may run, with the caller's environment (upstream)
+ *   fim_portal <program> [args...]
+ *       guest side: runs <program> on the host with this process's stdin/stdout/stderr
+ *       (passed as file descriptors: no copying, no size limit) and returns its exit status
+ *       (128+N for a signal). SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 are forwarded to
+ *       its process group. The socket comes from $FIM_PORTAL_SOCKET.
  *
- * Wire format, client to daemon: u32 argc, u32 envc, then the NUL-terminated strings, sent
- * with the three descriptors (SCM_RIGHTS) on the first byte; then one byte per signal to
- * forward. Daemon to client: i32 pid (-1: not found), then i32 status. */
+ * Which program runs (without --all). The guest controls the client, so only the daemon
+ * decides. A request names a program by a name or a plain absolute path (no `.`, `..` or
+ * `//`); both it and each allowed entry are looked up on the host, and it runs when the two
+ * give the same path, compared without following symlinks (so `sh`, a link to a multi-call
+ * binary that an allowed `ls` also links to, is still refused). The path found is what is
+ * executed, with the host's environment (the daemon's, PATH from --path): the caller's
+ * variables are not passed, as LD_PRELOAD, PATH or BROWSER would let it choose what runs.
+ *
+ * Lifetime. The daemon is a child subreaper: whatever a program starts, even a process
+ * that leaves its session, stays its descendant. On SIGTERM or SIGHUP (sent by the
+ * supervisor, or by PR_SET_PDEATHSIG when the supervisor dies) it sends SIGTERM to every
+ * descendant, gives them 400 ms, then SIGKILLs what is left and exits. If the daemon itself
+ * is killed with SIGKILL, PR_SET_PDEATHSIG still ends each handler and its program.
+ *
+ * Wire format, client to daemon: u32 argc, u32 envc, u32 total size, then the NUL-terminated
+ * strings, sent with the three descriptors (SCM_RIGHTS) on the first byte; then one byte per
+ * signal to forward. Daemon to client: i32 pid (-1: not found; -2: not of this instance;
+ * -3: refused, followed by u32 length and the message lines), then i32 status. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -25,14 +47,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
+
+#define REFUSED_CODE 126
 
 static int full_write(int fd, const void *data, size_t size) {
   const char *p = data;
@@ -63,6 +89,145 @@ static void die(const char *what) {
   exit(1);
 }
 
+/* ---------------------------------------------------------------- policy */
+
+static struct {
+  const char *image;
+  const char *path;
+  int all;
+  char **allowed;
+  int count;
+  char **env; /* the environment of an allowed program */
+} policy;
+
+static int printable(const char *p) {
+  for (; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) return 0;
+  return 1;
+}
+
+/* A name (no slash, not `.`/`..`) or an absolute path without `.`, `..` or empty components. */
+static int valid_name(const char *p) {
+  if (!*p || !printable(p)) return 0;
+  if (!strchr(p, '/')) return strcmp(p, ".") != 0 && strcmp(p, "..") != 0;
+  if (p[0] != '/') return 0;
+  for (const char *c = p; *c; c++) {
+    if (*c != '/') continue;
+    const char *n = c + 1;
+    if (*n == 0 || *n == '/') return 0;
+    if (n[0] == '.' && (n[1] == 0 || n[1] == '/')) return 0;
+    if (n[0] == '.' && n[1] == '.' && (n[2] == 0 || n[2] == '/')) return 0;
+  }
+  return 1;
+}
+
+static int executable(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* The host file `name` names: itself when it has a slash, else the first executable match
+ * in the host's PATH (relative entries skipped: they would depend on the directory). */
+static int resolve(const char *name, char *out, size_t size) {
+  if (strchr(name, '/')) {
+    if (strlen(name) >= size) return 0;
+    strcpy(out, name);
+    return executable(out);
+  }
+  for (const char *dir = policy.path ? policy.path : ""; *dir;) {
+    const char *colon = strchrnul(dir, ':');
+    size_t len = (size_t)(colon - dir);
+    while (len > 0 && dir[len - 1] == '/') len--;
+    if (dir[0] == '/' && len + 1 + strlen(name) < size) {
+      snprintf(out, size, "%.*s/%s", (int)len, dir, name);
+      if (executable(out)) return 1;
+    }
+    dir = *colon ? colon + 1 : colon;
+  }
+  return 0;
+}
+
+enum verdict { RUN, NOT_FOUND, REFUSED, BAD_NAME };
+
+static enum verdict decide(const char *program, char *resolved, size_t size) {
+  if (policy.all) return resolve(program, resolved, size) ? RUN : NOT_FOUND;
+  if (!valid_name(program)) return BAD_NAME;
+  int found = resolve(program, resolved, size);
+  for (int i = 0; i < policy.count; i++) {
+    const char *entry = policy.allowed[i];
+    if (!found) {
+      if (strcmp(entry, program) == 0) return NOT_FOUND; /* allowed, but not on this host */
+      continue;
+    }
+    if (strchr(entry, '/')) {
+      if (strcmp(entry, resolved) == 0) return RUN;
+      continue;
+    }
+    char mine[PATH_MAX];
+    if (strcmp(entry, strrchr(resolved, '/') + 1) == 0 && resolve(entry, mine, sizeof mine) && strcmp(mine, resolved) == 0) return RUN;
+  }
+  return REFUSED;
+}
+
+/* A word as a shell reads it back: single quotes unless it is plain. */
+static void shell_word(char *out, size_t size, const char *word) {
+  if (*word && strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-") == strlen(word)) {
+    snprintf(out, size, "%s", word);
+    return;
+  }
+  size_t n = 0;
+  if (size < 3) return;
+  out[n++] = '\'';
+  for (const char *c = word; *c && n + 6 < size; c++) {
+    if (*c == '\'') {
+      memcpy(out + n, "'\\''", 4);
+      n += 4;
+    } else {
+      out[n++] = *c;
+    }
+  }
+  out[n++] = '\'';
+  out[n] = 0;
+}
+
+static void refusal(char *out, size_t size, enum verdict verdict, const char *program) {
+  if (verdict == BAD_NAME) {
+    char shown[256];
+    size_t n = 0;
+    for (const char *c = program; *c && n + 1 < sizeof shown; c++) shown[n++] = ((unsigned char)*c < 0x20 || *c == 0x7f) ? '?' : *c;
+    shown[n] = 0;
+    snprintf(out, size,
+             "The portal refused to run '%s' on the host: name a host program by its name (looked up in the host's PATH) or by its absolute path",
+             shown);
+    return;
+  }
+  char image[PATH_MAX + 64], word[PATH_MAX + 64];
+  shell_word(image, sizeof image, policy.image ? policy.image : "<image>");
+  shell_word(word, sizeof word, program);
+  snprintf(out, size,
+           "The portal refused to run '%s' on the host: this image does not allow it\n"
+           "To allow it, run on the host: %s fim-portal allow %s",
+           program, image, word);
+}
+
+/* The host's environment with PATH = the host's PATH, for allowed programs. */
+static void build_program_env(void) {
+  size_t n = 0;
+  while (environ[n]) n++;
+  policy.env = calloc(n + 2, sizeof *policy.env);
+  if (!policy.env) die("calloc");
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "PATH=", 5) != 0 && strncmp(environ[i], "FIM_PORTAL_SOCKET=", 18) != 0) policy.env[k++] = environ[i];
+  if (policy.path) {
+    char *path = malloc(strlen(policy.path) + 6);
+    if (!path) die("malloc");
+    sprintf(path, "PATH=%s", policy.path);
+    policy.env[k++] = path;
+  }
+  policy.env[k] = NULL;
+}
+
 /* ---------------------------------------------------------------- daemon */
 
 static ino_t pid_ns_of(pid_t pid) {
@@ -72,24 +237,38 @@ static ino_t pid_ns_of(pid_t pid) {
   return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
+/* Parent pid and state letter from /proc/<pid>/stat; -1 when it is gone. */
+static int proc_stat(pid_t pid, int *ppid, char *state) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  char *close_paren = strrchr(buf, ')');
+  if (!close_paren || sscanf(close_paren + 2, "%c %d", state, ppid) != 2) return -1;
+  return 0;
+}
+
 /* A process belongs to the instance when it, or an ancestor, is in the instance's pid
  * namespace (an ancestor: with `fim-unshare pid` the guest has a namespace of its own). */
 static int in_instance(pid_t peer, ino_t instance_ns) {
   for (pid_t p = peer, depth = 0; p > 1 && depth < 64; depth++) {
     if (pid_ns_of(p) == instance_ns) return 1;
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *close_paren = strrchr(buf, ')');
-    int ppid = 0;
-    if (!close_paren || sscanf(close_paren + 2, "%*c %d", &ppid) != 1) return 0;
+    int ppid;
+    char state;
+    if (proc_stat(p, &ppid, &state) < 0) return 0;
     p = ppid;
   }
   return 0;
+}
+
+static void reply_refusal(int conn, const char *message) {
+  int32_t refused = -3;
+  uint32_t length = (uint32_t)strlen(message);
+  if (full_write(conn, &refused, sizeof refused) == 0 && full_write(conn, &length, sizeof length) == 0) full_write(conn, message, length);
 }
 
 static void serve(int conn, ino_t instance_ns) {
@@ -121,16 +300,27 @@ static void serve(int conn, ino_t instance_ns) {
     if (i < counts[0]) argv[i] = p; else envp[i - counts[0]] = p;
     p = nul + 1;
   }
+  char resolved[PATH_MAX];
+  enum verdict verdict = decide(argv[0], resolved, sizeof resolved);
+  if (verdict == REFUSED || verdict == BAD_NAME) {
+    char message[3 * PATH_MAX + 512];
+    refusal(message, sizeof message, verdict, argv[0]);
+    reply_refusal(conn, message);
+    return;
+  }
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) < 0) return;
-  pid_t child = fork();
+  pid_t child = verdict == RUN ? fork() : -1;
   if (child == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     setpgid(0, 0); /* its own process group: forwarded signals reach its children too */
     for (int i = 0; i < 3; i++) dup2(fds[i], i);
-    signal(SIGPIPE, SIG_DFL);
-    environ = envp;
-    execvp(argv[0], argv);
+    const int reset[] = {SIGPIPE, SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGCHLD};
+    for (unsigned i = 0; i < sizeof reset / sizeof *reset; i++) signal(reset[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(resolved, argv, policy.all ? envp : policy.env);
     int err = errno;
     full_write(ready[1], &err, sizeof err);
     _exit(127);
@@ -139,7 +329,7 @@ static void serve(int conn, ino_t instance_ns) {
   for (int i = 0; i < 3; i++) close(fds[i]);
   int err;
   int32_t reply = child;
-  if (child < 0 || read(ready[0], &err, sizeof err) == sizeof err) reply = -1; /* exec failed */
+  if (child < 0 || read(ready[0], &err, sizeof err) == sizeof err) reply = -1; /* not found, or exec failed */
   full_write(conn, &reply, sizeof reply);
   /* Forward signals the client sends while the program runs; a pidfd wakes us at its end. */
   int status = 0;
@@ -175,13 +365,115 @@ static pid_t wait_child_pid(const char *status) {
   return 0;
 }
 
+static void reap(void) {
+  while (waitpid(-1, NULL, WNOHANG) > 0) {}
+}
+
+/* Sends `sig` to every live descendant; returns how many there were. Orphans of our
+ * programs are re-parented to us (subreaper), so the tree below us holds them all. */
+static int signal_descendants(int sig) {
+  static unsigned char *mine;
+  static size_t limit;
+  if (!mine) {
+    limit = 1u << 22; /* the largest pid_max */
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+    unsigned long max;
+    if (f && fscanf(f, "%lu", &max) == 1 && max > 0 && max <= limit) limit = max + 1;
+    if (f) fclose(f);
+    mine = malloc(limit);
+    if (!mine) return 0;
+  }
+  size_t capacity = 1024, count = 0;
+  struct entry { pid_t pid, ppid; char state; } *all = malloc(capacity * sizeof *all);
+  DIR *proc = opendir("/proc");
+  if (!all || !proc) {
+    free(all);
+    if (proc) closedir(proc);
+    return 0;
+  }
+  for (struct dirent *d; (d = readdir(proc));) {
+    char *tail;
+    long pid = strtol(d->d_name, &tail, 10);
+    if (*tail || pid <= 0 || (size_t)pid >= limit) continue;
+    int ppid;
+    char state;
+    if (proc_stat((pid_t)pid, &ppid, &state) < 0) continue;
+    if (count == capacity) {
+      struct entry *grown = realloc(all, (capacity *= 2) * sizeof *all);
+      if (!grown) break;
+      all = grown;
+    }
+    all[count++] = (struct entry){(pid_t)pid, (pid_t)ppid, state};
+  }
+  closedir(proc);
+  memset(mine, 0, limit);
+  mine[getpid()] = 1;
+  for (int changed = 1, pass = 0; changed && pass < 256; pass++) {
+    changed = 0;
+    for (size_t i = 0; i < count; i++) {
+      if (!mine[all[i].pid] && all[i].ppid > 0 && (size_t)all[i].ppid < limit && mine[all[i].ppid]) {
+        mine[all[i].pid] = 1;
+        changed = 1;
+      }
+    }
+  }
+  int live = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (all[i].pid == getpid() || !mine[all[i].pid] || all[i].state == 'Z') continue;
+    kill(all[i].pid, sig);
+    live++;
+  }
+  free(all);
+  return live;
+}
+
+static long long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+/* Ends everything the portal started: SIGTERM, up to 400 ms for it to work, then SIGKILL. */
+static void end_descendants(int sigfd) {
+  reap();
+  if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) return; /* no child, so no descendant */
+  struct pollfd pfd = {sigfd, POLLIN, 0};
+  struct signalfd_siginfo info;
+  long long deadline = now_ms() + 400;
+  int live = signal_descendants(SIGTERM);
+  while (live > 0 && now_ms() < deadline) {
+    if (poll(&pfd, 1, 20) > 0) while (read(sigfd, &info, sizeof info) == sizeof info) {}
+    reap();
+    live = signal_descendants(0);
+  }
+  for (int round = 0; live > 0 && round < 500; round++) {
+    live = signal_descendants(SIGKILL);
+    if (poll(&pfd, 1, 10) > 0) while (read(sigfd, &info, sizeof info) == sizeof info) {}
+    reap();
+  }
+  reap();
+}
+
 static int daemon_main(const char *path, const char *status) {
   prctl(PR_SET_PDEATHSIG, SIGTERM); /* ends with the run's supervisor */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   signal(SIGPIPE, SIG_IGN);
+  /* A terminal's Ctrl-C reaches the whole foreground group: it is the guest's to handle. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  build_program_env();
   pid_t guest = wait_child_pid(status);
   if (!guest) die("the sandbox did not start");
   ino_t instance_ns = pid_ns_of(guest);
   if (!instance_ns) die("cannot read the sandbox's pid namespace");
+  sigset_t handled, old_mask;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGTERM);
+  sigaddset(&handled, SIGHUP);
+  sigaddset(&handled, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &handled, &old_mask);
+  int sigfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sigfd < 0) die("signalfd");
   int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   if (s < 0 || strlen(path) >= sizeof addr.sun_path) die("socket");
@@ -190,21 +482,45 @@ static int daemon_main(const char *path, const char *status) {
   mode_t old = umask(0077);
   if (bind(s, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(path, 0600) < 0 || listen(s, 64) < 0) die(path);
   umask(old);
+  pid_t daemon = getpid();
+  struct pollfd pfd[2] = {{s, POLLIN, 0}, {sigfd, POLLIN, 0}};
   for (;;) {
+    if (poll(pfd, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      die("poll");
+    }
+    if (pfd[1].revents & POLLIN) {
+      struct signalfd_siginfo info;
+      int stop = 0;
+      while (read(sigfd, &info, sizeof info) == sizeof info) stop |= info.ssi_signo != SIGCHLD;
+      reap();
+      if (stop) break;
+    }
+    if (!(pfd[0].revents & POLLIN)) continue;
     int conn = accept4(s, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
       die("accept");
     }
     pid_t handler = fork();
     if (handler == 0) {
+      /* Ended by the daemon (it signals the programs first), or with it when it is killed. */
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != daemon) _exit(0);
+      signal(SIGTERM, SIG_IGN);
+      signal(SIGHUP, SIG_IGN);
+      sigprocmask(SIG_SETMASK, &old_mask, NULL);
+      close(sigfd);
       close(s);
       serve(conn, instance_ns);
       _exit(0);
     }
     close(conn);
-    while (waitpid(-1, NULL, WNOHANG) > 0) {}
   }
+  close(s);
+  unlink(path);
+  end_descendants(sigfd);
+  return 0;
 }
 
 /* ---------------------------------------------------------------- client */
@@ -249,6 +565,17 @@ static int client_main(int argc, char **argv) {
     fprintf(stderr, "E::fim_portal::%d::The portal refused this process (not in its instance)\n", getpid());
     return 1;
   }
+  if (pid == -3) {
+    uint32_t length;
+    char *message;
+    if (full_read(s, &length, sizeof length) < 0 || length > 65536 || !(message = calloc(length + 1, 1)) || full_read(s, message, length) < 0) die("Failure to dispatch process request");
+    for (char *line = message, *next; line; line = next) {
+      next = strchr(line, '\n');
+      if (next) *next++ = 0;
+      fprintf(stderr, "E::fim_portal::%d::%s\n", getpid(), line);
+    }
+    return REFUSED_CODE;
+  }
   if (pid < 0) {
     fprintf(stderr, "E::fim_portal::%d::Could not start PID, program not found?\n", getpid());
     fprintf(stderr, "E::fim_portal::%d::Failure to dispatch process request\n", getpid());
@@ -280,12 +607,27 @@ static int client_main(int argc, char **argv) {
   }
 }
 
+static int daemon_usage(void) {
+  fprintf(stderr, "usage: fim_portal --daemon <socket> <bwrap status file> [--image <path>] [--path <PATH>] [--all] [--allow <program>]...\n");
+  return 1;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "--daemon") == 0) {
-    if (argc != 4) {
-      fprintf(stderr, "usage: fim_portal --daemon <socket> <bwrap status file>\n");
-      return 1;
+    if (argc < 4) return daemon_usage();
+    policy.allowed = calloc((size_t)argc, sizeof *policy.allowed);
+    if (!policy.allowed) die("calloc");
+    for (int i = 4; i < argc; i++) {
+      if (strcmp(argv[i], "--all") == 0) policy.all = 1;
+      else if (i + 1 >= argc) return daemon_usage();
+      else if (strcmp(argv[i], "--image") == 0) policy.image = argv[++i];
+      else if (strcmp(argv[i], "--path") == 0) policy.path = argv[++i];
+      else if (strcmp(argv[i], "--allow") == 0) {
+        if (valid_name(argv[++i])) policy.allowed[policy.count++] = argv[i];
+      } else return daemon_usage();
     }
+    if (!policy.path) policy.path = getenv("PATH");
+    if (!policy.image) policy.image = getenv("FIM_BIN_SELF");
     return daemon_main(argv[2], argv[3]);
   }
   if (argc < 2) {

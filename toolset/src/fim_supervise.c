@@ -5,7 +5,7 @@
  *
  *   fim_supervise [--log FILE] [--status FILE] [--close FD]... [--open FD FILE]...
  *                 [--expect-parent PID] [--tag TAG] [--hold LOCKFILE] [--notify FD]
- *                 [--linger FD PID]
+ *                 [--linger FD PID] [--status-init] [--end-orphans]
  *                 [--step N argv...] [--ready N argv...] [--mounted N dir...]
  *                 [--companion N argv...] [--after N argv...] [--child N argv...]
  *   fim_supervise --janitor FD MOUNTPOINT UNMOUNT_ARGV...
@@ -18,6 +18,10 @@
  * status is ours (128+N for signal N). Every process started gets the parent-death signal,
  * checks its parent is still us, and gets default signal handling back before exec.
  *
+ * --end-orphans: what the child leaves running is adopted (PR_SET_CHILD_SUBREAPER) and
+ * killed once the child has ended, so nothing of a guest outlives its run.
+ * --status-init: the --status file names an init (bwrap --unshare-pid) that forwards nothing:
+ * signals go to its first child, the guest.
  * A namespace holder (no --child, --hold) given --notify FD writes "ready" on FD once its
  * steps are done (nothing when one failed, and then it does not wait for guests). A guest's
  * supervisor given --linger FD PID, FD being its shared lock on the holder's lock file, waits
@@ -65,6 +69,8 @@ struct opened {
 
 static struct {
   const char *log, *status, *tag, *hold;
+  bool status_init; /* the status names an init whose child the signals are for */
+  bool end_orphans;  /* adopt the child's orphans; end them when it ends */
   int notify;    /* -1: none */
   int linger_fd; /* -1: none */
   pid_t linger_pid;
@@ -153,6 +159,10 @@ static void parse(int n, char **args) {
       NEED(1);
       ONCE(plan.tag);
       plan.tag = args[i++];
+    } else if (!strcmp(opt, "--status-init")) {
+      plan.status_init = true;
+    } else if (!strcmp(opt, "--end-orphans")) {
+      plan.end_orphans = true;
     } else if (!strcmp(opt, "--notify")) {
       NEED(1);
       plan.notify = (int)number(args[i++], "--notify", 1 << 20);
@@ -212,6 +222,7 @@ static void parse(int n, char **args) {
   }
   if (!plan.child && !plan.hold) bad_plan("no --child (and no --hold)");
   if (plan.ncompanions && !plan.child) bad_plan("--companion runs beside a --child, and there is none");
+  if (plan.ncompanions && plan.end_orphans) bad_plan("--end-orphans would end the companions too");
   for (int k = 0; k < plan.nopen; k++) {
     if (plan.status && plan.opens[k].fd == 3) bad_plan("--open 3 and --status both want descriptor 3");
   }
@@ -329,6 +340,20 @@ static pid_t status_child_pid(void) {
   return (pid_t)pid;
 }
 
+/* The first child of a process (bwrap's init has one: the guest), or 0. */
+static pid_t first_child(pid_t pid) {
+  char path[64], text[64];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  text[n] = 0;
+  long child_pid = strtol(text, NULL, 10);
+  return child_pid > 0 && child_pid < INT_MAX ? (pid_t)child_pid : 0;
+}
+
 static void on_signal(int sig) {
   if (sig == SIGCHLD) return reap();
   if (sig == SIGALRM) {
@@ -341,6 +366,8 @@ static void on_signal(int sig) {
     if (!aborted) aborted = sig;
   } else if (phase == RUNNING && !child.ended) {
     pid_t target = status_child_pid();
+    /* bwrap --unshare-pid names its init, which passes nothing on: the guest is its child. */
+    if (target > 0 && plan.status_init) target = first_child(target);
     kill(target > 0 ? target : child.pid, sig);
   }
 }
@@ -583,6 +610,33 @@ static void linger(void) {
   }
 }
 
+/* Kills what the child left behind: every process we adopted (companions aside), until none
+ * is left (a dying parent may hand us its own children). */
+static void end_orphans(void) {
+  if (!plan.end_orphans) return;
+  for (int round = 0; round < 100; round++) {
+    char path[64], text[4096];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)self, (int)self);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return;
+    text[n] = 0;
+    int killed = 0;
+    for (char *word = strtok(text, " \n"); word; word = strtok(NULL, " \n")) {
+      pid_t pid = (pid_t)strtol(word, NULL, 10);
+      bool companion = false;
+      for (int k = 0; k < ncompanions; k++) companion = companion || companions[k].pid == pid;
+      if (pid > 0 && !companion && kill(pid, SIGKILL) == 0) killed++;
+    }
+    if (!killed) return;
+    int status;
+    while (waitpid(-1, &status, 0) > 0 || errno == EINTR) {
+    }
+  }
+}
+
 static void stop_companions(void) {
   if (!ncompanions) return;
   for (int k = 0; k < ncompanions; k++) signal_companion(&companions[k], SIGTERM);
@@ -695,6 +749,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--janitor")) return janitor(argc - 2, argv + 2);
   parse(argc - 1, argv + 1);
   self = getpid();
+  if (plan.end_orphans) prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (plan.expect) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != plan.expect_parent) {
@@ -770,6 +825,7 @@ int main(int argc, char **argv) {
   phase = ENDING;
   if (outcome == FAIL) code = FAILED;
   if (outcome == ABORT) code = 128 + aborted;
+  end_orphans();
   stop_companions();
   linger();
   /* A holder whose mounts failed has no one to wait for: the run that started it is told. */
