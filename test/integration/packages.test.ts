@@ -99,9 +99,9 @@ describe("fim-root installs Debian packages in the single-uid sandbox", () => {
   }, 180_000);
 });
 
-// The regular user's case (the issue's). Run by the host's root, xterm's window appears and is
-// gone before it can be captured (BadWindow); not investigated yet (see the closing notes).
-describe.skipIf(uid === 0)("a packaged X11 program under Xvfb (as the regular user)", () => {
+// Also run by the host's root: xterm, as root, gives its pty to root:tty and exits when that
+// fails (its window came and went: BadWindow); a guest that is root has ownership faked too.
+describe("a packaged X11 program under Xvfb", () => {
   let dir: string;
   let server: XServer;
 
