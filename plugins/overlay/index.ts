@@ -122,7 +122,6 @@ export const overlayPlugin: Plugin = {
       commands.set("fim-overlay", {
         name: "fim-overlay",
         summary: "Show or select the default overlay filesystem",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "show",
         help: [
           {
             usage: "fim-overlay <set> <overlayfs|unionfs|bwrap>",

@@ -47,7 +47,6 @@ export const permsPlugin: Plugin = {
       commands.set("fim-perms", {
         name: "fim-perms",
         summary: "Edit current permissions for the flatimage",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "list",
         help: [
           {
             usage: "fim-perms <add|del|set> <perms...>",

@@ -11,7 +11,7 @@ import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { casefoldEnabled } from "../casefold/index.ts";
 import { effectiveOverlay, lockDataDirectory, workDirectory } from "../overlay/index.ts";
-import { launcherCopy } from "../relocate/index.ts";
+import { selfCommand } from "../relocate/index.ts";
 import { ServeRequestSchema, type ServeRequest } from "./schema.ts";
 
 const NAME = "unionfs";
@@ -23,7 +23,7 @@ const TTL = { union: 10, casefold: 1 };
 const START_AND_WAIT = 'trap "" INT QUIT; read -r line < <(exec "$@"); [ "$line" = ready ]';
 
 async function serverStep(runtime: Runtime, request: ServeRequest): Promise<string[]> {
-  return [await runtime.tool("bash"), "-c", START_AND_WAIT, "--", launcherCopy(runtime.image, runtime.logger(NAME)), SERVE_COMMAND, JSON.stringify(request)];
+  return [await runtime.tool("bash"), "-c", START_AND_WAIT, "--", ...selfCommand(runtime), SERVE_COMMAND, JSON.stringify(request)];
 }
 
 export const unionfsPlugin: Plugin = {

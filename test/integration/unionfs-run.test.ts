@@ -98,7 +98,8 @@ describe("a killed filesystem process", () => {
         .filter((pid) => {
           try {
             const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-            return argv[1] === "fim-unionfs-serve" && argv[2]!.includes(`"upper":"${upper}"`);
+            const at = argv.indexOf("fim-unionfs-serve"); // after the loader and the launcher
+            return at > 0 && argv[at + 1]!.includes(`"upper":"${upper}"`);
           } catch {
             return false;
           }
