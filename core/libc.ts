@@ -49,6 +49,7 @@ export function execve(path: string, argv: string[], env: Record<string, string 
   return `execve returned ${rc}`;
 }
 
+export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 

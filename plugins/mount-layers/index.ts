@@ -4,6 +4,7 @@ import { mkdirSync } from "node:fs";
 import { basename } from "node:path";
 import type { Plugin } from "../../core/plugin.ts";
 import { discoverLayers } from "../layer/index.ts";
+import { EXTRACTED_LAYERS } from "../layer-extract/index.ts";
 
 const NAME = "mount-layers";
 const ARE_MOUNTED =
@@ -14,6 +15,7 @@ export const mountLayersPlugin: Plugin = {
   apply(runtime) {
     const log = runtime.logger(NAME);
     runtime.hooks.mount.tapPromise(NAME, async (launch) => {
+      if (launch.state.has(EXTRACTED_LAYERS)) return; // no FUSE: plugins/layer-extract made them directories
       const layers = await discoverLayers(runtime, log);
       for (const [index, layer] of layers.entries()) {
         const mountpoint = `${runtime.paths.instance}/layers/${index}`;

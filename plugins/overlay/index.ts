@@ -10,6 +10,7 @@ import { readSlot, SLOTS, updateSlot } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { release } from "node:os";
 import { casefoldEnabled } from "../casefold/index.ts";
+import { fuseStatus } from "../layer-extract/fuse.ts";
 
 const NAME = "overlay";
 export const OVERLAY_TYPES = ["bwrap", "overlayfs", "unionfs"] as const;
@@ -50,6 +51,12 @@ function decideOverlay(runtime: Runtime): OverlayType {
   if (type === "BWRAP" && !kernelOverlayInUserns(release())) {
     runtime.logger(NAME).warn(`This kernel (${release()}) cannot mount overlays in a user namespace (Linux 5.11 and later can), falling back to unionfs`);
     type = "UNIONFS";
+  }
+  // Without FUSE the layers are extracted directories (plugins/layer-extract): only the kernel's overlay stacks them.
+  const fuse = fuseStatus(runtime);
+  if (type !== "BWRAP" && !fuse.usable && kernelOverlayInUserns(release())) {
+    runtime.logger(NAME).warn(`${type.toLowerCase()} needs FUSE, which cannot be used (${fuse.why}): falling back to bwrap`);
+    type = "BWRAP";
   }
   return type;
 }

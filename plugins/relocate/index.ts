@@ -10,6 +10,7 @@ import { Image } from "../../core/image.ts";
 import { SANDBOX_STAGE } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
+import { sweepBuilds } from "../runtime-dir/store.ts";
 
 const NAME = "relocate";
 
@@ -52,10 +53,11 @@ export function selfCommand(runtime: Runtime): string[] {
 export const relocatePlugin: Plugin = {
   name: NAME,
   apply(runtime) {
-    // Nothing is logged here: the stub traces relocation, and a helper started through
-    // selfCommand (the union filesystem's server) answers on its stdout.
+    // Nothing is logged here but sweeps: the stub traces relocation, and a helper started
+    // through selfCommand (the union filesystem's server) answers on its stdout.
     runtime.hooks.relocate.tapPromise(NAME, async () => {
-      facts.set(runtime, takeFacts(process.env));
+      const boot = takeFacts(process.env);
+      facts.set(runtime, boot);
       const self = process.env.FIM_BIN_SELF;
       if (!self) {
         throw new FimError("Could not read variable 'FIM_BIN_SELF'", { level: "E" }).context(
@@ -68,6 +70,15 @@ export const relocatePlugin: Plugin = {
         image = Image.open(self);
       } catch (error) {
         throw (error as FimError).context("Could not read the image file", "C");
+      }
+      // A new build was just extracted: the old ones beyond the few most recent go.
+      const app = process.env.FIM_DIR_APP;
+      if (boot.extracted && app?.endsWith(`/${image.header.buildId}`)) {
+        try {
+          for (const removed of sweepBuilds(app)) runtime.logger(NAME).debug(`Removed the old build '${removed}'`);
+        } catch (error) {
+          runtime.logger(NAME).debug(`Could not sweep old builds: ${(error as Error).message}`);
+        }
       }
       return image;
     });

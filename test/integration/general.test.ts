@@ -6,7 +6,7 @@ let image: TestImage;
 beforeAll(() => (image = freshImage()));
 afterAll(() => image.cleanup());
 
-const TOPICS = ["bind", "boot", "casefold", "desktop", "env", "exec", "instance", "layer", "notify", "overlay", "perms", "recipe", "remote", "root", "unshare", "version"];
+const TOPICS = ["bind", "boot", "cache", "casefold", "desktop", "env", "exec", "instance", "layer", "notify", "overlay", "perms", "recipe", "remote", "root", "unshare", "version"];
 
 describe("fim-version", () => {
   test("short, full and deps", () => {

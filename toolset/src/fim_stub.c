@@ -390,6 +390,16 @@ static gid_t gid;
  * made 0700. */
 enum { EXISTING = 'x', CREATED = 'c', SHARED = 's', PRIVATE = 'p' };
 
+static uid_t overflow_uid(void) {
+  static long value = -1;
+  if (value < 0) {
+    FILE *f = fopen("/proc/sys/kernel/overflowuid", "re");
+    if (!f || fscanf(f, "%ld", &value) != 1) value = 65534;
+    if (f) fclose(f);
+  }
+  return (uid_t)value;
+}
+
 /* Opens the directory `name` under `at` without following a symlink, and checks on the
  * descriptor that nobody else can swap what is below it: it belongs to root or to us, and if
  * others may write to it, it is sticky. Returns the descriptor, or -1 with `why` set. */
@@ -408,7 +418,11 @@ static int open_dir(int at, const char *name, int kind, const char **why) {
   }
   struct stat st;
   fstat(fd, &st);
-  if (kind == PRIVATE ? st.st_uid != uid : st.st_uid != 0 && st.st_uid != uid) {
+  /* In a user namespace that does not map root (a rootless container, bwrap as a user),
+   * root's directories show the overflow uid: accepted for the system's own directories on
+   * the way (/, /tmp, /home…), never for those shared or made by images. */
+  int root_owned = st.st_uid == 0 || (kind == EXISTING && st.st_uid == overflow_uid());
+  if (kind == PRIVATE ? st.st_uid != uid : !root_owned && st.st_uid != uid) {
     *why = "belongs to another user";
   } else if ((st.st_mode & S_IWOTH || (st.st_mode & S_IWGRP && st.st_gid != gid)) && !(st.st_mode & S_ISVTX)) {
     *why = "is writable by other users";
