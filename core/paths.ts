@@ -2,7 +2,7 @@
 // Directories are created by whoever needs them, not here: a configuration command
 // must work next to an image in a read-only directory.
 import { chmodSync, lstatSync, mkdirSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Image } from "./image.ts";
 
 export interface Paths {
@@ -45,7 +45,8 @@ function buildDir(image: Image, env: NodeJS.ProcessEnv): string {
 export function computePaths(image: Image, env: NodeJS.ProcessEnv = process.env): Paths {
   const self = image.path;
   const app = buildDir(image, env);
-  const data = env.FIM_DIR_DATA !== undefined ? resolve(env.FIM_DIR_DATA) : `${dirname(self)}/.${basename(self)}.data`;
+  // join: an image in / has its data in /.<name>.data, not //… (fuse-overlayfs refuses that)
+  const data = env.FIM_DIR_DATA !== undefined ? resolve(env.FIM_DIR_DATA) : join(dirname(self), `.${basename(self)}.data`);
   return {
     image: self,
     global: GLOBAL_DIR,

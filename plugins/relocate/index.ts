@@ -8,6 +8,7 @@
 import { FimError } from "../../core/errors.ts";
 import { Image } from "../../core/image.ts";
 import { SANDBOX_STAGE } from "../../core/launch.ts";
+import { keepAcrossExec } from "../../core/libc.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { sweepBuilds } from "../runtime-dir/store.ts";
@@ -84,10 +85,13 @@ export const relocatePlugin: Plugin = {
     });
 
     // The run's supervisor (the launcher's process after execve) keeps the build's lock
-    // until the run ends; the processes it starts do not inherit it.
+    // until the run ends; the processes it starts do not inherit it. (Bun makes inherited
+    // descriptors close-on-exec.)
     runtime.hooks.mount.tapPromise(NAME, async (launch) => {
       const { lockFd } = bootFacts(runtime);
-      if (lockFd !== undefined) launch.heldFds.push(lockFd);
+      if (lockFd === undefined) return;
+      keepAcrossExec(lockFd);
+      launch.heldFds.push(lockFd);
     });
 
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.environment }, async (operations) => {

@@ -47,8 +47,9 @@ function extract(runtime: Runtime, record: ToolRecord, target: string): void {
   } finally {
     closeSync(fd);
   }
+  // C level: runs show only those, and nothing runs without its tools.
   const damaged = (why: string) =>
-    new FimError(`The helper tool '${record.name}' stored in '${image.path}' is damaged: it ${why} (offset ${record.offset}, ${record.size} bytes); get the image again`);
+    new FimError(`The helper tool '${record.name}' stored in '${image.path}' is damaged: it ${why} (offset ${record.offset}, ${record.size} bytes); get the image again`, { level: "C" });
   if (stored.length !== record.size) throw damaged("cannot be read (the image is truncated?)");
   let data: Buffer;
   try {
