@@ -170,8 +170,7 @@ export function treeSize(path: string): number {
  * After a build was extracted: keeps the `keep` most recently used builds of every runtime
  * directory (the current one always), removes the others that are not in use.
  */
-export function sweepBuilds(current: string, keep = KEEP_BUILDS): string[] {
-  const roots = runtimeRoots(current);
+export function sweepBuilds(current: string, keep = KEEP_BUILDS, roots = runtimeRoots(current)): string[] {
   for (const root of roots) sweepRemovals(root);
   const all = roots.flatMap(builds).filter((build) => build.path !== current).sort((a, b) => b.used - a.used);
   return all.slice(Math.max(0, keep - 1)).filter((build) => removeBuild(build)).map((build) => build.path);

@@ -178,7 +178,7 @@ static void (*sha256_blocks)(uint32_t *, const uint8_t *, size_t) = sha256_block
 
 static void sha256_pick(void) {
 #ifdef __x86_64__
-  if (have_shani() && !getenv("FIM_STUB_PORTABLE_SHA256")) sha256_blocks = sha256_blocks_shani;
+  if (have_shani()) sha256_blocks = sha256_blocks_shani;
 #endif
 }
 
