@@ -44,6 +44,7 @@ import { waylandPermission } from "../plugins/perm-wayland/index.ts";
 import { xorgPermission } from "../plugins/perm-xorg/index.ts";
 import { runPlugin } from "../plugins/run/index.ts";
 import { sandboxPlugin } from "../plugins/sandbox/index.ts";
+import { seccompPlugin } from "../plugins/seccomp/index.ts";
 
 export const commonPlugins: Plugin[] = [
   relocatePlugin,
@@ -74,6 +75,7 @@ export const commonPlugins: Plugin[] = [
   overlayFusePlugin,
   unionfsPlugin,
   sandboxPlugin,
+  seccompPlugin,
   identityPlugin,
   portalPlugin,
   ...[gpuPermission, homePermission, mediaPermission, audioPermission, waylandPermission, xorgPermission],

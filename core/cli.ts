@@ -11,10 +11,64 @@ export function rejectTrailing(command: string, args: readonly string[]): void {
   if (args.length > 0) throw new FimError(`Trailing arguments for ${command}: ${renderArgs(args)}`, { level: "C" });
 }
 
+/** Edits between two words, an adjacent transposition counting as one (`netwrok` → `network`: 1). */
+export function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, rows[i - 2]![j - 2]! + 1);
+      rows[i]![j] = best;
+    }
+  }
+  return rows[a.length]![b.length]!;
+}
+
+/**
+ * The valid word a misspelt one most likely meant (case-insensitive), or undefined when none
+ * is close: a few edits (more for longer words), or the only word it begins. On a tie, a word
+ * that begins with it wins (`of` → `off`, not `on`), then the earlier one in `valid`.
+ */
+export function closestWord(word: string, valid: readonly string[]): string | undefined {
+  const typed = word.toLowerCase();
+  if (typed === "") return undefined;
+  const allowed = typed.length <= 3 ? 1 : typed.length <= 7 ? 2 : 3;
+  let best: { word: string; score: number } | undefined;
+  for (const candidate of valid) {
+    const lower = candidate.toLowerCase();
+    const distance = editDistance(typed, lower);
+    if (distance > allowed) continue;
+    const score = distance * 2 + (lower.startsWith(typed) ? 0 : 1);
+    if (!best || score < best.score) best = { word: candidate, score };
+  }
+  if (best) return best.word;
+  const extending = valid.filter((candidate) => candidate.toLowerCase().startsWith(typed));
+  return typed.length >= 2 && extending.length === 1 ? extending[0] : undefined;
+}
+
+/** `: did you mean 'x'?` for the closest valid word, or "" when none is close. */
+export function didYouMean(word: string, valid: readonly string[]): string {
+  const closest = closestWord(word, valid);
+  return closest === undefined ? "" : `: did you mean '${closest}'?`;
+}
+
+/**
+ * The message for a word that is none of `valid`: it names the word, then the valid word it
+ * most likely meant or, when none is close, every valid word. `valid` is whatever the caller
+ * accepts (a fixed list, or a registry's names), so a word added there is suggested too.
+ *   Invalid permission 'netwrok': did you mean 'network'?
+ *   Invalid perms operation 'foo' (one of: add, del, set, list, clear)
+ */
+export function unknownWord(message: string, word: string, valid: readonly string[]): string {
+  return `${message} '${word}'${didYouMean(word, valid) || ` (one of: ${valid.join(", ")})`}`;
+}
+
 /**
  * Matches an enumerated word case-insensitively. Every enumeration also accepts the hidden
  * word `none` (upstream quirk kept: scripts may rely on it); it returns "NONE".
- * Unknown words throw `message` at C level after the debug-only enum line.
+ * Unknown words throw `message` at C level after the debug-only enum line; the message
+ * names the word and suggests the closest of `names` (upstream's text stays its prefix).
  */
 export function parseWord<T extends string>(word: string, names: readonly T[], message: string): T | "NONE" {
   const upper = word.toUpperCase();
@@ -22,7 +76,7 @@ export function parseWord<T extends string>(word: string, names: readonly T[], m
   const found = names.find((name) => name.toUpperCase() === upper);
   if (found !== undefined) return found;
   const error = new FimError(`Could not determine enum entry from '${upper}'`, { level: "D" });
-  throw error.context(message, "C");
+  throw error.context(unknownWord(message, word, names), "C");
 }
 
 /** "a,,b" → [a,"",b]; a trailing comma adds nothing; "" → [] (permissions, unshare). */

@@ -2,7 +2,7 @@
 // fim-unshare share it (reference §4.3, §4.13); each plugin brings its names and wording.
 import { parseWord, rejectTrailing, splitStream } from "./cli.ts";
 import { FimError, withContext } from "./errors.ts";
-import { write } from "./log.ts";
+import { consoleLevel, logger, write } from "./log.ts";
 import type { Action } from "./plugin.ts";
 import { readSlot, updateSlot, type Slot } from "./reserved.ts";
 import type { Runtime } from "./runtime.ts";
@@ -16,12 +16,16 @@ export interface FlagSetWording {
   /** E.g. `Invalid permission 'NONE'`. */
   noneName: string;
   allWithOthers: string;
+  /** E.g. `The permissions in the reserved space are damaged`. */
+  damaged: string;
+  /** What the damaged slot counts as, e.g. `no permission is granted`. */
+  ignored: string;
   failed: Record<"add" | "del" | "set" | "clear" | "list", string>;
 }
 
 export interface FlagSet {
   command: string;
-  /** Names in bit order: names[i] is bit i. */
+  /** Names in bit order: names[i] is bit i ("" for a bit no name uses). */
   names: readonly string[];
   slot: Slot;
   wording: FlagSetWording;
@@ -30,7 +34,7 @@ export interface FlagSet {
 const OPS = ["add", "del", "set", "list", "clear"] as const;
 
 export function readFlags(runtime: Runtime, set: FlagSet): Set<string> {
-  return decode(set, readSlot(runtime.image, set.slot));
+  return decode(set, readSlot(runtime.image, set.slot), runtime);
 }
 
 function encode(set: FlagSet, names: Set<string>): Buffer {
@@ -43,10 +47,29 @@ function encode(set: FlagSet, names: Set<string>): Buffer {
   return bytes;
 }
 
-function decode(set: FlagSet, bytes: Buffer): Set<string> {
+const warned = new Set<string>();
+
+/**
+ * The names whose bits are set. Bits that no name uses can only come from damage (a flipped
+ * byte): then nothing is trusted, the set is empty (no permission is the safe default) and a
+ * warning says so, once per process. Writing the slot again (`set`, `clear`) repairs it.
+ */
+function decode(set: FlagSet, bytes: Buffer, runtime: Runtime): Set<string> {
   let bits = 0n;
   for (let i = bytes.length - 1; i >= 0; i--) bits = (bits << 8n) | BigInt(bytes[i]!);
-  return new Set(set.names.filter((_, index) => (bits >> BigInt(index)) & 1n));
+  const known = set.names.reduce((mask, name, index) => (name === "" ? mask : mask | (1n << BigInt(index))), 0n);
+  const unknown = bits & ~known;
+  if (unknown !== 0n) {
+    const key = `${runtime.image.path}\0${set.slot.name}`;
+    if (!warned.has(key)) {
+      warned.add(key);
+      // A run shows only C lines, and a run that silently lost its permissions must say why.
+      const level = consoleLevel() === "C" ? "C" : "W";
+      logger(set.command).at(level, `${set.wording.damaged} (bits 0x${unknown.toString(16)} are set, which no name uses): ${set.wording.ignored}; '${set.command} set …' or '${set.command} clear' rewrites it`);
+    }
+    return new Set();
+  }
+  return new Set(set.names.filter((name, index) => name !== "" && (bits >> BigInt(index)) & 1n));
 }
 
 export function parseFlagSet(set: FlagSet, args: string[], runtime: Runtime): Action {
@@ -73,7 +96,7 @@ export function parseFlagSet(set: FlagSet, args: string[], runtime: Runtime): Ac
   rejectTrailing(set.command, trailing);
   const words = splitStream(listText).map((word) => {
     try {
-      return parseWord(word, [...set.names, "all"], wording.invalidName);
+      return parseWord(word, [...set.names.filter((name) => name !== ""), "all"], wording.invalidName);
     } catch (error) {
       throw (error as FimError).context(wording.processFailed, "C");
     }
@@ -84,10 +107,10 @@ export function parseFlagSet(set: FlagSet, args: string[], runtime: Runtime): Ac
       if (words.includes("NONE")) throw new FimError(wording.noneName);
       if (words.includes("all") && words.length > 1) throw new FimError(wording.allWithOthers);
       // `all` means every name, for del too (upstream's del all enabled everything: fixed).
-      const chosen = new Set(words.includes("all") ? set.names : words);
+      const chosen = new Set(words.includes("all") ? set.names.filter((name) => name !== "") : words);
       updateSlot(runtime.image, set.slot, (current) => {
-        const stored = decode(set, current);
         if (op === "set") return encode(set, chosen);
+        const stored = decode(set, current, runtime);
         for (const name of chosen) op === "add" ? stored.add(name) : stored.delete(name);
         return encode(set, stored);
       });

@@ -241,22 +241,33 @@ export interface LayerRecord {
   size: number;
 }
 
-/** Walks the layers appended after the reserved space; stops at the end or at a bad record. */
-export function embeddedLayers(image: Image, warn: (message: string) => void): LayerRecord[] {
+/**
+ * Walks the layers appended after the reserved space. A zero size word ends them: it is what
+ * an interrupted append leaves (`note` says so). A layer that runs past the end of the file,
+ * or a size word cut short, means the file is damaged (a truncated copy or download): that
+ * is an error naming the layer, never a layer silently dropped (the guest would start with
+ * whatever the other layers hold, or an empty root).
+ */
+export function embeddedLayers(image: Image, note: (message: string) => void): LayerRecord[] {
   const fd = openSync(image.path, "r");
+  // C level: a run shows only those, and a run is where this is found.
+  const damaged = (what: string) => new FimError(`The image '${image.path}' is damaged (truncated?): ${what}`, { level: "C" });
   try {
     const layers: LayerRecord[] = [];
     let position = image.layersOffset;
-    while (position + 8 <= image.size) {
+    while (position < image.size) {
+      if (position + 8 > image.size) throw damaged(`the size of layer ${layers.length} at offset ${position} is cut short (${image.size - position} of 8 bytes)`);
       const size = Number(readAt(fd, position, 8).readBigUInt64LE(0));
-      if (size === 0 || position + 8 + size > image.size) {
-        warn(`Invalid filesystem size '${size}' at offset ${position} (image truncated?)`);
+      if (size === 0) {
+        note(`Layers end at offset ${position}: ${image.size - position} bytes of an interrupted append follow`);
         break;
+      }
+      if (position + 8 + size > image.size) {
+        throw damaged(`layer ${layers.length} at offset ${position} needs ${size} bytes, but the file ends after ${image.size - position - 8}`);
       }
       layers.push({ path: image.path, offset: position + 8, size });
       position += 8 + size;
     }
-    if (position !== image.size && position + 8 > image.size) warn(`Stray ${image.size - position} bytes at the end of the image`);
     return layers;
   } finally {
     closeSync(fd);

@@ -1,32 +1,8 @@
-// The few libc calls Bun does not expose: execve (relocation keeps the PID) and flock
-// (serialised writes to the reserved space). Loaded lazily: dlopen costs about 1 ms.
-import { dlopen, FFIType, ptr } from "bun:ffi";
-
-const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
-
-const symbols = {
-  execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
-  flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  strerror: { args: [FFIType.i32], returns: FFIType.cstring },
-  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-} as const;
-
-type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
-let loaded: Libc | undefined;
-
-function libc(): Libc {
-  if (loaded) return loaded;
-  let lastError: unknown;
-  for (const name of LIBC_NAMES) {
-    try {
-      loaded = dlopen(name, symbols).symbols;
-      return loaded;
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw new Error(`Could not load the C library: ${String(lastError)}`);
-}
+// The runtime's few libc calls (bound in lib/libc.ts): execve (relocation and the run's
+// hand-over keep the PID) and flock (serialised writes; the data directory's lock).
+// Failures carry the C library's errno text.
+import { ptr } from "bun:ffi";
+import { errnoText, libc } from "../lib/libc.ts";
 
 const cString = (text: string) => Buffer.from(`${text}\0`);
 
@@ -45,8 +21,8 @@ export function execve(path: string, argv: string[], env: Record<string, string 
     .map(([key, value]) => cString(`${key}=${value}`));
   const argvArray = pointerArray(args);
   const envArray = pointerArray(vars);
-  const rc = libc().execve(ptr(file), ptr(argvArray), ptr(envArray));
-  return `execve returned ${rc}`;
+  libc().execve(ptr(file), ptr(argvArray), ptr(envArray));
+  return errnoText();
 }
 
 export const LOCK_SH = 1;
@@ -55,17 +31,19 @@ export const LOCK_NB = 4;
 
 /** Advisory whole-file lock; blocks until granted. Released on close or process death. */
 export function flock(fd: number, operation: number): void {
-  if (libc().flock(fd, operation) !== 0) throw new Error("flock failed");
+  if (libc().flock(fd, operation) !== 0) throw new Error(`flock failed: ${errnoText()}`);
 }
 
-/** Non-blocking exclusive lock: false when another process holds it. */
-export function tryLockExclusive(fd: number): boolean {
-  return libc().flock(fd, LOCK_EX | LOCK_NB) === 0;
+/** Non-blocking lock (exclusive unless `operation` says LOCK_SH): false when another process holds it. */
+export function tryLock(fd: number, operation = LOCK_EX): boolean {
+  return libc().flock(fd, operation | LOCK_NB) === 0;
 }
+
+export const tryLockExclusive = (fd: number) => tryLock(fd, LOCK_EX);
 
 const F_SETFD = 2;
 
 /** Lets a descriptor survive execve (Node opens every file close-on-exec). */
 export function keepAcrossExec(fd: number): void {
-  if (libc().fcntl(fd, F_SETFD, 0) !== 0) throw new Error("fcntl(F_SETFD) failed");
+  if (libc().fcntl(fd, F_SETFD, 0) !== 0) throw new Error(`fcntl(F_SETFD) failed: ${errnoText()}`);
 }

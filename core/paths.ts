@@ -20,6 +20,8 @@ export interface Paths {
   sbin: string;
   /** This process's instance directory: <app>/instance/<pid>. */
   instance: string;
+  /** Where the data directory's shared mounts live: <app>/mounts/<hash of the data directory>. */
+  mounts: string;
   /** The data directory: $FIM_DIR_DATA or <dir>/.<name>.data next to the image. */
   data: string;
   layers: string;
@@ -54,6 +56,7 @@ export function computePaths(image: Image, env: NodeJS.ProcessEnv = process.env)
     bin: `${app}/bin`,
     sbin: `${app}/sbin`,
     instance: `${app}/instance/${process.pid}`,
+    mounts: `${app}/mounts/${new Bun.CryptoHasher("sha256").update(data).digest("hex").slice(0, 16)}`,
     data,
     layers: `${data}/layers`,
     upper: `${data}/root`,
@@ -96,14 +99,6 @@ function sharedDir(path: string): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
   }
-}
-
-/** Creates /tmp/fim/run/host, the guest's mount point for the host's `/`. */
-export function ensureRuntimeHostDir(): string {
-  sharedDir(GLOBAL_DIR);
-  sharedDir(`${GLOBAL_DIR}/run`);
-  sharedDir(`${GLOBAL_DIR}/run/host`);
-  return `${GLOBAL_DIR}/run/host`;
 }
 
 /** Creates /tmp/fim/app/<uid>, private to this user; refuses one owned by someone else. */

@@ -5,6 +5,8 @@ import type { Runtime } from "./runtime.ts";
 
 export interface Plugin {
   name: string;
+  /** Names of the plugins this one needs in the same bundle (checked at start-up). */
+  requires?: string[];
   apply(runtime: Runtime): void;
 }
 
@@ -50,6 +52,8 @@ export interface Bundle {
   plugins: Plugin[];
   /** The command that installs packages inside the image (run with fim-root; recipes use it). */
   installCommand?(packages: string[]): string[];
+  /** The recipe remote a fresh image has (`fim-remote show`), written at build time. */
+  remote?: string;
 }
 
 /** A compressed read-only layer format (e.g. EROFS), brought by a plugin. */

@@ -1,19 +1,9 @@
 // The runtime: every lifecycle hook declared in one place, plus the few services that
 // plugins share (the image, paths, loggers). It names no command, backend or permission.
-// The hook classes are imported one by one: tapable's index loads every class it has.
-import type * as Tapable from "tapable";
-import AsyncSeriesBailHookClass from "tapable/lib/AsyncSeriesBailHook.js";
-import AsyncSeriesHookClass from "tapable/lib/AsyncSeriesHook.js";
-import AsyncSeriesWaterfallHookClass from "tapable/lib/AsyncSeriesWaterfallHook.js";
-import SyncWaterfallHookClass from "tapable/lib/SyncWaterfallHook.js";
-
-const AsyncSeriesBailHook = AsyncSeriesBailHookClass as typeof Tapable.AsyncSeriesBailHook;
-const AsyncSeriesHook = AsyncSeriesHookClass as typeof Tapable.AsyncSeriesHook;
-const AsyncSeriesWaterfallHook = AsyncSeriesWaterfallHookClass as typeof Tapable.AsyncSeriesWaterfallHook;
-const SyncWaterfallHook = SyncWaterfallHookClass as typeof Tapable.SyncWaterfallHook;
+import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncWaterfallHook } from "./hooks.ts";
 import { asFimError, FimError } from "./errors.ts";
 import type { Image } from "./image.ts";
-import { Launch, type LaunchRequest, type SandboxOp } from "./launch.ts";
+import { isComplete, Launch, missingFacts, type GuestRoot, type LaunchRequest, type RunFacts, type SandboxOp } from "./launch.ts";
 import { logger, type Logger } from "./log.ts";
 import type { Paths } from "./paths.ts";
 import { mark } from "./profile.ts";
@@ -38,12 +28,16 @@ export class Runtime {
     relocate: new AsyncSeriesBailHook<[RelocateContext], Image | undefined>(["context"]),
     /** Resolves argv to a command; the first plugin that claims it wins. Runs before relocation. */
     parse: new AsyncSeriesBailHook<[string[]], Invocation | undefined>(["argv"]),
-    /** Prepares and plans the layer mounts (checks first, by stage). */
+    /** The facts of a run, computed once: each plugin returns the facts it owns added. */
+    facts: new AsyncSeriesWaterfallHook<[Partial<RunFacts>, LaunchRequest]>(["facts", "request"]),
+    /** Host checks and preparation before anything is mounted (named stages: PREPARE_STAGE). */
+    prepare: new AsyncSeriesHook<[Launch]>(["launch"]),
+    /** Plans the layer mounts (named stages: MOUNT_STAGE). */
     mount: new AsyncSeriesHook<[Launch]>(["launch"]),
-    /** Stacks the layers and the upper directory; the plugin of the chosen type claims it. */
-    overlay: new AsyncSeriesBailHook<[Launch], true | undefined>(["launch"]),
+    /** Stacks the layers and the upper directory into the guest's root; the overlay plugin dispatches by type. */
+    overlay: new AsyncSeriesBailHook<[Launch], GuestRoot | undefined>(["launch"]),
     /** Optionally puts a case-insensitive view over the overlay. */
-    casefold: new AsyncSeriesHook<[Launch]>(["launch"]),
+    casefold: new AsyncSeriesWaterfallHook<[GuestRoot, Launch]>(["root", "launch"]),
     /** Starts the host side of the portal. */
     portal: new AsyncSeriesHook<[Launch]>(["launch"]),
     /** Builds the ordered list of sandbox setup operations. */
@@ -64,6 +58,13 @@ export class Runtime {
   private readonly log = logger("runtime");
 
   constructor(readonly bundle: Bundle) {
+    const names = new Set(bundle.plugins.map((plugin) => plugin.name));
+    for (const plugin of bundle.plugins) {
+      const missing = (plugin.requires ?? []).filter((name) => !names.has(name));
+      if (missing.length > 0) {
+        throw new FimError(`Plugin '${plugin.name}' requires ${missing.map((name) => `'${name}'`).join(", ")}, which the bundle '${bundle.name}' does not list`, { level: "C" });
+      }
+    }
     for (const plugin of bundle.plugins) plugin.apply(this);
   }
 
@@ -105,20 +106,28 @@ export class Runtime {
     return logger(tag);
   }
 
-  /** Runs a guest through mount → overlay → casefold → portal → sandbox → exec → teardown. */
+  /** Runs a guest through facts → prepare → mount → overlay → casefold → portal → sandbox → exec → teardown. */
   async launch(request: LaunchRequest): Promise<number> {
     if (this.hooks.exec.taps.length === 0) {
       throw new FimError("This image has no sandbox plugin compiled in, so it cannot run programs", { level: "C" });
     }
-    const launch = new Launch(request);
+    const facts = await this.hooks.facts.promise({}, request);
+    if (!isComplete(facts)) {
+      throw new FimError(`This image cannot run programs: no plugin of its bundle provides ${missingFacts(facts).join(", ")}`, { level: "C" });
+    }
+    mark("facts");
+    const launch = new Launch(request, facts);
     try {
+      await this.hooks.prepare.promise(launch);
+      mark("prepare");
       await this.hooks.mount.promise(launch);
       mark("mount");
-      if (!(await this.hooks.overlay.promise(launch))) {
-        throw new FimError("No overlay plugin claimed this run (the bundle lists none for the chosen overlay type)", { level: "C" });
+      launch.root = await this.hooks.overlay.promise(launch);
+      if (!launch.root) {
+        throw new FimError(`No overlay plugin claimed this run (the bundle lists none for the overlay type ${facts.overlay})`, { level: "C" });
       }
       mark("overlay");
-      await this.hooks.casefold.promise(launch);
+      launch.root = await this.hooks.casefold.promise(launch.root, launch);
       await this.hooks.portal.promise(launch);
       const operations = await this.hooks.sandbox.promise([], launch);
       mark("sandbox");

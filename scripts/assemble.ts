@@ -46,6 +46,8 @@ export interface AssembleOptions {
   metadata: Pick<Header, "version" | "commit" | "timestamp" | "distribution">;
   /** zstd level of the launcher, loader, libraries and tools. */
   level: number;
+  /** Bytes written into the reserved space at build time (e.g. the preset remote), by offset in it. */
+  reserved?: { offset: number; data: Buffer }[];
   progress: (text: string) => void;
 }
 
@@ -202,7 +204,9 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
     writeSync(fd, Buffer.concat([prefix, Buffer.from(json), table, deps]), 0, 12 + headerLength + table.length + deps.length, end);
     boot.forEach((part, i) => writeSync(fd, part.stored, 0, part.stored.length, header.boot.parts[i]!.offset));
     tools.forEach((tool, i) => writeSync(fd, tool.stored, 0, tool.stored.length, header.tools[i]!.offset));
-    writeSync(fd, Buffer.alloc(RESERVED_SIZE), 0, RESERVED_SIZE, header.reserved);
+    const reserved = Buffer.alloc(RESERVED_SIZE);
+    for (const { offset, data } of options.reserved ?? []) data.copy(reserved, offset);
+    writeSync(fd, reserved, 0, RESERVED_SIZE, header.reserved);
     let position = header.reserved + RESERVED_SIZE;
     for (const layer of options.layers) {
       options.progress(`appending layer ${layer}`);

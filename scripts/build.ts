@@ -2,11 +2,14 @@
 // at its head and appends the image header, the compressed launcher with the glibc loader
 // and libraries it needs, the compressed helper tools, the reserved space and the layers
 // (core/image.ts).
-//   bun scripts/build.ts <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--level N]
+//   bun scripts/build.ts <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--remote url] [--level N]
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { dumpJson } from "../core/json.ts";
+import type { Bundle } from "../core/plugin.ts";
+import { SLOTS, textBytes } from "../core/reserved.ts";
 import { assembleImage, type Provenance, type ToolInput } from "./assemble.ts";
 import { rootfsLayer } from "./rootfs.ts";
 import { runtimeLibraries } from "./runtime.ts";
@@ -15,7 +18,8 @@ const root = resolve(import.meta.dir, "..");
 
 function usage(message?: string): never {
   if (message) console.error(`build: ${message}`);
-  console.error("usage: npm run build -- <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--level N]");
+  console.error("usage: npm run build -- <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--remote url] [--level N]");
+  console.error("  --remote url: the recipe remote the image starts with (default: the bundle's; '' for none)");
   console.error("  --level N: zstd level of the launcher and tools (1..19, default 19; results are cached)");
   const bundles = readdirSync(`${root}/bundles`, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
   console.error(`bundles: ${bundles.join(", ")}`);
@@ -29,6 +33,7 @@ const { values, positionals } = parseArgs({
     out: { type: "string" },
     tools: { type: "string" },
     layer: { type: "string", multiple: true, default: [] },
+    remote: { type: "string" },
     level: { type: "string", default: "19" },
     help: { type: "boolean", short: "h" },
   },
@@ -46,6 +51,7 @@ const plugins = values.plugin.map((file) => {
   return path;
 });
 for (const layer of values.layer) if (!existsSync(layer)) usage(`layer file '${layer}' does not exist`);
+if (values.remote && !/^https?:\/\/./i.test(values.remote)) usage(`--remote '${values.remote}' is not an http:// or https:// URL`);
 const level = Number(values.level);
 if (!Number.isInteger(level) || level < 1 || level > 19) usage(`invalid --level '${values.level}' (1..19)`);
 
@@ -146,7 +152,10 @@ const pkg = JSON.parse(readFileSync(`${root}/package.json`, "utf8")) as { versio
 const git = Bun.spawnSync(["git", "rev-parse", "--short=7", "HEAD"], { cwd: root, stdout: "pipe", stderr: "ignore" });
 const commit = git.exitCode === 0 ? git.stdout.toString().trim() : "0000000";
 const timestamp = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
-const bundleModule = (await import(`${root}/bundles/${bundleName}/index.ts`)) as { default: { distribution: string } };
+const bundleModule = (await import(`${root}/bundles/${bundleName}/index.ts`)) as { default: Bundle };
+// The recipe remote a fresh image shows (upstream's release images have theirs preset).
+const remote = values.remote ?? bundleModule.default.remote ?? "";
+if (remote) step(`recipe remote: ${remote}`);
 
 // The bundle's root filesystem becomes layer 0 (cached by the bootstrap script's content).
 const layers: string[] = [];
@@ -175,6 +184,7 @@ const size = await assembleImage({
   tools,
   layers,
   metadata: { version: `v${pkg.version}`, commit, timestamp, distribution: bundleModule.default.distribution },
+  reserved: remote ? [{ offset: SLOTS.remote.offset, data: textBytes(dumpJson({ url: remote }), SLOTS.remote) }] : [],
   progress: step,
 });
 step(`wrote ${output} (${(size / 1024 / 1024).toFixed(1)} MiB)`);

@@ -56,6 +56,8 @@ declare -A PKG=(
   [fuse-overlayfs]="fuse-overlayfs 1.14-1"
   [erofs-utils]="erofs-utils 1.8.6-1"
   [squashfs-tools]="squashfs-tools 1:4.6.1-1"
+  [ncurses]="ncurses 6.5+20250216-2"
+  [bash]="bash 5.2.37-2"
 )
 # Debian patches not applied (file names as listed in debian/patches/series):
 #  - bubblewrap: replaces an error message with a pointer to Debian-only docs.
@@ -66,7 +68,7 @@ SKIP_PATCHES=" debian/Change-EPERM-error-message-to-show-Debian-specific-inform.
 
 BUILD_HOST_PKGS="musl-tools musl-dev meson ninja-build autoconf automake libtool pkg-config
   dpkg-dev make gcc libc6-dev linux-libc-dev patch curl ca-certificates file xz-utils
-  binutils util-linux"
+  binutils util-linux ncurses-bin"
 
 say() { printf 'toolset: %s\n' "$*"; }
 die() { printf 'toolset: error: %s\n' "$*" >&2; exit 1; }
@@ -489,7 +491,37 @@ build_fim_stub() {
   install_bin "$WORK/fim_stub" fim_stub 1.0 "flatimage-ts toolset/src/fim_stub.c" "$(lic_musl)" \
     "$(lic zstd "BSD-3-Clause OR GPL-2.0-only")"
 }
-build_bash() { from_deb bash-static bin/bash-static bash GPL-3.0-or-later; }
+# The terminfo part of ncurses, for bash's line editing, with common terminals compiled in:
+# an image may have no terminfo database at all (blueprint). Its `tic` (ncurses-bin) builds them.
+build_ncurses() {
+  unpack_src ncurses; cd "$SRC/ncurses"; musl_env
+  ./configure --prefix="$PREFIX" --libdir="$PREFIX/lib" --without-shared --without-debug --with-termlib \
+    --without-cxx --without-cxx-binding --without-ada --without-progs --without-tests --without-manpages \
+    --disable-db-install --with-terminfo-dirs=/etc/terminfo:/lib/terminfo:/usr/share/terminfo \
+    --with-default-terminfo-dir=/usr/share/terminfo \
+    --with-fallbacks=linux,vt100,vt220,xterm,xterm-256color,xterm-color,screen,screen-256color,tmux,tmux-256color,rxvt-unicode,alacritty,foot,kitty,dumb
+  make -j"$JOBS" -C include
+  make -j"$JOBS" -C ncurses libs
+  make -C include install
+  make -C ncurses install.libs
+  ln -sf libtinfow.a "$PREFIX/lib/libtinfo.a"
+  copy_copyright ncurses
+}
+# bash with musl, as upstream's: musl's setlocale accepts every locale name, so the shell that
+# starts each guest program never warns about a host locale the image lacks (the glibc-static
+# bash-static did, e.g. for LC_ALL=C.UTF-8 in an image without glibc locale data).
+build_bash() {
+  unpack_src bash; cd "$SRC/bash"; musl_env
+  CPPFLAGS="$CPPFLAGS -I$PREFIX/include/ncursesw" bash_cv_termcap_lib=libtinfo \
+    ./configure --prefix=/usr --without-bash-malloc --enable-static-link --disable-nls
+  make -j"$JOBS"
+  local out
+  out=$(LC_ALL=xx_XX.UTF-8 ./bash -c 'echo "$BASH_VERSION"' 2>&1)
+  echo "$out"
+  [[ $out != *warning* ]]
+  copy_copyright bash
+  install_bin bash bash 5.2.37 "${PKG[bash]}" "$(lic bash GPL-3.0-or-later)" "$(lic ncurses X11)" "$(lic_musl)"
+}
 
 # ----------------------------------------------------------------- manifest
 json_str() { local s=$1; s=${s//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
@@ -553,7 +585,8 @@ step erofs-utils erofs-utils "erofs-utils 1.8.6 (mkfs/fsck/dump.erofs, erofsfuse
 step squashfs-tools squashfs-tools "squashfs-tools 4.6.1 (mksquashfs, unsquashfs)" build_squashfs \
   mksquashfs unsquashfs
 step busybox busybox "busybox (busybox-static .deb)" build_busybox busybox
-step bash    bash    "bash (bash-static .deb)"       build_bash bash
+step ncurses ncurses "ncurses ${PKG[ncurses]#* } (libtinfo)" build_ncurses
+step bash    bash    "bash ${PKG[bash]#* }"          build_bash bash
 step fim_sigdfl fim_sigdfl "fim_sigdfl (toolset/src)" build_fim_sigdfl fim_sigdfl
 step fim_enter fim_enter "fim_enter (toolset/src)" build_fim_enter fim_enter
 step fim_portal fim_portal "fim_portal (toolset/src)" build_fim_portal fim_portal

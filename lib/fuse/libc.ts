@@ -1,52 +1,13 @@
-// The C library calls a FUSE server needs and Bun does not expose: stat with nanoseconds,
+// The C library calls a FUSE server needs (bound in lib/libc.ts): stat with nanoseconds,
 // mknod, utimensat, extended attributes, mount/umount2 and descriptor passing. Paths go in
 // as bytes (a latin1 string is a byte string), so names that are not UTF-8 survive.
-import { dlopen, FFIType, ptr as pointerOf, read, type Pointer } from "bun:ffi";
+import { ptr as pointerOf, read } from "bun:ffi";
 import { constants } from "node:os";
+import { errno, libc } from "../libc.ts";
 
-const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
-const { i32, i64, u64, ptr } = FFIType;
+export { errno };
+
 const SYSCALLS = process.arch === "arm64" ? { newfstatat: 79, mknodat: 33 } : { newfstatat: 262, mknodat: 259 };
-
-const symbols = {
-  __errno_location: { args: [], returns: ptr },
-  // fstatat and mknod became exported functions only in glibc 2.33: the raw system calls
-  // work with every C library. Pointers are passed as numbers.
-  syscall: { args: [i64, i64, i64, i64, i64], returns: i64 },
-  utimensat: { args: [i32, ptr, ptr, i32], returns: i32 },
-  lgetxattr: { args: [ptr, ptr, ptr, u64], returns: i64 },
-  lsetxattr: { args: [ptr, ptr, ptr, u64, i32], returns: i32 },
-  llistxattr: { args: [ptr, ptr, u64], returns: i64 },
-  lremovexattr: { args: [ptr, ptr], returns: i32 },
-  mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
-  umount2: { args: [ptr, i32], returns: i32 },
-  socketpair: { args: [i32, i32, i32, ptr], returns: i32 },
-  recvmsg: { args: [i32, ptr, i32], returns: i64 },
-  statvfs: { args: [ptr, ptr], returns: i32 },
-  fallocate: { args: [i32, i32, i64, i64], returns: i32 },
-} as const;
-
-type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
-let loaded: Libc | undefined;
-
-function libc(): Libc {
-  if (loaded) return loaded;
-  const failures: string[] = [];
-  for (const name of LIBC_NAMES) {
-    try {
-      loaded = dlopen(name, symbols).symbols;
-      return loaded;
-    } catch (error) {
-      failures.push(`${name}: ${(error as Error).message}`);
-    }
-  }
-  throw new Error(`Could not load the C library functions the FUSE server needs (${failures.join("; ")})`);
-}
-
-/** The errno of the last failed call. */
-export function errno(): number {
-  return read.i32(libc().__errno_location() as Pointer, 0);
-}
 
 // Two scratch buffers for NUL-terminated paths: calls take at most two paths.
 const PATH_MAX = 4096;

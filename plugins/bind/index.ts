@@ -4,15 +4,13 @@ import { FimError, withContext } from "../../core/errors.ts";
 import { dumpJson } from "../../core/json.ts";
 import { write } from "../../core/log.ts";
 import { expandOrKeep } from "../../core/expand.ts";
-import { SANDBOX_STAGE } from "../../core/launch.ts";
+import { SANDBOX_STAGE, type SandboxOp } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { readJson, SLOTS, updateJson } from "../../core/reserved.ts";
 import { BIND_TYPES, BindingsSchema, ordered, readBindings, type Binding, type BindType } from "./store.ts";
 
 export { readBindings, type Binding, type BindType } from "./store.ts";
 
-/** `dev` gets a device bind (upstream applied it as a plain rw bind). */
-const BIND_OPTION: Record<BindType, string> = { ro: "--ro-bind-try", rw: "--bind-try", dev: "--dev-bind-try" };
 
 const NAME = "bind";
 const OPS = ["add", "del", "list"] as const;
@@ -24,9 +22,10 @@ export const bindPlugin: Plugin = {
   apply(runtime) {
     const log = runtime.logger(NAME);
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.binds }, async (operations) => {
-      const binds: string[][] = [];
+      const binds: SandboxOp[] = [];
+      // `dev` gets a device bind (upstream applied it as a plain rw bind).
       for (const binding of readBindings(runtime)) {
-        binds.push([BIND_OPTION[binding.type], await expandOrKeep(binding.src, log), await expandOrKeep(binding.dst, log)]);
+        binds.push({ op: "bind", mode: binding.type, source: await expandOrKeep(binding.src, log), dest: await expandOrKeep(binding.dst, log), optional: true });
       }
       return [...operations, ...binds];
     });
@@ -55,12 +54,13 @@ export const bindPlugin: Plugin = {
           if (op === "NONE") throw new FimError("Invalid operation for bind", { level: "C" });
           if (op === "add") {
             const [typeWord, src, dst] = rest;
-            if (rest.length !== 3 || !typeWord || !src || !dst) {
-              throw new FimError("Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)", { level: "C" });
-            }
+            const count = () => new FimError("Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)", { level: "C" });
+            if (!typeWord) throw count();
+            // The type is checked before the count, as upstream reads its words in order.
             const type = parseWord(typeWord, BIND_TYPES, "Invalid bind type");
             // `none` was stored as "dev" upstream; a binding needs a real type.
             if (type === "NONE") throw new FimError("Invalid bind type", { level: "C" });
+            if (rest.length !== 3 || !src || !dst) throw count();
             return () =>
               withContext("Failed to add binding", () => {
                 let index = 0;

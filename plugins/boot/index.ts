@@ -2,7 +2,7 @@
 // word runs the stored boot program with the stored args, then the user's (reference §5).
 import * as v from "valibot";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
-import { FimError, withContext } from "../../core/errors.ts";
+import { asFimError, FimError, withContext } from "../../core/errors.ts";
 import { expandOrKeep } from "../../core/expand.ts";
 import { dumpJson } from "../../core/json.ts";
 import { write } from "../../core/log.ts";
@@ -10,21 +10,23 @@ import type { Plugin } from "../../core/plugin.ts";
 import { readJson, SLOTS, writeJson } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { DEFAULT_COMMAND } from "../dispatch/index.ts";
+import { guestCommand } from "../run/index.ts";
 
 const NAME = "boot";
 const OPS = ["set", "show", "clear"] as const;
 const BootSchema = v.object({ program: v.string(), args: v.array(v.string()) });
 type Boot = v.InferOutput<typeof BootSchema>;
 
-/** The stored boot command; unreadable or invalid data counts as empty, as upstream. */
+/**
+ * The stored boot command; an empty slot means none (bash). Damaged data is an error naming
+ * the slot: upstream counted it as empty and silently started bash instead of the program.
+ */
 function readBoot(runtime: Runtime): Boot {
   try {
-    const boot = readJson(runtime.image, SLOTS.boot, BootSchema);
-    if (boot) return boot;
+    return readJson(runtime.image, SLOTS.boot, BootSchema) ?? { program: "", args: [] };
   } catch (error) {
-    runtime.logger(NAME).debug((error as Error).message);
+    throw asFimError(error).context("The boot command stored in the image is damaged: store it again with 'fim-boot set <program> [args...]' (or 'fim-boot clear')", "C");
   }
-  return { program: "", args: [] };
 }
 
 export const bootPlugin: Plugin = {
@@ -86,7 +88,7 @@ export const bootPlugin: Plugin = {
             withContext("Failed to read boot configuration", async () => {
               const boot = readBoot(runtime);
               const program = boot.program === "" ? "bash" : await expandOrKeep(boot.program, log);
-              return runtime.launch({ program, args: [...boot.args, ...args], root: process.env.FIM_ROOT === "1" });
+              return runtime.launch({ ...guestCommand(program, [...boot.args, ...args]), root: process.env.FIM_ROOT === "1" });
             });
         },
       });

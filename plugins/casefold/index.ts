@@ -4,6 +4,7 @@ import { FimError, withContext } from "../../core/errors.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { readSlot, SLOTS, updateSlot } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
+import { decideOverlay } from "../overlay/index.ts";
 
 const NAME = "casefold";
 
@@ -15,6 +16,7 @@ export function casefoldEnabled(runtime: Runtime): boolean {
 export const casefoldPlugin: Plugin = {
   name: NAME,
   apply(runtime) {
+    runtime.hooks.facts.tapPromise(NAME, async (facts) => ({ ...facts, casefold: casefoldEnabled(runtime) }));
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-casefold", {
         name: "fim-casefold",
@@ -25,7 +27,12 @@ export const casefoldPlugin: Plugin = {
           if (word === undefined) throw new FimError("Incorrect number of arguments for 'fim-casefold' (<on|off>)", { level: "C" });
           const on = parseSwitch(word, "Invalid casefold switch");
           rejectTrailing("fim-casefold", rest);
-          return () => withContext("Failed to write casefold status", () => updateSlot(runtime.image, SLOTS.casefold, () => Buffer.from([on ? 1 : 0])));
+          return () => {
+            // Upstream decides the overlay type (and warns about casefold over BWRAP) while
+            // loading the configuration, before the command: so `off` after `on` warns.
+            if (casefoldEnabled(runtime)) decideOverlay(runtime, true);
+            return withContext("Failed to write casefold status", () => updateSlot(runtime.image, SLOTS.casefold, () => Buffer.from([on ? 1 : 0])));
+          };
         },
       }),
     );

@@ -3,6 +3,7 @@ import { extname } from "node:path";
 import { parseWord, rejectTrailing, splitRange } from "../../core/cli.ts";
 import { asFimError, FimError, withContext } from "../../core/errors.ts";
 import { consoleLevel, write } from "../../core/log.ts";
+import { PREPARE_STAGE } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { readJson, readText, SLOTS, updateJson } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
@@ -69,8 +70,8 @@ export const desktopPlugin: Plugin = {
   apply(runtime) {
     const log = runtime.logger(NAME);
 
-    // Before the sandbox's host checks (stage -100), as upstream integrates before mounting.
-    runtime.hooks.mount.tapPromise({ name: NAME, stage: -200 }, () => autoIntegrate(runtime));
+    // Before the sandbox's host checks, as upstream integrates before mounting.
+    runtime.hooks.prepare.tapPromise({ name: NAME, stage: PREPARE_STAGE.integration }, () => autoIntegrate(runtime));
 
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-desktop", {

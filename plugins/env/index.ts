@@ -13,7 +13,8 @@ export { expandedEnv, readEnv } from "./store.ts";
 
 const NAME = "env";
 const OPS = ["add", "set", "del", "list", "clear"] as const;
-const Assignment = v.pipe(v.string(), v.regex(/^[^=\s]+=/));
+// Any key but an empty one: a key may be expanded when used (`$(echo $META)=WORLD`).
+const Assignment = v.pipe(v.string(), v.regex(/^[^=]+=/));
 
 /** Splits `K=V` at the first `=`; rejects entries without a key. */
 function parseAssignments(entries: string[]): [string, string][] {
@@ -34,9 +35,12 @@ export const envPlugin: Plugin = {
         return env;
       });
 
-    // The guest gets the stored variables, expanded on the host (reference §6.2).
+    // Expanded once per run, on the host (reference §6.2): identity reads it too.
+    runtime.hooks.facts.tapPromise(NAME, async (facts) => ({ ...facts, environment: Object.fromEntries(await expandedEnv(runtime, log)) }));
+
+    // The guest gets the stored variables.
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.environment }, async (operations, launch) => {
-      for (const [key, value] of await expandedEnv(runtime, log)) {
+      for (const [key, value] of Object.entries(launch.facts.environment)) {
         log.info(`ENV: ${key}=${value}`);
         launch.env[key] = value;
       }
@@ -57,7 +61,7 @@ export const envPlugin: Plugin = {
             args: [
               ["add", "Include or overwrite the given variables"],
               ["set", "Replace all variables with the given ones"],
-              ["key=value", "Variable name and value; the value is expanded like a shell word when used ($VAR, ${VAR:-default}, $(command))"],
+              ["key=value", "Variable name and value; both are expanded like a shell word when used ($VAR, ${VAR:-default}, $(command))"],
             ],
             examples: ["fim-env add 'APP_NAME=hello-world' 'HOME=/home/my-app'"],
           },

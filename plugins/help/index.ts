@@ -1,4 +1,5 @@
 // fim-help (reference §4.17, §15.3): every text comes from the commands' own help entries.
+import { didYouMean } from "../../core/cli.ts";
 import { FimError } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";
 import type { Command, HelpUsage, Plugin } from "../../core/plugin.ts";
@@ -41,12 +42,18 @@ export const helpPlugin: Plugin = {
       commands.set("fim-help", {
         name: "fim-help",
         summary: "See usage details for specified command",
-        help: [{ usage: "fim-help <cmd>", args: [["cmd", "Name of the command to display help details"]], examples: ["fim-help bind"] }],
+        help: [{ usage: "fim-help <cmd>", args: [["cmd", "Name of the command to display help details (also: fim-<cmd> --help)"]], examples: ["fim-help bind"] }],
         parse(args) {
           const [topic] = args; // words after the topic are ignored, as upstream
-          if (topic === undefined) return () => write(2, `${general()}\n`);
-          const command: Command | undefined = topics().find((candidate) => candidate.name === `${PREFIX}${topic}`);
-          if (!command) throw new FimError(`Invalid argument for help command: ${topic}`, { level: "C" });
+          // Help that was asked for goes to stdout (`fim-help | less`); upstream wrote this one to stderr.
+          if (topic === undefined) return () => write(1, `${general()}\n`);
+          // `fim-help fim-perms` is `fim-help perms`; fim-help has a page too (`fim-help --help`).
+          const name = topic.startsWith(PREFIX) ? topic : `${PREFIX}${topic}`;
+          const command: Command | undefined = name === "fim-help" ? runtime.commands.get(name) : topics().find((candidate) => candidate.name === name);
+          if (!command) {
+            const names = topics().map((candidate) => candidate.name.slice(PREFIX.length));
+            throw new FimError(`Invalid argument for help command: ${topic}${didYouMean(topic.startsWith(PREFIX) ? topic.slice(PREFIX.length) : topic, names)}`, { level: "C" });
+          }
           return () => write(1, renderHelp(command.name, command.summary, command.help));
         },
       }),

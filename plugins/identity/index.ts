@@ -1,11 +1,10 @@
 // Who the guest runs as (reference §9.6): uid/gid/user/home/shell from the stored
 // environment, the host, or root mode; the generated passwd entry and bashrc.
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { SANDBOX_STAGE, type Identity } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { expandedEnv } from "../env/index.ts";
 
 const NAME = "identity";
 
@@ -15,46 +14,57 @@ function leadingNumber(text: string | undefined): number | undefined {
   return digits === undefined ? undefined : Number(digits);
 }
 
-export function resolveIdentity(runtime: Runtime, stored: Record<string, string>, rootRequested: boolean): Identity {
+/** A passwd field cannot hold `:` or a line break: such a value would add fields or entries. */
+function passwdField(value: string, fallback: string): string {
+  return /^[^:\n\r\0]*$/.test(value) ? value : fallback;
+}
+
+export function resolveIdentity(runtime: Runtime, stored: Readonly<Record<string, string>>, rootRequested: boolean): Identity {
   const host = userInfo();
   const root = rootRequested || process.env.FIM_ROOT === "1" || leadingNumber(stored.UID) === 0;
   const uid = root ? 0 : leadingNumber(stored.UID) ?? host.uid;
   const gid = root ? 0 : leadingNumber(stored.GID) ?? host.gid;
-  const user = uid === 0 ? "root" : stored.USER ?? process.env.USER ?? host.username;
-  const home = root ? "/root" : stored.HOME ?? process.env.HOME ?? host.homedir;
-  const shell = stored.SHELL ?? `${runtime.paths.bin}/bash`;
+  const user = uid === 0 ? "root" : passwdField(stored.USER ?? process.env.USER ?? host.username, host.username);
+  const home = passwdField(root ? "/root" : stored.HOME ?? process.env.HOME ?? host.homedir, host.homedir);
+  const shell = passwdField(stored.SHELL ?? `${runtime.paths.bin}/bash`, `${runtime.paths.bin}/bash`);
   return { uid, gid, user, home, shell };
 }
 
+/** A word for bash inside single quotes: the text is never code. */
+const singleQuoted = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+
+/** The directory of the instance the guest sees (read-only). */
+export const guestDir = (instance: string) => `${instance}/guest`;
+
 export const identityPlugin: Plugin = {
   name: NAME,
+  requires: ["env"],
   apply(runtime) {
     const log = runtime.logger(NAME);
+    // After the environment's fact: the stored UID, GID, USER… decide.
+    runtime.hooks.facts.tapPromise({ name: NAME, stage: 10 }, async (facts, request) => ({ ...facts, identity: resolveIdentity(runtime, facts.environment ?? {}, request.root) }));
+
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.identity }, async (operations, launch) => {
-      const stored = Object.fromEntries(await expandedEnv(runtime, log));
-      const identity = resolveIdentity(runtime, stored, launch.request.root);
-      launch.identity = identity;
-      const { instance, bin } = runtime.paths;
+      const { identity } = launch;
+      const dir = guestDir(runtime.paths.instance);
+      mkdirSync(dir, { recursive: true });
       const passwd = `${identity.user}:x:${identity.uid}:${identity.gid}:${identity.user}:${identity.home}:${identity.shell}`;
       log.debug(`User: ${passwd}`);
-      writeFileSync(`${instance}/passwd`, `${passwd}\n`);
-      const ps1 = stored.PS1 ?? `[flatimage-${runtime.image.distribution.toLowerCase()}] \\W > `;
-      writeFileSync(`${instance}/bashrc`, `export PS1="${ps1}"`);
-      launch.env.BASHRC_FILE = `${instance}/bashrc`;
+      writeFileSync(`${dir}/passwd`, `${passwd}\n`);
+      const ps1 = launch.facts.environment.PS1 ?? `[flatimage-${runtime.image.distribution.toLowerCase()}] \\W > `;
+      writeFileSync(`${dir}/bashrc`, `export PS1=${singleQuoted(ps1)}\n`);
+      launch.env.BASHRC_FILE = `${dir}/bashrc`;
       // The embedded bash reads ~/.bashrc, not $BASHRC_FILE: point interactive shells at it.
-      if (launch.request.program === "bash" || launch.request.program === `${bin}/bash`) {
-        launch.request.args.unshift("--rcfile", `${instance}/bashrc`);
-      }
+      const { program } = launch.request;
+      if (program === "bash" || program === `${runtime.paths.bin}/bash`) launch.programArgs.push("--rcfile", `${dir}/bashrc`);
       return [
         ...operations,
-        ["--unshare-user"],
-        ["--setenv", "USER", identity.user],
-        ["--uid", String(identity.uid)],
-        ["--gid", String(identity.gid)],
-        ["--setenv", "HOME", identity.home],
-        ["--setenv", "SHELL", identity.shell],
+        { op: "setenv", name: "USER", value: identity.user },
+        { op: "identity", uid: identity.uid, gid: identity.gid },
+        { op: "setenv", name: "HOME", value: identity.home },
+        { op: "setenv", name: "SHELL", value: identity.shell },
         // fim-root keeps the image's own /etc/passwd so that package scripts can add users.
-        ...(launch.request.root ? [] : [["--bind-try", `${instance}/passwd`, "/etc/passwd"]]),
+        ...(launch.request.root ? [] : [{ op: "bind", mode: "ro", source: `${dir}/passwd`, dest: "/etc/passwd" } as const]),
       ];
     });
   },

@@ -2,17 +2,10 @@
 // launcher is still the same process (its start time is recorded, so a reused PID is never
 // taken for an instance), sorted by PID.
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { startTime } from "../../core/proc.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
-/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat). */
-export function startTime(pid: number | "self"): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
+export { startTime };
 
 /** Marks this process's instance directory as a running instance. */
 export function registerInstance(runtime: Runtime, root: boolean): void {
@@ -63,23 +56,21 @@ function status(pid: number): string {
 }
 
 /**
- * Host PID of the guest's sandbox in an instance: bwrap reports it as a PID of the run's
- * namespace (guest.json), which is the second NSpid entry of a descendant of the
- * namespace's pid 1 (holder.json).
+ * Host PID of the guest's sandbox in an instance: bwrap reports it as a PID of the data
+ * directory's namespace (guest.json), which is the second NSpid entry of a descendant of the
+ * instance's own supervisor (the instance's PID) that lives in that namespace.
  */
 export function guestPid(runtime: Runtime, instance: number): number | undefined {
-  const dir = `${runtime.paths.app}/instance/${instance}`;
-  const holder = childPid(`${dir}/holder.json`);
-  const inner = childPid(`${dir}/guest.json`);
-  if (holder === undefined || inner === undefined) return undefined;
+  const inner = childPid(`${runtime.paths.app}/instance/${instance}/guest.json`);
+  if (inner === undefined) return undefined;
   for (const name of readdirSync("/proc").filter((entry) => /^\d+$/.test(entry))) {
     const info = status(Number(name));
     const nspid = /^NSpid:\s+(.*)$/m.exec(info)?.[1]?.split(/\s+/).map(Number);
     if (!nspid || nspid[1] !== inner) continue;
-    // Climb to the holder: another instance has its own process with the same inner PID.
+    // Climb to the instance: another data directory's namespace may use the same inner PID.
     for (let pid = Number(name), depth = 0; pid > 1 && depth < 8; depth++) {
       const ppid = Number(/^PPid:\s+(\d+)/m.exec(status(pid))?.[1] ?? 0);
-      if (ppid === holder) return Number(name);
+      if (ppid === instance) return Number(name);
       pid = ppid;
     }
   }

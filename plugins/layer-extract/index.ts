@@ -23,8 +23,12 @@ const NAME = "layer-extract";
 /** After the host checks (the sandbox plugin's, stage -100), before mount-layers plans FUSE mounts. */
 const STAGE = -50;
 
-/** Set on the launch when its layers are extracted directories (mount-layers then mounts nothing). */
-export const EXTRACTED_LAYERS = NAME;
+const extractedRuns = new WeakSet<Launch>();
+
+/** Whether the run's layers are extracted directories (mount-layers then mounts nothing). */
+export function layersExtracted(launch: Launch): boolean {
+  return extractedRuns.has(launch);
+}
 
 const mib = (bytes: number) => `${Math.round(bytes / 1048576)} MiB`;
 
@@ -68,7 +72,7 @@ async function extractLayers(runtime: Runtime, launch: Launch, why: string): Pro
     }
     launch.lowerDirs.push(entry.dir);
   }
-  launch.state.set(EXTRACTED_LAYERS, true);
+  extractedRuns.add(launch);
   if (extracted > 0) {
     // Runs show only C lines, and this should be seen once: when layers are extracted.
     log.critical(

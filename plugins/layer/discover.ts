@@ -3,6 +3,7 @@
 // Each layer's format is known by its own magic number, so mixed images work.
 import { closeSync, openSync, readdirSync, statSync } from "node:fs";
 import { embeddedLayers, readAt, type LayerRecord } from "../../core/image.ts";
+import { FimError } from "../../core/errors.ts";
 import { expandOrKeep } from "../../core/expand.ts";
 import type { Logger } from "../../core/log.ts";
 import { HEAD_SIZE, type LayerFormat } from "../../core/plugin.ts";
@@ -43,10 +44,12 @@ function fromDirectory(runtime: Runtime, dir: string, log: Logger, layers: Layer
 
 export async function discoverLayers(runtime: Runtime, log: Logger): Promise<Layer[]> {
   const layers: Layer[] = [];
-  for (const record of embeddedLayers(runtime.image, (message) => log.error(message))) {
+  const embedded = embeddedLayers(runtime.image, (message) => log.debug(message));
+  for (const [index, record] of embedded.entries()) {
     const format = identify(runtime, record);
-    if (typeof format === "string") log.error(`Invalid layer appended on the image at offset ${record.offset}: ${format}`);
-    else layers.push({ ...record, format });
+    // Part of the file: damage, not a file to skip (the guest would miss what it holds).
+    if (typeof format === "string") throw new FimError(`The image '${runtime.image.path}' is damaged: layer ${index} at offset ${record.offset} (${record.size} bytes): ${format}`, { level: "C" });
+    layers.push({ ...record, format });
   }
   const extra = process.env.FIM_LAYERS;
   const items = extra ? (await expandOrKeep(extra, log)).split(":") : [];

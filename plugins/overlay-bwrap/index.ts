@@ -1,25 +1,31 @@
-// The BWRAP overlay type (the default): bubblewrap's kernel overlay of the mounted layers
-// under <data>/root (reference §8.3).
+// The BWRAP overlay type (the default): the kernel's overlay of the mounted layers under
+// <data>/root (reference §8.3), mounted once in the namespace every run of the data
+// directory shares (bubblewrap's own --overlay would mount one per guest).
 import type { Plugin } from "../../core/plugin.ts";
-import { effectiveOverlay, lockDataDirectory, workDirectory } from "../overlay/index.ts";
+import { mkdirSync } from "node:fs";
+import { workDirectory } from "../../core/run-services.ts";
+import { registerOverlayType } from "../overlay/index.ts";
 
 const NAME = "overlay-bwrap";
 
 export const overlayBwrapPlugin: Plugin = {
   name: NAME,
+  requires: ["overlay"],
   apply(runtime) {
     const log = runtime.logger(NAME);
-    runtime.hooks.overlay.tapPromise(NAME, async (launch) => {
-      if (effectiveOverlay(runtime) !== "BWRAP") return undefined;
+    registerOverlayType(runtime, NAME, { type: "BWRAP", byte: 0x02, summary: "Uses bubblewrap's kernel overlay (the default)" }, async (launch) => {
       log.debug("Overlay type: BWRAP");
-      await lockDataDirectory(runtime, launch);
-      const work = await workDirectory(runtime, launch);
       for (const dir of launch.lowerDirs) log.info(`Overlay layer '${dir}'`);
-      launch.rootOps =
-        launch.lowerDirs.length === 0
-          ? [["--bind", runtime.paths.upper, "/"]] // no layer: the upper directory is the whole root
-          : [...launch.lowerDirs.map((dir) => ["--overlay-src", dir]), ["--overlay", runtime.paths.upper, work, "/"]];
-      return true;
+      const { upper, mounts } = runtime.paths;
+      // No layer: the upper directory is the whole root.
+      if (launch.lowerDirs.length === 0) return { kind: "directory", path: upper };
+      const root = `${mounts}/root`;
+      mkdirSync(root, { recursive: true });
+      // The kernel lists the top layer first; ':' and ',' in a path are escaped with a backslash.
+      const escape = (path: string) => path.replace(/[\\:,]/g, "\\$&");
+      const options = [`lowerdir=${[...launch.lowerDirs].reverse().map(escape).join(":")}`, `upperdir=${escape(upper)}`, `workdir=${escape(workDirectory(runtime))}`];
+      launch.steps.push({ kind: "run", argv: [await runtime.tool("busybox"), "mount", "-t", "overlay", "overlay", "-o", options.join(","), root] });
+      return { kind: "directory", path: root };
     });
   },
 };

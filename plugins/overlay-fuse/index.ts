@@ -1,28 +1,27 @@
 // The OVERLAYFS overlay type: fuse-overlayfs stacks the layers under <data>/root at
-// <instance>/mount, inside the run's namespace; the guest's root is bound from there.
+// <mounts>/root, inside the namespace the data directory's runs share; each guest's root is
+// bound from there.
 import { mkdirSync } from "node:fs";
 import type { Plugin } from "../../core/plugin.ts";
-import { effectiveOverlay, lockDataDirectory, workDirectory } from "../overlay/index.ts";
+import { workDirectory } from "../../core/run-services.ts";
+import { registerOverlayType } from "../overlay/index.ts";
 
 const NAME = "overlay-fuse";
 
 export const overlayFusePlugin: Plugin = {
   name: NAME,
+  requires: ["overlay"],
   apply(runtime) {
-    const log = runtime.logger(NAME);
-    runtime.hooks.overlay.tapPromise(NAME, async (launch) => {
-      if (effectiveOverlay(runtime) !== "OVERLAYFS") return undefined;
-      log.debug("Overlay type: FUSE_OVERLAYFS");
-      await lockDataDirectory(runtime, launch);
-      const { instance, upper } = runtime.paths;
-      const work = await workDirectory(runtime, launch);
-      const mount = `${instance}/mount`;
+    registerOverlayType(runtime, NAME, { type: "OVERLAYFS", byte: 0x04, summary: "Uses fuse-overlayfs" }, async (launch) => {
+      runtime.logger(NAME).debug("Overlay type: FUSE_OVERLAYFS");
+      const { mounts, upper } = runtime.paths;
+      const work = workDirectory(runtime);
+      const mount = `${mounts}/root`;
       mkdirSync(mount, { recursive: true });
       const lower = [...launch.lowerDirs].reverse().join(":"); // fuse-overlayfs lists the top layer first
       const options = [`upperdir=${upper}`, `workdir=${work}`, ...(lower ? [`lowerdir=${lower}`] : [])];
-      launch.steps.push([await runtime.tool("fuse-overlayfs"), "-o", options.join(","), mount]);
-      launch.rootOps = [["--bind", mount, "/"]];
-      return true;
+      launch.steps.push({ kind: "run", argv: [await runtime.tool("fuse-overlayfs"), "-o", options.join(","), mount] });
+      return { kind: "directory", path: mount };
     });
   },
 };

@@ -1,11 +1,11 @@
-// gpu: DRI render nodes and NVIDIA device nodes, and the host's NVIDIA driver files linked
-// into the guest at their usual paths (reference §9.3). The links live in a per-run
-// directory stacked as the top lower layer, so, unlike upstream's links written into
-// <data>/root, they never persist and never end up in a committed layer.
-import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, symlinkSync } from "node:fs";
+// gpu: DRI render nodes and NVIDIA device nodes, and the host's NVIDIA driver files bound
+// read-only at their usual paths (reference §9.3). Their mount points are empty files in a
+// directory stacked as the top lower layer, so nothing is created in the data directory and
+// nothing ends up in a committed layer.
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Plugin } from "../../core/plugin.ts";
-import { grantedPermissions, permissionMapper } from "../perms/index.ts";
+import { MOUNT_STAGE, type SandboxOp } from "../../core/launch.ts";
+import { permissionMapper } from "../perms/index.ts";
 
 const DRIVER_FILES: [dir: string, keywords: string[]][] = [
   ["/usr/lib", ["nvidia", "cuda", "nvcuvid", "nvoptix"]],
@@ -18,19 +18,9 @@ const DRIVER_FILES: [dir: string, keywords: string[]][] = [
 ];
 const EXCLUDED = /gst|icudata|egl-wayland/;
 
-const devices = permissionMapper("gpu", () => {
-  let nvidia: string[] = [];
-  try {
-    nvidia = readdirSync("/dev").filter((name) => name.includes("nvidia"));
-  } catch {
-    // no /dev listing: nothing more to bind
-  }
-  return [["--dev-bind-try", "/dev/dri", "/dev/dri"], ...nvidia.map((name) => ["--dev-bind-try", `/dev/${name}`, `/dev/${name}`])];
-});
-
-/** Host driver files to link: [path in the guest, target through the host's root]. */
-export function driverLinks(hostRoot: string, log: { debug(m: string): void; error(m: string): void }): [string, string][] {
-  const links: [string, string][] = [];
+/** Host driver files to bind: [path in the guest, the host file it resolves to]. */
+export function driverFiles(log: { debug(m: string): void; error(m: string): void }): [string, string][] {
+  const files: [string, string][] = [];
   for (const [dir, keywords] of DRIVER_FILES) {
     if (!existsSync(dir)) {
       log.error(`Search path does not exist: '${dir}'`);
@@ -41,33 +31,52 @@ export function driverLinks(hostRoot: string, log: { debug(m: string): void; err
       if (!keywords.some((keyword) => name.includes(keyword)) || EXCLUDED.test(path)) continue;
       try {
         if (lstatSync(path).isDirectory()) continue;
-        const target = `${hostRoot}${realpathSync(path)}`;
+        const target = realpathSync(path);
         log.debug(`PERM(NVIDIA): ${path} -> ${target}`);
-        links.push([path, target]);
+        files.push([path, target]);
       } catch {
-        // a dangling link on the host: nothing to point at
+        // a dangling link on the host: nothing to bind
       }
     }
   }
-  return links;
+  return files;
 }
 
-export const gpuPermission: Plugin = {
-  name: "perm-gpu",
-  apply(runtime) {
-    devices.apply(runtime);
-    const log = runtime.logger("perm-gpu");
-    // After the layers (stage 10): the links go on top of them.
-    runtime.hooks.mount.tapPromise({ name: "perm-gpu", stage: 10 }, async (launch) => {
-      if (!grantedPermissions(runtime).has("gpu")) return;
-      const links = driverLinks(runtime.paths.runtimeHost, log);
-      if (links.length === 0) return;
-      const top = `${runtime.paths.instance}/gpu`;
-      for (const [path, target] of links) {
-        mkdirSync(dirname(`${top}${path}`), { recursive: true });
-        symlinkSync(target, `${top}${path}`);
-      }
-      launch.lowerDirs.push(top);
-    });
+const mountPoints = (mounts: string) => `${mounts}/gpu`;
+
+export const gpuPermission = permissionMapper(
+  { name: "gpu", bit: 10, order: 0 },
+  ({ runtime, log }) => {
+    let nvidia: string[] = [];
+    try {
+      nvidia = readdirSync("/dev").filter((name) => name.includes("nvidia"));
+    } catch {
+      // no /dev listing: nothing more to bind
+    }
+    return [
+      { op: "bind", mode: "dev", source: "/dev/dri", dest: "/dev/dri", optional: true },
+      ...nvidia.map((name): SandboxOp => ({ op: "bind", mode: "dev", source: `/dev/${name}`, dest: `/dev/${name}`, optional: true })),
+      // Only those whose mount point the mount step made.
+      ...driverFiles(log)
+        .filter(([path]) => existsSync(`${mountPoints(runtime.paths.mounts)}${path}`))
+        .map(([path, target]): SandboxOp => ({ op: "bind", mode: "ro", source: target, dest: path })),
+    ];
   },
-};
+  {
+    extra(runtime) {
+      const log = runtime.logger("perm-gpu");
+      // After the layers: the mount points go on top of them.
+      runtime.hooks.mount.tapPromise({ name: "perm-gpu", stage: MOUNT_STAGE.extraLayers }, async (launch) => {
+        if (!launch.facts.permissions.has("gpu")) return;
+        const files = driverFiles(log);
+        if (files.length === 0) return;
+        const top = mountPoints(runtime.paths.mounts);
+        for (const [path] of files) {
+          mkdirSync(dirname(`${top}${path}`), { recursive: true });
+          closeSync(openSync(`${top}${path}`, "w"));
+        }
+        launch.lowerDirs.push(top);
+      });
+    },
+  },
+);

@@ -1,12 +1,12 @@
 // home: the host's $HOME, read-write, at the same path. Not for root runs (upstream too).
 import { permissionMapper } from "../perms/index.ts";
 
-export const homePermission = permissionMapper("home", ({ identity, log }) => {
-  if (identity.uid === 0) return [];
+export const homePermission = permissionMapper({ name: "home", bit: 0, order: 1 }, ({ launch, log }) => {
+  if (launch.identity.uid === 0) return [];
   const home = process.env.HOME;
   if (!home) {
     log.error("HOME environment variable is unset");
     return [];
   }
-  return [["--bind-try", home, home]];
+  return [{ op: "bind", mode: "rw", source: home, dest: home, optional: true }];
 });

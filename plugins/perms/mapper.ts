@@ -1,38 +1,42 @@
-// A permission mapper: a plugin that adds the bwrap operations of one permission when the
-// image grants it (reference §9.3). Each permission has its own plugin folder.
-import { SANDBOX_STAGE, type Identity, type SandboxOp } from "../../core/launch.ts";
+// A permission plugin: registers the permission and, when the image grants it, adds its
+// sandbox operations (reference §9.3). Each permission has its own plugin folder.
+import { SANDBOX_STAGE, type Launch, type SandboxOp } from "../../core/launch.ts";
 import type { Logger } from "../../core/log.ts";
 import { runtimeDir } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { grantedPermissions, type Permission } from "./index.ts";
-
-/** The reference's order; `dev` is last so that it supersedes the rest. */
-const ORDER: Permission[] = ["gpu", "home", "media", "audio", "wayland", "xorg", "dbus_user", "dbus_system", "udev", "input", "usb", "network", "shm", "optical", "dev"];
+import { registerPermission, type PermissionSpec } from "./registry.ts";
 
 export interface MapperContext {
   runtime: Runtime;
   log: Logger;
-  identity: Identity;
+  launch: Launch;
   /** $XDG_RUNTIME_DIR or /run/user/<uid>. */
   xdg: string;
 }
 
-export function permissionMapper(permission: Permission, map: (context: MapperContext) => SandboxOp[]): Plugin {
-  const name = `perm-${permission.replace("_", "-")}`;
+export interface MapperOptions {
+  /** Operations when the permission is NOT granted (e.g. network's own namespace). */
+  denied?: (context: MapperContext) => SandboxOp[];
+  /** Taps further hooks of the runtime (e.g. gpu's per-run layer). */
+  extra?: (runtime: Runtime) => void;
+}
+
+export function permissionMapper(spec: PermissionSpec, map: (context: MapperContext) => SandboxOp[], options: MapperOptions = {}): Plugin {
+  const name = `perm-${spec.name.replaceAll("_", "-")}`;
   return {
     name,
+    requires: ["perms"],
     apply(runtime) {
+      registerPermission(runtime, name, spec);
       const log = runtime.logger(name);
-      const stage = permission === "gpu" ? SANDBOX_STAGE.devices : SANDBOX_STAGE.permissions + ORDER.indexOf(permission);
-      runtime.hooks.sandbox.tapPromise({ name, stage }, async (operations, launch) => {
-        // Read once per run, not once per mapper.
-        let granted = launch.state.get("perms") as Set<Permission> | undefined;
-        if (!granted) launch.state.set("perms", (granted = grantedPermissions(runtime)));
-        if (!granted.has(permission)) return operations;
-        log.debug(`PERM(${permission.toUpperCase()})`);
-        return [...operations, ...map({ runtime, log, identity: launch.identity!, xdg: runtimeDir() })];
+      runtime.hooks.sandbox.tapPromise({ name, stage: SANDBOX_STAGE.permissions + spec.order }, async (operations, launch) => {
+        const context = { runtime, log, launch, xdg: runtimeDir() };
+        if (!launch.facts.permissions.has(spec.name)) return options.denied ? [...operations, ...options.denied(context)] : operations;
+        log.debug(`PERM(${spec.name.toUpperCase()})`);
+        return [...operations, ...map(context)];
       });
+      options.extra?.(runtime);
     },
   };
 }

@@ -4,6 +4,7 @@
 // instance's pid namespace; stdin/stdout/stderr are passed as descriptors, so streams have
 // no size limit and calls may run concurrently. It ends with the run.
 import type { Plugin } from "../../core/plugin.ts";
+import { guestDir } from "../identity/index.ts";
 
 const NAME = "portal";
 
@@ -12,7 +13,8 @@ export const portalPlugin: Plugin = {
   apply(runtime) {
     runtime.hooks.portal.tapPromise(NAME, async (launch) => {
       const portal = await runtime.tool("fim_portal");
-      const socket = `${runtime.paths.instance}/portal.sock`;
+      // In the directory the guest sees (read-only): it connects, it cannot replace it.
+      const socket = `${guestDir(runtime.paths.instance)}/portal.sock`;
       launch.companions.push([portal, "--daemon", socket, `${runtime.paths.instance}/holder.json`]);
       launch.env.FIM_PORTAL_SOCKET = socket;
     });

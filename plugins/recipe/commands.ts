@@ -88,25 +88,36 @@ const capitalized = (word: string) => word.charAt(0).toUpperCase() + word.slice(
 export async function install(runtime: Runtime, names: string[]): Promise<number> {
   const log = runtime.logger(NAME);
   const installCommand = runtime.bundle.installCommand;
-  // Before any download: nothing could be installed anyway.
-  if (!installCommand) throw new FimError(`${capitalized(distribution(runtime))} does not support recipes`);
+  const unsupported = () => new FimError(`${capitalized(distribution(runtime))} does not support recipes`);
 
   const staging = new Staging();
   const fetchMissing = downloader(runtime, log, staging);
-  const recipes = await withContext("Failed to fetch recipe", async () => {
-    const resolved = await resolve(names, async (name) => {
-      const path = cachePath(runtime, name);
-      if (!existsSync(path)) return fetchMissing(name);
-      log.info(`Using existing recipe from '${path}'`);
-      try {
-        return readCached(path, `Recipe '${name}' not found locally`);
-      } catch (error) {
-        throw (error as FimError).context(`Could not load json recipe (fetch it again with 'fim-recipe fetch ${name}')`);
-      }
+  const refused = unsupported();
+  let recipes;
+  try {
+    recipes = await withContext("Failed to fetch recipe", async () => {
+      const resolved = await resolve(names, async (name) => {
+        const path = cachePath(runtime, name);
+        if (!existsSync(path)) {
+          // Nothing is downloaded for a bundle that could not install it anyway.
+          if (!installCommand) throw refused;
+          return fetchMissing(name);
+        }
+        // Cached recipes are walked first, as upstream (which said so before refusing blueprint).
+        log.info(`Using existing recipe from '${path}'`);
+        try {
+          return readCached(path, `Recipe '${name}' not found locally`);
+        } catch (error) {
+          throw (error as FimError).context(`Could not load json recipe (fetch it again with 'fim-recipe fetch ${name}')`);
+        }
+      });
+      staging.commit(saved(log));
+      return resolved;
     });
-    staging.commit(saved(log));
-    return resolved;
-  });
+  } catch (error) {
+    throw error === refused ? unsupported() : error;
+  }
+  if (!installCommand) throw unsupported();
 
   // Dependencies come first; each package once.
   const packages = [...new Set(recipes.flatMap(({ recipe }) => recipe.packages))];

@@ -96,7 +96,7 @@ export const relocatePlugin: Plugin = {
 
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.environment }, async (operations) => {
       const { hostPreload } = bootFacts(runtime);
-      return hostPreload === undefined ? operations : [...operations, ["--setenv", "LD_PRELOAD", hostPreload]];
+      return hostPreload === undefined ? operations : [...operations, { op: "setenv", name: "LD_PRELOAD", value: hostPreload }];
     });
   },
 };

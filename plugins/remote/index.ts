@@ -8,6 +8,8 @@ import { readJson, SLOTS, writeJson } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
 const NAME = "remote";
+/** Upstream's recipe repository, preset in the bundles it has recipes for (alpine, arch). */
+export const UPSTREAM_REMOTE = "https://raw.githubusercontent.com/flatimage/recipes/master";
 const OPS = ["set", "show", "clear"] as const;
 const RemoteSchema = v.object({ url: v.optional(v.string()) });
 const HttpUrl = v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//i, "the URL must start with http:// or https://"));

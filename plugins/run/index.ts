@@ -2,6 +2,10 @@
 import { FimError } from "../../core/errors.ts";
 import type { Command, Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
+import { guestCommand } from "./guest.ts";
+
+export { guestCommand } from "./guest.ts";
+export { cwdWarning, type CwdContext } from "./cwd.ts";
 
 const NAME = "run";
 
@@ -20,7 +24,7 @@ function command(runtime: Runtime, name: "fim-exec" | "fim-root", root: boolean)
     parse(args) {
       const [program, ...rest] = args;
       if (program === undefined) throw new FimError(`Incorrect number of arguments for ${name}`, { level: "C" });
-      return () => runtime.launch({ program, args: rest, root });
+      return () => runtime.launch({ ...guestCommand(program, rest), root });
     },
   };
 }

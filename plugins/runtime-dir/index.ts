@@ -1,9 +1,9 @@
 // The per-user runtime directories (chosen by the boot stub: $XDG_RUNTIME_DIR/fim/app,
 // /tmp/fim/app/<uid> or ~/.cache/fim/app): the extracted launcher, glibc and tools of each
-// build live there and run on the host, so a guest must never be able to change them. The
-// guest sees them read-only: the current one always (its PATH and shell are there), the
-// others wherever the guest could otherwise write to them (/tmp, a bound $HOME). Old builds
-// are swept after a new one is extracted (plugins/relocate); `fim-cache` lists and clears.
+// build live there and run on the host, so a guest must never be able to change them. A
+// guest has a private /tmp and $XDG_RUNTIME_DIR, but a granted $HOME or a user's bind may
+// reach ~/.cache: wherever it could write to them, it sees them read-only. Old builds are
+// swept after a new one is extracted (plugins/relocate); `fim-cache` lists and clears.
 import { rejectTrailing, parseWord } from "../../core/cli.ts";
 import { FimError } from "../../core/errors.ts";
 import { SANDBOX_STAGE, type SandboxOp } from "../../core/launch.ts";
@@ -11,7 +11,7 @@ import { write } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { existsSync } from "node:fs";
-import { dirname } from "node:path";
+import { join } from "node:path";
 import { buildInUse, builds, removeBuild, runtimeRoots, treeSize } from "./store.ts";
 
 const NAME = "runtime-dir";
@@ -41,11 +41,23 @@ export function registerCache(entries: (runtime: Runtime) => CacheEntry[], dirs:
 
 const under = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
 
-/** Read-only binds of the runtime directories: the current one, and those a guest could reach. */
-export function readOnlyBinds(current: string, others: string[], operations: SandboxOp[]): SandboxOp[] {
-  const writable = ["/tmp", ...operations.filter((op) => BIND_OPS.has(op[0]!) && op[2] !== undefined).map((op) => op[2]!)];
-  const dirs = [current, ...others.filter((dir) => dir !== current && existsSync(dir) && writable.some((top) => under(dir, top)))];
-  return [...new Set(dirs)].map((dir) => ["--ro-bind", dir, dir]);
+/**
+ * Read-only binds of the runtime directories (and other caches) that the guest could write
+ * to: those below the host directory of a read-write or device bind made so far (a granted
+ * $HOME, a user's bind), bound again read-only where the guest sees them. The sandbox binds
+ * the current build's bin and sbin read-only itself.
+ */
+export function readOnlyBinds(dirs: string[], operations: SandboxOp[]): SandboxOp[] {
+  const binds: SandboxOp[] = [];
+  for (const op of operations) {
+    if (op.op !== "bind" || op.mode === "ro") continue;
+    for (const dir of dirs) {
+      if (!under(dir, op.source) || !existsSync(dir)) continue;
+      const dest = join(op.dest, dir.slice(op.source.length));
+      if (!binds.some((bind) => bind.op === "bind" && bind.dest === dest)) binds.push({ op: "bind", mode: "ro", source: dir, dest });
+    }
+  }
+  return binds;
 }
 
 function entries(runtime: Runtime): (CacheEntry & { current: boolean; state(): string })[] {
@@ -70,8 +82,7 @@ export const runtimeDirPlugin: Plugin = {
   apply(runtime) {
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: STAGE }, async (operations) => {
       const { app } = runtime.paths;
-      const others = [...runtimeRoots(app), ...extraDirs.flatMap((dirs) => dirs(runtime))];
-      return [...operations, ...readOnlyBinds(dirname(app), others, operations)];
+      return [...operations, ...readOnlyBinds([...runtimeRoots(app), ...extraDirs.flatMap((dirs) => dirs(runtime))], operations)];
     });
 
     runtime.hooks.commands.tap(NAME, (commands) =>

@@ -1,82 +1,99 @@
 // The sandbox (reference §9): the base setup operations, and the run itself.
 //
-// A run is: this process, replaced by a bash supervisor (so the image file is not executed
-// while the guest runs) → bwrap that makes a private user+pid+mount namespace where we are
-// root (the "namespace holder", killed with the supervisor: --die-with-parent) → a script as
-// its pid 1 that mounts the layers with FUSE there (so the mounts and FUSE servers vanish
-// with the namespace, whatever kills us) → bwrap building the guest's sandbox (overlay root,
-// identity, binds, permissions) → the guest.
+// A run is: this process, replaced by fim_supervise (so the image file is not executed while
+// the guest runs) → fim_enter --join into the data directory's namespace holder (holder.ts:
+// a private user+pid+mount namespace where we are root and the layers are mounted once; the
+// first run starts it) → fim_supervise, the guest's own supervisor there → bwrap building the
+// guest's sandbox from the typed operations → the guest.
 // Files owned by root in the layers show up as the running user, as upstream's uid= mount.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
-import { SANDBOX_STAGE, type Launch } from "../../core/launch.ts";
-import { ensureRuntimeHostDir, runtimeDir } from "../../core/paths.ts";
+import { execve, keepAcrossExec } from "../../core/libc.ts";
+import { PREPARE_STAGE, SANDBOX_STAGE, type GuestRoot, type Launch, type SandboxOp } from "../../core/launch.ts";
+import { runtimeDir } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
-import type { Runtime } from "../../core/runtime.ts";
-import { execve } from "../../core/libc.ts";
 import { mark, printProfile } from "../../core/profile.ts";
+import type { Runtime } from "../../core/runtime.ts";
+import { guestDir } from "../identity/index.ts";
 import { ensureApplets } from "./applets.ts";
 import { checkHost } from "./checks.ts";
-import { superviseScript } from "./script.ts";
+import { joinHolder } from "./holder.ts";
+import { supervisorArgs } from "./plan.ts";
+import { renderBwrap } from "./render.ts";
 
 const NAME = "sandbox";
 
+function rootOperations(root: GuestRoot): SandboxOp[] {
+  if (root.kind === "directory") return [{ op: "bind", mode: "rw", source: root.path, dest: "/" }];
+  return [{ op: "overlay", lowers: root.lowers, upper: root.upper, work: root.work, dest: "/" }];
+}
+
 /** Hands the process over to the supervisor: returns only by throwing. */
-async function run(runtime: Runtime, operations: string[][], launch: Launch): Promise<never> {
+async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch): Promise<never> {
   const log = runtime.logger(NAME);
   const { instance } = runtime.paths;
-  const [bwrap, bash, sigdfl] = await Promise.all([runtime.tool("bwrap"), runtime.tool("bash"), runtime.tool("fim_sigdfl")]);
+  const [bwrap, bash, sigdfl, supervise, enter] = await Promise.all(["bwrap", "bash", "fim_sigdfl", "fim_supervise", "fim_enter"].map((tool) => runtime.tool(tool)));
   mkdirSync(`${instance}/logs`, { recursive: true });
+  const holder = await joinHolder(runtime, launch);
+  mark("holder");
+  log.debug(holder.started ? `Started the namespace holder ${holder.pid}` : `Joining the namespace holder ${holder.pid}`);
+  // Where fim-instance finds the namespace this run's guest lives in.
+  writeFileSync(`${instance}/holder.json`, JSON.stringify({ "child-pid": holder.pid }));
 
   // The guest is started by a shell so that a missing program gives the shell's own
   // "not found" and 127; fim_sigdfl gives it back the SIGINT/SIGQUIT its parents ignore.
   const guestLauncher = 'p=$1; shift; exec -- "$p" "$@"';
-  const sandbox = [bwrap, "--json-status-fd", "3", ...operations.flat(), "--", sigdfl, bash, "-c", guestLauncher, "--", launch.request.program, ...launch.request.args];
-  log.debug(`Bwrap root: ${launch.rootOps.flat().join(" ")}`);
+  const guest = renderBwrap(operations, (line) => log.debug(`Sandbox: ${line}`));
+  const { program, args } = launch.request;
+  const sandbox = [bwrap!, "--die-with-parent", "--json-status-fd", "3", ...guest.args, "--", sigdfl!, bash!, "-c", guestLauncher, "--", program, ...launch.programArgs, ...args];
   log.debug(`Spawn command: ['${sandbox.join("','")}',]`);
-  const inside = superviseScript({ before: launch.steps, log: `${instance}/logs/fuse.log`, child: sandbox, status: `${instance}/guest.json` });
-  const holder = [
-    bwrap, "--unshare-user", "--unshare-pid", "--as-pid-1", "--uid", "0", "--gid", "0", "--cap-add", "ALL",
-    "--dev-bind", "/", "/", "--proc", "/proc", "--die-with-parent", "--json-status-fd", "3",
-    "--", sigdfl, bash, "-c", inside,
-  ];
-  const supervisor = superviseScript({ child: holder, status: `${instance}/holder.json`, after: launch.after, close: launch.heldFds, companions: launch.companions });
+  // Inside the holder's namespaces, the guest's own supervisor forwards signals to it.
+  const inside = supervisorArgs(supervise!, { status: `${instance}/guest.json`, open: guest.open, child: sandbox });
+  keepAcrossExec(holder.guestLock);
+  const supervisor = supervisorArgs(supervise!, { after: launch.after, close: [holder.guestLock, ...launch.heldFds], companions: launch.companions, child: [enter!, "--join", String(holder.pid), ...inside] });
   // From here the launcher process becomes the supervisor (same PID): the image file is no
-  // longer executed while the guest runs, and the guest's status becomes ours.
+  // longer executed while the guest runs, the guest's status becomes ours, and the shared
+  // lock it keeps holds the namespace for this guest.
   mark("handover");
   printProfile();
-  const failure = execve(bash, [bash, "-c", supervisor], { ...process.env, ...launch.env });
-  throw new FimError(`Could not start the sandbox supervisor '${bash}': ${failure}`, { level: "C" });
+  const failure = execve(supervise!, supervisor, { ...process.env, ...launch.env });
+  throw new FimError(`Could not start the sandbox supervisor '${supervise}': ${failure}`, { level: "C" });
 }
 
 export const sandboxPlugin: Plugin = {
   name: NAME,
+  requires: ["identity"],
   apply(runtime) {
-    runtime.hooks.mount.tapPromise({ name: NAME, stage: -100 }, async (launch) => {
+    runtime.hooks.prepare.tapPromise({ name: NAME, stage: PREPARE_STAGE.checks }, async (launch) => {
       checkHost(runtime.paths);
       await ensureApplets(runtime);
-      mkdirSync(runtime.paths.instance, { recursive: true });
+      mkdirSync(guestDir(runtime.paths.instance), { recursive: true });
       launch.after.push([await runtime.tool("busybox"), "rm", "-rf", runtime.paths.instance]);
     });
 
-    runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.root }, async (operations, launch) => [...operations, ...launch.rootOps]);
+    runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.root }, async (operations, launch) => [...operations, ...rootOperations(launch.root!)]);
 
+    // What every guest gets: the image, a private /tmp, minimal /dev and /proc, and the
+    // runtime's own files it runs (read-only). Nothing else of the host.
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.base }, async (operations, launch) => {
       if (!process.env.XDG_RUNTIME_DIR) runtime.logger(NAME).warn("Could not read variable 'XDG_RUNTIME_DIR'");
       const xdg = runtimeDir();
       runtime.logger(NAME).info(`XDG_RUNTIME_DIR: ${xdg}`);
-      ensureRuntimeHostDir();
+      const { bin, sbin, instance } = runtime.paths;
       return [
         ...operations,
-        ["--dev", "/dev"],
-        ["--proc", "/proc"],
-        ["--bind", "/tmp", "/tmp"],
-        ["--bind", "/sys", "/sys"],
+        { op: "dev", dest: "/dev" },
+        { op: "proc", dest: "/proc" },
+        { op: "tmpfs", dest: "/tmp" },
+        { op: "bind", mode: "ro", source: "/sys", dest: "/sys" },
         // Read-only: a guest must not edit the host's groups (upstream bound it read-write).
         // Root runs keep the image's own file, so package scripts can add groups.
-        ...(launch.identity?.uid === 0 && launch.request.root ? [] : [["--ro-bind-try", "/etc/group", "/etc/group"]]),
-        ["--setenv", "XDG_RUNTIME_DIR", xdg],
-        ["--ro-bind-try", "/", runtime.paths.runtimeHost],
+        ...(launch.request.root ? [] : [{ op: "bind", mode: "ro", source: "/etc/group", dest: "/etc/group", optional: true } as const]),
+        { op: "tmpfs", dest: xdg },
+        { op: "setenv", name: "XDG_RUNTIME_DIR", value: xdg },
+        { op: "bind", mode: "ro", source: bin, dest: bin },
+        { op: "bind", mode: "ro", source: sbin, dest: sbin },
+        { op: "bind", mode: "ro", source: guestDir(instance), dest: guestDir(instance) },
       ];
     });
 

@@ -6,11 +6,11 @@
 import { mkdirSync } from "node:fs";
 import * as v from "valibot";
 import { FimError } from "../../core/errors.ts";
-import type { Launch } from "../../core/launch.ts";
+import type { PrepareStep } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { casefoldEnabled } from "../casefold/index.ts";
-import { effectiveOverlay, lockDataDirectory, workDirectory } from "../overlay/index.ts";
+import { workDirectory } from "../../core/run-services.ts";
+import { registerOverlayType } from "../overlay/index.ts";
 import { selfCommand } from "../relocate/index.ts";
 import { ServeRequestSchema, type ServeRequest } from "./schema.ts";
 
@@ -18,16 +18,14 @@ const NAME = "unionfs";
 const SERVE_COMMAND = "fim-unionfs-serve";
 /** Seconds the kernel caches names and attributes; casefold aliases may be stale that long. */
 const TTL = { union: 10, casefold: 1 };
-// The server says "ready" once mounted; an early end (no "ready") fails the step, and its
-// stderr is in the step's log. Terminal signals are for the guest, not for the filesystem.
-const START_AND_WAIT = 'trap "" INT QUIT; read -r line < <(exec "$@"); [ "$line" = ready ]';
-
-async function serverStep(runtime: Runtime, request: ServeRequest): Promise<string[]> {
-  return [await runtime.tool("bash"), "-c", START_AND_WAIT, "--", ...selfCommand(runtime), SERVE_COMMAND, JSON.stringify(request)];
+async function serverStep(runtime: Runtime, request: ServeRequest): Promise<PrepareStep> {
+  // The server prints "ready" once mounted (its stderr goes to the run's log).
+  return { kind: "ready", argv: [...selfCommand(runtime), SERVE_COMMAND, JSON.stringify(request)] };
 }
 
 export const unionfsPlugin: Plugin = {
   name: NAME,
+  requires: ["overlay"],
   apply(runtime) {
     const log = runtime.logger(NAME);
 
@@ -47,37 +45,37 @@ export const unionfsPlugin: Plugin = {
       }),
     );
 
-    runtime.hooks.overlay.tapPromise(NAME, async (launch: Launch) => {
-      if (effectiveOverlay(runtime) !== "UNIONFS") return undefined;
+    registerOverlayType(runtime, NAME, { type: "UNIONFS", byte: 0x08, summary: "Uses the union filesystem" }, async (launch) => {
       log.debug("Overlay type: UNIONFS_FUSE");
-      // One writer per upper directory: the server keeps what it learns about it.
-      await lockDataDirectory(runtime, launch);
-      const { instance, upper } = runtime.paths;
-      const work = await workDirectory(runtime, launch);
-      const mountpoint = `${instance}/mount`;
+      // One server per upper directory (the runs of a data directory share it): it keeps
+      // what it learns about the directory.
+      const { mounts, upper } = runtime.paths;
+      const work = workDirectory(runtime);
+      const mountpoint = `${mounts}/root`;
       mkdirSync(mountpoint, { recursive: true });
       mkdirSync(upper, { recursive: true });
-      const casefold = casefoldEnabled(runtime);
+      const { casefold } = launch.facts;
       const lowers = [...launch.lowerDirs].reverse();
       launch.steps.push(await serverStep(runtime, { mountpoint, upper, lowers, work, casefold, mount: "namespace", ttl: casefold ? TTL.casefold : TTL.union }));
-      launch.rootOps = [["--bind", mountpoint, "/"]];
-      launch.state.set(NAME, { casefold });
-      return true;
+      return { kind: "directory", path: mountpoint, caseInsensitive: casefold };
     });
 
-    runtime.hooks.casefold.tapPromise(NAME, async (launch: Launch) => {
-      if (!casefoldEnabled(runtime)) return log.debug("casefold is disabled");
-      log.debug("casefold is enabled");
-      if ((launch.state.get(NAME) as { casefold: boolean } | undefined)?.casefold) return;
-      // Another overlay type made the root: serve a case-insensitive view of it.
-      const [root] = launch.rootOps;
-      if (!root || root[0] !== "--bind" || root[2] !== "/") {
-        return log.warn("casefold cannot be used with bwrap overlays");
+    runtime.hooks.casefold.tapPromise(NAME, async (root, launch) => {
+      if (!launch.facts.casefold) {
+        log.debug("casefold is disabled");
+        return root;
       }
-      const mountpoint = `${runtime.paths.instance}/casefold`;
+      log.debug("casefold is enabled");
+      if (root.kind === "directory" && root.caseInsensitive) return root;
+      // Another overlay type made the root: serve a case-insensitive view of it.
+      if (root.kind !== "directory") {
+        log.warn("casefold cannot be used with bwrap overlays");
+        return root;
+      }
+      const mountpoint = `${runtime.paths.mounts}/casefold`;
       mkdirSync(mountpoint, { recursive: true });
-      launch.steps.push(await serverStep(runtime, { mountpoint, upper: root[1]!, lowers: [], casefold: true, mount: "namespace", ttl: TTL.casefold }));
-      launch.rootOps = [["--bind", mountpoint, "/"]];
+      launch.steps.push(await serverStep(runtime, { mountpoint, upper: root.path, lowers: [], casefold: true, mount: "namespace", ttl: TTL.casefold }));
+      return { kind: "directory", path: mountpoint, caseInsensitive: true };
     });
   },
 };

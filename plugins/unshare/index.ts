@@ -1,6 +1,6 @@
 // fim-unshare (reference §4.13): namespaces to unshare, stored as a u16 bit-field.
 import { parseFlagSet, readFlags, type FlagSet } from "../../core/flagset.ts";
-import { SANDBOX_STAGE } from "../../core/launch.ts";
+import { SANDBOX_STAGE, type SandboxOp } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { SLOTS } from "../../core/reserved.ts";
@@ -21,6 +21,8 @@ const UNSHARE: FlagSet = {
     processFailed: "Failed to process unshare options",
     noneName: "Invalid unshare option 'NONE'",
     allWithOthers: "Unshare option 'all' should not be used with others",
+    damaged: "The unshare options in the reserved space are damaged",
+    ignored: "none is applied",
     failed: {
       add: "Failed to add unshare options",
       del: "Failed to delete unshare options",
@@ -40,13 +42,13 @@ export function unshareOptions(runtime: Runtime): Set<UnshareOption> {
  * namespace (identity mapping) and the run its own pid namespace, so `user` adds nothing
  * and `pid` gives the guest a pid namespace of its own inside the run's.
  */
-const UNSHARE_OPS: Record<UnshareOption, string[]> = {
+const UNSHARE_OPS: Record<UnshareOption, SandboxOp[]> = {
   user: [],
-  ipc: ["--unshare-ipc"],
-  pid: ["--unshare-pid"],
-  net: ["--unshare-net"],
-  uts: ["--unshare-uts"],
-  cgroup: ["--unshare-cgroup-try"],
+  ipc: [{ op: "unshare", namespace: "ipc" }],
+  pid: [{ op: "unshare", namespace: "pid" }],
+  net: [{ op: "unshare", namespace: "net" }],
+  uts: [{ op: "unshare", namespace: "uts" }],
+  cgroup: [{ op: "unshare", namespace: "cgroup", optional: true }],
 };
 
 export const unsharePlugin: Plugin = {
@@ -59,7 +61,7 @@ export const unsharePlugin: Plugin = {
         log.debug(`UNSHARE(${option.toUpperCase()})`);
         return UNSHARE_OPS[option];
       });
-      return [...operations, ...added.filter((op) => op.length > 0)];
+      return [...operations, ...added.flat()];
     });
 
     runtime.hooks.commands.tap("unshare", (commands) =>
@@ -78,7 +80,8 @@ export const unsharePlugin: Plugin = {
             notes: [
               `Unshare options: all,${UNSHARE_OPTIONS.join(",")}`,
               "The 'all' option cannot be combined with other options",
-              "USER and CGROUP use the '-try' variants of bwrap, so they are skipped where the kernel refuses them",
+              "USER adds nothing: every guest has a user namespace of its own",
+              "CGROUP is skipped where the kernel refuses it",
             ],
             examples: ["fim-unshare add ipc,pid", "fim-unshare set user,ipc,net"],
           },

@@ -35,11 +35,11 @@ describe("fim-bind", () => {
 
   test("errors", () => {
     expectParseError(image, ["fim-bind"], "Missing op for 'fim-bind' command (add,del,list)");
-    expectParseError(image, ["fim-bind", "foo"], "Invalid bind operation");
+    expectParseError(image, ["fim-bind", "foo"], "Invalid bind operation 'foo' (one of: add, del, list)");
     expectParseError(image, ["fim-bind", "none"], "Invalid operation for bind");
     expectParseError(image, ["fim-bind", "add", "ro", "/a"], "Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)");
     expectParseError(image, ["fim-bind", "add", "ro", "/a", "/b", "/c"], "Incorrect number of arguments for 'add' (<ro,rw,dev> <src> <dst>)");
-    expectParseError(image, ["fim-bind", "add", "xx", "/a", "/b"], "Invalid bind type");
+    expectParseError(image, ["fim-bind", "add", "xx", "/a", "/b"], "Invalid bind type 'xx' (one of: ro, rw, dev)");
     expectParseError(image, ["fim-bind", "add", "none", "/a", "/b"], "Invalid bind type");
     expectParseError(image, ["fim-bind", "del"], "Incorrect number of arguments for 'del' (<index>)");
     expectParseError(image, ["fim-bind", "del", "1", "2"], "Incorrect number of arguments for 'del' (<index>)");
@@ -60,7 +60,7 @@ describe("fim-boot", () => {
 
   test("errors", () => {
     expectParseError(image, ["fim-boot"], "Missing op for 'fim-boot' (<set|show|clear>)");
-    expectParseError(image, ["fim-boot", "foo"], "Invalid boot operation");
+    expectParseError(image, ["fim-boot", "foo"], "Invalid boot operation 'foo' (one of: set, show, clear)");
     expectParseError(image, ["fim-boot", "none"], "Invalid boot operation");
     expectParseError(image, ["fim-boot", "set"], "Missing program for 'set' operation");
     expectParseError(image, ["fim-boot", "show", "x"], "Trailing arguments for fim-boot: ['x',]");
@@ -82,7 +82,7 @@ describe("fim-remote", () => {
 
   test("errors", () => {
     expectParseError(image, ["fim-remote"], "Missing op for 'fim-remote' (<set|show|clear>)");
-    expectParseError(image, ["fim-remote", "foo"], "Invalid remote operation");
+    expectParseError(image, ["fim-remote", "foo"], "Invalid remote operation 'foo' (one of: set, show, clear)");
     expectParseError(image, ["fim-remote", "none"], "Invalid remote operation");
     expectParseError(image, ["fim-remote", "set"], "Missing URL for 'set' operation");
     expectParseError(image, ["fim-remote", "set", "http://a", "b"], "Trailing arguments for fim-remote: ['b',]");

@@ -209,18 +209,18 @@ describe("fim-desktop arguments", () => {
 
   test("parse errors (reference §4.15)", () => {
     expectParseError(f.image, ["fim-desktop"], "Missing op for 'fim-desktop' (enable,setup,clean,dump)");
-    expectParseError(f.image, ["fim-desktop", "install"], "Invalid desktop operation");
+    expectParseError(f.image, ["fim-desktop", "install"], "Invalid desktop operation 'install' (one of: enable, setup, clean, dump)");
     expectParseError(f.image, ["fim-desktop", "none"], "Invalid desktop operation");
     expectParseError(f.image, ["fim-desktop", "setup"], "Missing argument for 'setup' (/path/to/file.json)");
     expectParseError(f.image, ["fim-desktop", "setup", "a.json", "b"], "Trailing arguments for fim-desktop: ['b',]");
     expectParseError(f.image, ["fim-desktop", "enable"], "Missing arguments for 'enable' (entry,mimetype,icon,none)");
-    expectParseError(f.image, ["fim-desktop", "enable", "entry,menu"], "Invalid integration item");
-    expectParseError(f.image, ["fim-desktop", "enable", "entry,"], "Invalid integration item");
+    expectParseError(f.image, ["fim-desktop", "enable", "entry,menu"], "Invalid integration item 'menu' (one of: entry, mimetype, icon)");
+    expectParseError(f.image, ["fim-desktop", "enable", "entry,"], "Invalid integration item '' (one of: entry, mimetype, icon)");
     expectParseError(f.image, ["fim-desktop", "enable", "none,icon"], "'none' option should not be used with others");
     expectParseError(f.image, ["fim-desktop", "enable", "icon", "x"], "Trailing arguments for fim-desktop: ['x',]");
     expectParseError(f.image, ["fim-desktop", "clean", "x"], "Trailing arguments for fim-desktop: ['x',]");
     expectParseError(f.image, ["fim-desktop", "dump"], "Missing arguments for 'dump' (entry,mimetype,icon)");
-    expectParseError(f.image, ["fim-desktop", "dump", "logo"], "Invalid dump operation");
+    expectParseError(f.image, ["fim-desktop", "dump", "logo"], "Invalid dump operation 'logo' (one of: entry, mimetype, icon)");
     expectParseError(f.image, ["fim-desktop", "dump", "none"], "Invalid desktop dump operation");
     expectParseError(f.image, ["fim-desktop", "dump", "icon"], "Missing argument for 'icon' /path/to/dump/file");
     expectParseError(f.image, ["fim-desktop", "dump", "entry", "x"], "Trailing arguments for fim-desktop: ['x',]");

@@ -92,7 +92,7 @@ describe("fim-env", () => {
   test("parse errors", () => {
     const cases: [string[], string[]][] = [
       [["fim-env"], ["Missing op for 'fim-env' (add,del,list,set,clear)"]],
-      [["fim-env", "foo"], ["Invalid env operation"]],
+      [["fim-env", "foo"], ["Invalid env operation 'foo' (one of: add, set, del, list, clear)"]],
       [["fim-env", "none"], ["Invalid operation for environment"]],
       [["fim-env", "add"], ["Missing arguments for 'ADD'", "Failed to process variables"]],
       [["fim-env", "set"], ["Missing arguments for 'SET'", "Failed to process variables"]],

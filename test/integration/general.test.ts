@@ -27,7 +27,7 @@ describe("fim-version", () => {
   test("errors", () => {
     for (const [args, message] of [
       [["fim-version"], "Missing op for 'fim-version' (<short|full|deps>)"],
-      [["fim-version", "long"], "Invalid version operation"],
+      [["fim-version", "long"], "Invalid version operation 'long' (one of: short, full, deps)"],
       [["fim-version", "none"], "Invalid operation for fim-version"],
       [["fim-version", "short", "x"], "Trailing arguments for fim-version: ['x',]"],
     ] as [string[], string][]) {
@@ -39,13 +39,13 @@ describe("fim-version", () => {
 });
 
 describe("fim-help", () => {
-  test("general help goes to stderr and lists the commands", () => {
+  test("general help goes to stdout (upstream: stderr) and lists the commands", () => {
     const result = image.run(["fim-help"]);
     expect(result.code).toBe(0);
-    expect(result.stdout).toBe("");
-    expect(result.stderr).toStartWith("Flatimage - Portable Linux Applications\nfim-help : ");
-    expect(result.stderr).toContain(`Note: Available commands: fim-{${TOPICS.join(",")}}\n`);
-    expect(result.stderr).toEndWith("Example: fim-help bind\n\n");
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toStartWith("Flatimage - Portable Linux Applications\nfim-help : ");
+    expect(result.stdout).toContain(`Note: Available commands: fim-{${TOPICS.join(",")}}\n`);
+    expect(result.stdout).toEndWith("Example: fim-help bind\n\n");
   });
 
   test("every topic prints its usage on stdout; extra words are ignored", () => {
@@ -66,6 +66,7 @@ describe("fim-help", () => {
     const result = image.run(["fim-help", "nope"]);
     expect(result.code).toBe(125);
     expect(lines(result.stderr)).toEqual(["C::Invalid argument for help command: nope", "C::Could not parse arguments", "C::The program exited with an error"]);
+    expect(lines(image.run(["fim-help", "prems"]).stderr)[0]).toBe("C::Invalid argument for help command: prems: did you mean 'perms'?");
   });
 });
 
@@ -168,11 +169,14 @@ describe("damaged images", () => {
       expect(lines(bind.stderr)[0]).toMatch(/^E::Corrupt bindings data in the reserved space of '.*': 0\.dst: /);
       // A write on top of corrupt data refuses instead of silently discarding it.
       expect(copy.run(["fim-env", "add", "B=2"]).code).toBe(125);
-      // Boot data is treated as empty when unreadable, as upstream.
+      // Damaged boot data is an error (upstream treated it as empty and ran bash).
       const fd2 = openSync(copy.path, "r+");
       writeSync(fd2, Buffer.from("garbage"), 0, 7, offset + 4107);
       closeSync(fd2);
-      expect(copy.run(["fim-boot", "show"]).stdout).toBe('{\n  "args": [],\n  "program": "bash"\n}\n');
+      const boot = copy.run(["fim-boot", "show"]);
+      expect(boot.code).toBe(125);
+      expect(boot.stdout).toBe("");
+      expect(lines(boot.stderr)).toContain("C::The boot command stored in the image is damaged: store it again with 'fim-boot set <program> [args...]' (or 'fim-boot clear')");
     } finally {
       copy.cleanup();
     }

@@ -78,7 +78,7 @@ describe("fim-instance", () => {
 
   test("parse errors", () => {
     expectParseError(image, ["fim-instance"], "Missing op for 'fim-instance' (<exec|list>)");
-    expectParseError(image, ["fim-instance", "kill"], "Invalid instance operation");
+    expectParseError(image, ["fim-instance", "kill"], "Invalid instance operation 'kill' (one of: exec, list)");
     expectParseError(image, ["fim-instance", "none"], "Invalid instance operation");
     expectParseError(image, ["fim-instance", "exec"], "Missing 'id' argument for 'fim-instance'");
     expectParseError(image, ["fim-instance", "exec", "-1", "true"], "Id argument must be a digit");

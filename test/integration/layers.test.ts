@@ -147,13 +147,13 @@ describe("fim-layer", () => {
   test("parse errors", () => {
     const cases: [string[], string][] = [
       [["fim-layer"], "Missing op for 'fim-layer' (create,add,commit,list)"],
-      [["fim-layer", "zap"], "Invalid layer operation"],
+      [["fim-layer", "zap"], "Invalid layer operation 'zap' (one of: create, add, commit, list)"],
       [["fim-layer", "none"], "Invalid layer operation"],
       [["fim-layer", "add"], "add requires exactly one argument (/path/to/file.layer)"],
       [["fim-layer", "add", "a", "b"], "add requires exactly one argument (/path/to/file.layer)"],
       [["fim-layer", "create", "a"], "create requires exactly two arguments (/path/to/dir /path/to/file.layer)"],
       [["fim-layer", "commit"], "Missing op for 'commit' (binary,layer,file)"],
-      [["fim-layer", "commit", "zip"], "Invalid commit operation"],
+      [["fim-layer", "commit", "zip"], "Invalid commit operation 'zip' (one of: binary, layer, file)"],
       [["fim-layer", "commit", "none"], "Invalid commit operation"],
       [["fim-layer", "commit", "file"], "Missing path for 'file' operation"],
       [["fim-layer", "commit", "binary", "x"], "Trailing arguments for fim-layer commit: ['x',]"],

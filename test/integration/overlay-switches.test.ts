@@ -34,10 +34,10 @@ describe("fim-overlay", () => {
 
   test("errors", () => {
     expectParseError(image, ["fim-overlay"], "Missing op for 'fim-overlay' (<set|show>)");
-    expectParseError(image, ["fim-overlay", "foo"], "Invalid overlay operation");
+    expectParseError(image, ["fim-overlay", "foo"], "Invalid overlay operation 'foo' (one of: set, show)");
     expectParseError(image, ["fim-overlay", "none"], "Invalid operation for fim-overlay");
     expectParseError(image, ["fim-overlay", "set"], "Missing argument for 'set'");
-    expectParseError(image, ["fim-overlay", "set", "zfs"], "Invalid overlay type");
+    expectParseError(image, ["fim-overlay", "set", "zfs"], "Invalid overlay type 'zfs' (one of: bwrap, overlayfs, unionfs)");
     expectParseError(image, ["fim-overlay", "set", "bwrap", "x"], "Trailing arguments for fim-overlay: ['x',]");
     const none = image.run(["fim-overlay", "set", "none"]);
     expect(none.code).toBe(125);
@@ -60,10 +60,10 @@ describe("fim-casefold and fim-notify", () => {
 
   test("errors", () => {
     expectParseError(image, ["fim-casefold"], "Incorrect number of arguments for 'fim-casefold' (<on|off>)");
-    expectParseError(image, ["fim-casefold", "maybe"], "Invalid casefold switch");
+    expectParseError(image, ["fim-casefold", "maybe"], "Invalid casefold switch 'maybe' (one of: on, off)");
     expectParseError(image, ["fim-casefold", "on", "x"], "Trailing arguments for fim-casefold: ['x',]");
     expectParseError(image, ["fim-notify"], "Incorrect number of arguments for 'fim-notify' (<on|off>)");
     expectParseError(image, ["fim-notify", "on", "x"], "Incorrect number of arguments for 'fim-notify' (<on|off>)");
-    expectParseError(image, ["fim-notify", "maybe"], "Invalid notify switch");
+    expectParseError(image, ["fim-notify", "maybe"], "Invalid notify switch 'maybe' (one of: on, off)");
   });
 });

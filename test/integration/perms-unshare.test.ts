@@ -52,12 +52,12 @@ describe("fim-perms", () => {
 
   test("parse errors", () => {
     expectParseError(image, ["fim-perms"], "Missing op for fim-perms (add,del,list,set,clear)");
-    expectParseError(image, ["fim-perms", "foo"], "Invalid perms operation");
+    expectParseError(image, ["fim-perms", "foo"], "Invalid perms operation 'foo' (one of: add, del, set, list, clear)");
     expectParseError(image, ["fim-perms", "none"], "Invalid operation for permissions");
     expectParseError(image, ["fim-perms", "add"], "No arguments for 'ADD' command");
     expectParseError(image, ["fim-perms", "del"], "No arguments for 'DEL' command");
     expectParseError(image, ["fim-perms", "set"], "No arguments for 'SET' command");
-    expectParseError(image, ["fim-perms", "add", "home,bogus"], "Invalid permission", "Failed to process permissions");
+    expectParseError(image, ["fim-perms", "add", "home,bogus"], "Invalid permission 'bogus' (one of: home, media, audio, wayland, xorg, dbus_user, dbus_system, udev, usb, input, gpu, network, dev, shm, optical, all)", "Failed to process permissions");
     expectParseError(image, ["fim-perms", "add", "home", "world"], "Trailing arguments for fim-perms: ['world',]");
     expectParseError(image, ["fim-perms", "list", "a", "b"], "Trailing arguments for fim-perms: ['a','b',]");
   });
@@ -88,10 +88,10 @@ describe("fim-unshare", () => {
 
   test("errors", () => {
     expectParseError(image, ["fim-unshare"], "Missing op for fim-unshare (add,clear,del,list,set)");
-    expectParseError(image, ["fim-unshare", "bar"], "Invalid unshare operation");
+    expectParseError(image, ["fim-unshare", "bar"], "Invalid unshare operation 'bar' (one of: add, del, set, list, clear)");
     expectParseError(image, ["fim-unshare", "none"], "Invalid operation for unshare");
     expectParseError(image, ["fim-unshare", "add"], "No arguments for 'ADD' command");
-    expectParseError(image, ["fim-unshare", "add", "pid,mnt"], "Invalid unshare option", "Failed to process unshare options");
+    expectParseError(image, ["fim-unshare", "add", "pid,mnt"], "Invalid unshare option 'mnt' (one of: user, ipc, pid, net, uts, cgroup, all)", "Failed to process unshare options");
     expectParseError(image, ["fim-unshare", "clear", "x"], "Trailing arguments for fim-unshare: ['x',]");
     expectExecError(image, ["fim-unshare", "add", "none"], "Invalid unshare option 'NONE'", "Failed to add unshare options");
     expectExecError(image, ["fim-unshare", "add", "all,pid"], "Unshare option 'all' should not be used with others", "Failed to add unshare options");

@@ -115,7 +115,7 @@ describe("fim-recipe (blueprint image)", () => {
 
   test("parse errors", () => {
     expectParseError(image, ["fim-recipe"], "Missing op for 'fim-recipe' (<fetch|info|install>)");
-    expectParseError(image, ["fim-recipe", "foo", "a"], "Invalid recipe operation");
+    expectParseError(image, ["fim-recipe", "foo", "a"], "Invalid recipe operation 'foo' (one of: fetch, info, install)");
     expectParseError(image, ["fim-recipe", "none", "a"], "Invalid recipe operation");
     expectParseError(image, ["fim-recipe", "fetch"], "Missing recipe for operation", "Invalid recipes");
     expectParseError(image, ["fim-recipe", "INFO", ""], "Recipe argument is empty", "Invalid recipes");

@@ -75,10 +75,10 @@ describe("identity", () => {
     expect(normal[1]).toMatch(new RegExp(`^${name}:x:${me.uid}:${me.gid}:${name}:${home}:/tmp/fim/app/${me.uid}/[^/]+/bin/bash$`));
     expect(normal[2]).toBe('export PS1="[flatimage-blueprint] \\W > "');
     expect(normal[3]).toBe(name);
-    // fim-root keeps the image's own /etc/passwd (blueprint's is empty) for package scripts.
-    const rooted = image.run(["fim-root", "sh", "-c", 'echo "$USER|$HOME"; wc -c < /etc/passwd']).stdout.split("\n");
+    // fim-root keeps the image's own /etc/passwd (blueprint's names only root) for package scripts.
+    const rooted = image.run(["fim-root", "sh", "-c", 'echo "$USER|$HOME"; cat /etc/passwd']).stdout.split("\n");
     expect(rooted[0]).toBe("root|/root");
-    expect(rooted[1]!.trim()).toBe("0");
+    expect(rooted[1]).toBe("root:x:0:0:root:/root:/bin/sh");
   });
 
   test("stored UID, GID, USER, HOME, SHELL and PS1 win", () => {

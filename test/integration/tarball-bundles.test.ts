@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { UPSTREAM_REMOTE } from "../../plugins/remote/index.ts";
 import { freshImage, ROOT } from "../helpers/image.ts";
 
 let work: string;
@@ -52,6 +53,10 @@ describe("tarball bundles", () => {
       expect(image.run(["fim-exec", "cat", "/etc/alpine-release"]).stdout).toBe("3.22.2\n");
       expect(image.run(["fim-exec", "cat", "/etc/apk/repositories"]).stdout).toBe("https://dl-cdn.alpinelinux.org/alpine/v3.22/main\nhttps://dl-cdn.alpinelinux.org/alpine/v3.22/community\n");
       expect(JSON.parse(image.run(["fim-version", "full"]).stdout).DISTRIBUTION).toBe("ALPINE");
+      // Upstream's recipes exist for alpine: its remote is preset at build time.
+      expect(image.run(["fim-remote", "show"])).toEqual({ code: 0, stdout: `${UPSTREAM_REMOTE}\n`, stderr: "" });
+      // No glibc locale data in this root: the shell that starts the guest still says nothing.
+      expect(image.run(["fim-exec", "true"], { env: { LC_ALL: "C.UTF-8" } })).toEqual({ code: 0, stdout: "", stderr: "" });
       expect(image.run(["fim-exec", "sh", "-c", "test -d /fim/config && test -f /etc/resolv.conf && echo base"]).stdout).toBe("base\n");
     } finally {
       image.cleanup();
@@ -68,6 +73,7 @@ describe("tarball bundles", () => {
       expect(image.run(["fim-exec", "cat", "/etc/pacman.d/mirrorlist"]).stdout).toBe("Server = https://geo.mirror.pkgbuild.com/$repo/os/$arch\n");
       expect(image.run(["fim-exec", "cat", "/etc/pacman.conf"]).stdout).toContain("\n[multilib]\nInclude = /etc/pacman.d/mirrorlist\n");
       expect(JSON.parse(image.run(["fim-version", "full"]).stdout).DISTRIBUTION).toBe("ARCH");
+      expect(image.run(["fim-remote", "show"])).toEqual({ code: 0, stdout: `${UPSTREAM_REMOTE}\n`, stderr: "" });
     } finally {
       image.cleanup();
     }

@@ -28,7 +28,7 @@ test("the plugin's command runs, logs through the runtime and appears in help", 
   expect(result.code).toBe(0);
   expect(result.stdout).toContain("Hello, world! (BLUEPRINT)\n");
   expect(lines(result.stdout)).toContain("I::Greeting world");
-  expect(image.run(["fim-help"]).stderr).toContain("fim-{bind,boot,casefold,desktop,env,exec,hello,instance,layer,");
+  expect(image.run(["fim-help"]).stdout).toContain("fim-{bind,boot,casefold,desktop,env,exec,hello,instance,layer,");
   expect(image.run(["fim-help", "hello"]).stdout).toStartWith("Flatimage - Portable Linux Applications\nfim-hello : Greets whoever is named\nUsage: fim-hello <name>\n");
 });
 
@@ -41,7 +41,7 @@ test("its errors follow the runtime's conventions", () => {
 test("the stock image does not have it", () => {
   const stock = freshImage();
   try {
-    expect(lines(stock.run(["fim-hello", "x"]).stderr)[0]).toBe("C::Unknown command: fim-hello");
+    expect(lines(stock.run(["fim-hello", "x"]).stderr)[0]).toBe("C::Unknown command: fim-hello: did you mean 'fim-help'?");
   } finally {
     stock.cleanup();
   }

@@ -47,20 +47,22 @@ describe("FUSE detection", () => {
 });
 
 describe("read-only views of the runtime directories", () => {
-  test("the current one always; others only where the guest could write to them", () => {
-    const dir = scratch(); // under /tmp, which guests see
+  test("those below the host directory of a read-write bind (a granted $HOME, a user's bind), where the guest sees them", () => {
+    const dir = scratch();
     const home = `${dir}/home`;
-    for (const sub of ["a", "home/.cache/fim/app"]) mkdirSync(join(dir, sub), { recursive: true });
-    const binds = readOnlyBinds("/run/user/1000/fim/app", [`${dir}/a`, `${home}/.cache/fim/app`, `${dir}/absent`, "/run/user/1000/fim/app"], []);
-    expect(binds).toEqual([
-      ["--ro-bind", "/run/user/1000/fim/app", "/run/user/1000/fim/app"],
-      ["--ro-bind", `${dir}/a`, `${dir}/a`],
-      ["--ro-bind", `${home}/.cache/fim/app`, `${home}/.cache/fim/app`],
-    ]);
-    // Out of /tmp, a directory is bound only if the guest gets its parent (the home permission).
-    const outside = "/var/tmp";
-    expect(readOnlyBinds("/cur", [outside], [])).toEqual([["--ro-bind", "/cur", "/cur"]]);
-    expect(readOnlyBinds("/cur", [outside], [["--bind", "/var", "/var"]])).toEqual([["--ro-bind", "/cur", "/cur"], ["--ro-bind", outside, outside]]);
+    for (const sub of ["a", "home/.cache/fim/app", "home/.cache/fim/layers"]) mkdirSync(join(dir, sub), { recursive: true });
+    const dirs = [`${dir}/a`, `${home}/.cache/fim/app`, `${home}/.cache/fim/layers`, `${home}/absent`];
+    const ro = (source: string, dest = source) => ({ op: "bind" as const, mode: "ro" as const, source, dest });
+    const bind = (mode: "ro" | "rw" | "dev", source: string, dest = source) => ({ op: "bind" as const, mode, source, dest });
+    expect(readOnlyBinds(dirs, [])).toEqual([]);
+    expect(readOnlyBinds(dirs, [bind("ro", home)])).toEqual([]);
+    // The guest's root is a read-write bind at / of a directory elsewhere: nothing of these is below it.
+    expect(readOnlyBinds(dirs, [bind("rw", `${dir}/mounts/mount`, "/")])).toEqual([]);
+    expect(readOnlyBinds(dirs, [bind("rw", home)])).toEqual([ro(`${home}/.cache/fim/app`), ro(`${home}/.cache/fim/layers`)]);
+    expect(readOnlyBinds(dirs, [bind("rw", `${home}/.cache`, "/mnt/cache")])).toEqual([ro(`${home}/.cache/fim/app`, "/mnt/cache/fim/app"), ro(`${home}/.cache/fim/layers`, "/mnt/cache/fim/layers")]);
+    expect(readOnlyBinds(dirs, [bind("dev", dir)])).toEqual([ro(`${dir}/a`), ro(`${home}/.cache/fim/app`), ro(`${home}/.cache/fim/layers`)]);
+    // A name that merely starts like the bound directory is not below it.
+    expect(readOnlyBinds([`${dir}/a`], [bind("rw", `${dir.slice(0, -1)}`)])).toEqual([]);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { FimError } from "../../core/errors.ts";
 import { embeddedLayers, Image, RESERVED_SIZE } from "../../core/image.ts";
 import { syntheticImage } from "../helpers/synthetic.ts";
 
@@ -67,18 +68,42 @@ describe("image format", () => {
     expect(() => Image.open(path)).toThrow(/corrupt image header \(timestamp: /);
   });
 
-  test("a layer record running past the end stops the scan with a warning", async () => {
+  test("a layer running past the end of the file is damage: an error naming the layer, not a layer dropped", async () => {
     const path = await syntheticImage({ layers: [Buffer.from("ok")] });
-    const image = Image.open(path);
     const fd = openSync(path, "a");
     const size = Buffer.alloc(8);
     size.writeBigUInt64LE(1000n);
     writeSync(fd, Buffer.concat([size, Buffer.from("short")]));
     closeSync(fd);
-    const warnings: string[] = [];
-    const layers = embeddedLayers(Image.open(path), (w) => warnings.push(w));
-    expect(layers).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^Invalid filesystem size '1000'/);
-    void image;
+    const image = Image.open(path);
+    let error: FimError | undefined;
+    try {
+      embeddedLayers(image, () => {});
+    } catch (caught) {
+      error = caught as FimError;
+    }
+    expect(error).toBeInstanceOf(FimError);
+    expect(error!.exitCode).toBe(125);
+    expect(error!.chain[0]!.level).toBe("C");
+    expect(error!.message).toBe(`The image '${path}' is damaged (truncated?): layer 1 at offset ${image.layersOffset + 10} needs 1000 bytes, but the file ends after 5`);
+  });
+
+  test("a size word cut short is damage too", async () => {
+    const path = await syntheticImage({ layers: [Buffer.from("ok")] });
+    const fd = openSync(path, "a");
+    writeSync(fd, Buffer.from([5, 0, 0]));
+    closeSync(fd);
+    expect(() => embeddedLayers(Image.open(path), () => {})).toThrow(/damaged \(truncated\?\): the size of layer 1 at offset \d+ is cut short \(3 of 8 bytes\)/);
+  });
+
+  test("a zero size word ends the layers quietly: an interrupted append left it", async () => {
+    const path = await syntheticImage({ layers: [Buffer.from("ok")] });
+    const fd = openSync(path, "a");
+    writeSync(fd, Buffer.concat([Buffer.alloc(8), Buffer.from("half of a layer")]));
+    closeSync(fd);
+    const notes: string[] = [];
+    const layers = embeddedLayers(Image.open(path), (note) => notes.push(note));
+    expect(layers.map((layer) => layer.size)).toEqual([2]);
+    expect(notes).toEqual([expect.stringMatching(/^Layers end at offset \d+: 23 bytes of an interrupted append follow$/)]);
   });
 });

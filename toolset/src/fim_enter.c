@@ -1,6 +1,10 @@
 /* fim_enter <pid> <program> [args...]: runs a program inside the namespaces, root and
  * working directory of a running guest (fim-instance exec), as the caller's own user mapped
- * into them. bubblewrap nests user namespaces (the pid and mount namespaces belong to an
+ * into them.
+ * fim_enter --join <pid> <program> [args...]: runs a program in the user, pid and mount
+ * namespaces of a data directory's namespace holder (its pid 1), keeping the caller's root
+ * and working directory (the holder sees the host's / at /): a run that joins the mounts of
+ * a running instance. Signals are forwarded to the program, which dies with us. bubblewrap nests user namespaces (the pid and mount namespaces belong to an
  * outer one), so the owner of the guest's pid namespace is entered first, then the pid,
  * mount, ipc, uts, net and cgroup namespaces that differ from ours, then the guest's own
  * user namespace. The program's exit status is returned (128+N for a signal). */
@@ -13,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,9 +46,69 @@ static int enter(int fd, int type, const char *what) {
   return -1;
 }
 
+static pid_t child = -1;
+
+static void forward(int signal) {
+  if (child > 0) kill(child, signal);
+}
+
+static int wait_child(void) {
+  int status;
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) return 125;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void exec_program(char **argv) {
+  execvp(argv[0], argv);
+  fprintf(stderr, "%s: %s\n", argv[0], strerror(errno));
+  _exit(errno == ENOENT ? 127 : 126);
+}
+
+static int join(const char *pid, char **argv) {
+  char cwd[4096];
+  int has_cwd = getcwd(cwd, sizeof cwd) != NULL;
+  int user = open_ns(pid, "ns/user"), pidns = open_ns(pid, "ns/pid"), mnt = open_ns(pid, "ns/mnt");
+  if (user < 0 || pidns < 0 || mnt < 0) return 125;
+  if ((!same_ns(user, "user") && enter(user, CLONE_NEWUSER, "holder's user") < 0) || enter(pidns, CLONE_NEWPID, "holder's pid") < 0 ||
+      enter(mnt, CLONE_NEWNS, "holder's mount") < 0)
+    return 125;
+  if (!has_cwd || chdir(cwd) < 0) {
+    if (chdir("/") < 0) return 125;
+  }
+  /* Blocked until the handlers are in place: a signal in between is not lost. */
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  child = fork(); /* a new process is needed to be in the pid namespace */
+  if (child < 0) return 125;
+  if (child == 0) {
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Our parent is outside the pid namespace (getppid is 0): 1 means it already died. */
+    if (getppid() == 1) _exit(125);
+    exec_program(argv);
+  }
+  struct sigaction action = {0};
+  action.sa_handler = forward;
+  int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGQUIT};
+  for (unsigned i = 0; i < sizeof forwarded / sizeof *forwarded; i++) {
+    /* On a terminal, Ctrl-C and Ctrl-\ reach the program directly: forwarding would double them. */
+    if ((forwarded[i] == SIGINT || forwarded[i] == SIGQUIT) && isatty(0)) signal(forwarded[i], SIG_IGN);
+    else sigaction(forwarded[i], &action, NULL);
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  return wait_child();
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 4 && strcmp(argv[1], "--join") == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    return join(argv[2], argv + 3);
+  }
   if (argc < 3) {
-    fprintf(stderr, "usage: fim_enter <pid> <program> [args...]\n");
+    fprintf(stderr, "usage: fim_enter <pid> <program> [args...]\n       fim_enter --join <pid> <program> [args...]\n");
     return 125;
   }
   const char *pid = argv[1];
@@ -77,17 +142,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "fim_enter: cannot move into the guest's root: %s\n", strerror(errno));
     return 125;
   }
-  pid_t child = fork(); /* a new process is needed to be in the pid namespace */
+  child = fork(); /* a new process is needed to be in the pid namespace */
   if (child < 0) return 125;
-  if (child == 0) {
-    execvp(argv[2], argv + 2);
-    fprintf(stderr, "%s: %s\n", argv[2], strerror(errno));
-    _exit(errno == ENOENT ? 127 : 126);
-  }
+  if (child == 0) exec_program(argv + 2);
   signal(SIGINT, SIG_IGN); /* the terminal's Ctrl-C reaches the program directly */
-  int status;
-  while (waitpid(child, &status, 0) < 0) {
-    if (errno != EINTR) return 125;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return wait_child();
 }

@@ -1,0 +1,31 @@
+// Services a run's plugins share: the data directory's lock and the overlay's work directory.
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, rmSync } from "node:fs";
+import { tryLockExclusive } from "./libc.ts";
+import type { Runtime } from "./runtime.ts";
+
+/**
+ * The writable root of a data directory is mounted by one namespace holder at a time: it
+ * holds this lock for as long as it lives. A descriptor holding it, or undefined when another
+ * holder (e.g. of another build of the image) has it.
+ */
+export function tryLockDataDirectory(runtime: Runtime): number | undefined {
+  const { data } = runtime.paths;
+  mkdirSync(data, { recursive: true });
+  const fd = openSync(`${data}/.lock`, "a");
+  if (tryLockExclusive(fd)) return fd;
+  closeSync(fd);
+  return undefined;
+}
+
+/** The overlay's work directory of the data directory's holder (one holder at a time: one path). */
+export function workDirectory(runtime: Runtime): string {
+  return `${runtime.paths.data}/work/holder`;
+}
+
+/** Empties and makes the work directory; only the holder of the data directory's lock may. */
+export function resetWorkDirectory(work: string): void {
+  // The kernel leaves work/work with mode 000: open it up so that it can be removed.
+  if (existsSync(`${work}/work`)) chmodSync(`${work}/work`, 0o700);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+}

@@ -1,0 +1,41 @@
+// The plan given to fim_supervise (toolset/src/fim_supervise.c) as counted argv records:
+// binary-safe, nothing parsed by a shell.
+import type { PrepareStep } from "../../core/launch.ts";
+
+export interface SupervisorPlan {
+  log?: string;
+  status?: string;
+  close?: number[];
+  open?: [number, string][];
+  steps?: PrepareStep[];
+  companions?: string[][];
+  after?: string[][];
+  child?: string[];
+  /** Once every step is ready, write "ready" on this descriptor and close it. */
+  notify?: number;
+  /** Wait for an exclusive lock on this file (runs sharing the namespace hold it shared) before ending. */
+  hold?: string;
+  tag?: string;
+}
+
+const record = (option: string, words: string[]) => [option, String(words.length), ...words];
+
+export function supervisorArgs(supervisor: string, plan: SupervisorPlan): string[] {
+  const args = [supervisor];
+  if (plan.tag) args.push("--tag", plan.tag);
+  if (plan.log) args.push("--log", plan.log);
+  if (plan.status) args.push("--status", plan.status);
+  for (const fd of plan.close ?? []) args.push("--close", String(fd));
+  for (const [fd, path] of plan.open ?? []) args.push("--open", String(fd), path);
+  for (const step of plan.steps ?? []) {
+    if (step.kind === "run") args.push(...record("--step", step.argv));
+    else if (step.kind === "ready") args.push(...record("--ready", step.argv));
+    else args.push(...record("--mounted", step.dirs));
+  }
+  for (const companion of plan.companions ?? []) args.push(...record("--companion", companion));
+  for (const command of plan.after ?? []) args.push(...record("--after", command));
+  if (plan.notify !== undefined) args.push("--notify", String(plan.notify));
+  if (plan.hold) args.push("--hold", plan.hold);
+  if (plan.child) args.push(...record("--child", plan.child));
+  return args;
+}

@@ -1,0 +1,159 @@
+// Runs on one data directory share one set of mounts: the first starts the namespace that
+// holds them, later ones join it; it ends with its last guest, and killing any process
+// leaves no mount and no orphan.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { freshImage, lines, type TestImage } from "../helpers/image.ts";
+
+let image: TestImage;
+const me = process.getuid!();
+beforeAll(() => (image = freshImage()));
+afterAll(() => image.cleanup());
+
+type Child = ReturnType<typeof Bun.spawn>;
+
+function background(args: string[], env: Record<string, string> = {}): Child {
+  return Bun.spawn([image.path, ...args], { stdout: "pipe", stderr: "pipe", stdin: "pipe", env: { ...process.env, ...env } });
+}
+
+/** Waits for the guest's first line (the test's own signal that it is running). */
+async function readLine(child: Child): Promise<string> {
+  const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  return new TextDecoder().decode(value);
+}
+
+/** Processes of the namespace holders of this user (fim_supervise … --hold …). */
+function holders(): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+        return cmdline[0]?.endsWith("fim_supervise") && cmdline.includes("--hold") && readFileSync(`/proc/${pid}/status`, "utf8").includes(`\nUid:\t${me}\t`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** Waits until no holder is left (each ends with its last guest, at once). */
+async function noHolderLeft(): Promise<void> {
+  for (let i = 0; i < 500 && holders().length > 0; i++) await Bun.sleep(10);
+  expect(holders()).toEqual([]);
+}
+
+describe("instances share one set of mounts", () => {
+  test("upstream's test_instances_exec under UNIONFS: fim-root and fim-exec at once, exec into each", async () => {
+    const env = { FIM_OVERLAY: "unionfs" };
+    const rooted = background(["fim-root", "sh", "-c", "echo x > /etc/written-by-root; echo ready; read line"], env);
+    expect(await readLine(rooted)).toBe("ready\n");
+    const user = background(["fim-exec", "sh", "-c", "echo ready; read line"], env);
+    expect(await readLine(user)).toBe("ready\n");
+    try {
+      const listed = image.run(["fim-instance", "list"]).stdout.trim().split("\n");
+      expect(listed).toHaveLength(2);
+      const [first, second] = [rooted.pid, user.pid].sort((a, b) => a - b);
+      expect(listed).toEqual([`0:${first}`, `1:${second}`]);
+      const index = (pid: number) => String(pid === first ? 0 : 1);
+      expect(image.run(["fim-instance", "exec", index(rooted.pid), "id", "-u"]).stdout).toBe("0\n");
+      expect(image.run(["fim-instance", "exec", index(user.pid), "id", "-u"]).stdout).toBe(`${me}\n`);
+      // One writable root: what the root guest wrote, the user's guest reads.
+      expect(image.run(["fim-instance", "exec", index(user.pid), "cat", "/etc/written-by-root"]).stdout).toBe("x\n");
+      expect(holders()).toHaveLength(1);
+    } finally {
+      for (const child of [rooted, user]) (child.stdin as import("bun").FileSink).end();
+    }
+    expect(await rooted.exited).toBe(0);
+    expect(await user.exited).toBe(0);
+    await noHolderLeft();
+  }, 60_000);
+
+  test("a start beside a running instance: exit code, stdin, stdout and signals as a first start", async () => {
+    const first = background(["fim-exec", "sh", "-c", "echo ready; read line"]);
+    expect(await readLine(first)).toBe("ready\n");
+    try {
+      const joined = image.run(["fim-exec", "sh", "-c", "tr a-z A-Z; echo err >&2; exit 7"], { stdin: "through\n" });
+      expect(joined.code).toBe(7);
+      expect(joined.stdout).toBe("THROUGH\n");
+      expect(joined.stderr).toBe("err\n");
+      const signalled = background(["fim-exec", "sh", "-c", "trap 'echo term; exit 3' TERM; echo ready; while :; do sleep 0.05; done"]);
+      expect(await readLine(signalled)).toBe("ready\n");
+      signalled.kill("SIGTERM");
+      expect(await signalled.exited).toBe(3);
+      expect(await new Response(signalled.stdout as ReadableStream).text()).toBe("term\n");
+      const killed = background(["fim-exec", "sh", "-c", "echo ready; sleep 30"]);
+      expect(await readLine(killed)).toBe("ready\n");
+      killed.kill("SIGTERM");
+      expect(await killed.exited).toBe(143);
+      expect(holders()).toHaveLength(1);
+    } finally {
+      (first.stdin as import("bun").FileSink).end();
+    }
+    expect(await first.exited).toBe(0);
+    await noHolderLeft();
+  }, 60_000);
+
+  test("the holder outlives the first run while another uses it, and ends with the last", async () => {
+    const first = background(["fim-exec", "sh", "-c", "echo ready; read line"]);
+    expect(await readLine(first)).toBe("ready\n");
+    const second = background(["fim-exec", "sh", "-c", "echo ready; read line; cat /etc/os-release >/dev/null; echo still"]);
+    expect(await readLine(second)).toBe("ready\n");
+    (first.stdin as import("bun").FileSink).end();
+    expect(await first.exited).toBe(0);
+    expect(holders()).toHaveLength(1);
+    (second.stdin as import("bun").FileSink).end();
+    expect(await second.exited).toBe(0);
+    expect(await new Response(second.stdout as ReadableStream).text()).toBe("still\n");
+    await noHolderLeft();
+  }, 60_000);
+
+  test("SIGKILL of a run's launcher, of the holder: no guest, no mount, no orphan is left", async () => {
+    const first = background(["fim-exec", "sh", "-c", "echo ready; sleep 300"]);
+    expect(await readLine(first)).toBe("ready\n");
+    const second = background(["fim-exec", "sh", "-c", "echo ready; sleep 301"]);
+    expect(await readLine(second)).toBe("ready\n");
+    first.kill("SIGKILL");
+    await first.exited;
+    // The other run keeps its guest and the mounts.
+    expect(image.run(["fim-exec", "true"]).code).toBe(0);
+    const [holder] = holders();
+    expect(holder).toBeDefined();
+    process.kill(holder!, "SIGKILL");
+    expect(await second.exited).not.toBe(0);
+    await noHolderLeft();
+    const guests = readdirSync("/proc").filter((pid) => /^\d+$/.test(pid) && /sleep\0(300|301)\0/.test(readFileSafe(`/proc/${pid}/cmdline`)));
+    expect(guests).toEqual([]);
+    // And the next start mounts anew.
+    expect(image.run(["fim-exec", "cat", "/etc/os-release"]).code).toBe(0);
+  }, 60_000);
+
+  test("a run whose configuration differs from the running holder's says so at once", async () => {
+    const first = background(["fim-exec", "sh", "-c", "echo ready; read line"], { FIM_OVERLAY: "unionfs" });
+    expect(await readLine(first)).toBe("ready\n");
+    try {
+      const begin = performance.now();
+      const other = image.run(["fim-exec", "true"], { env: { FIM_OVERLAY: "overlayfs" } });
+      expect(other.code).toBe(125);
+      expect(lines(other.stderr)[0]).toMatch(/^C::An instance of this image with another configuration \(overlay UNIONFS.*this run: overlay OVERLAYFS.*\) is running on .*: it must end before/);
+      expect(performance.now() - begin).toBeLessThan(30_000); // not the old 60 s wait
+    } finally {
+      (first.stdin as import("bun").FileSink).end();
+    }
+    expect(await first.exited).toBe(0);
+    await noHolderLeft();
+  }, 60_000);
+});
+
+function readFileSafe(path: string): string {
+  try {
+    return readFileSync(path, "latin1");
+  } catch {
+    return "";
+  }
+}
+
+export { existsSync, join };
