@@ -281,6 +281,7 @@ describe("sweeping", () => {
     const xdg = privateRuntimeDir();
     const dir = mkdtempSync(join(tmpdir(), "fim-builds-"));
     chmodSync(dir, 0o755);
+    let release = () => {};
     try {
       const env = { ...process.env, XDG_RUNTIME_DIR: xdg.dir };
       const builds = ["aaaa", "bbbb", "cccc", "dddd", "eeee"].map((suffix) => {
@@ -293,6 +294,10 @@ describe("sweeping", () => {
       const fifo = join(dir, "fifo");
       spawnSync(["mkfifo", fifo]);
       const running = spawn([a.path, "fim-exec", "sh", "-c", `echo started; cat ${fifo}`], { env, stdout: "pipe", stderr: "pipe" });
+      // Whatever happens below, the run ends with the test.
+      release = () => {
+        if (running.exitCode === null) writeFileSync(fifo, "done\n");
+      };
       const reader = running.stdout.getReader();
       expect(new TextDecoder().decode((await reader.read()).value)).toBe("started\n");
       for (const build of [b, c, d]) expect(spawnSync([build.path, "fim-version", "short"], { env }).exitCode).toBe(0);
@@ -303,7 +308,7 @@ describe("sweeping", () => {
       expect(list).toMatch(new RegExp(`${app(d.id)}\\t[\\d.]+ MiB\\t\\S+\\tcurrent\\n`));
       expect(list).toMatch(new RegExp(`${app(a.id)}\\t[\\d.]+ MiB\\t\\S+\\tin use\\n`));
       expect(list).toMatch(new RegExp(`${app(b.id)}\\t[\\d.]+ MiB\\t\\S+\\tunused\\n`));
-      writeFileSync(fifo, "done\n");
+      release();
       expect(await running.exited).toBe(0);
       expect(spawnSync([e.path, "fim-version", "short"], { env }).exitCode).toBe(0);
       expect(readdirSync(`${xdg.dir}/fim/app`).filter((name) => name.includes("_")).sort()).toEqual([c.id, d.id, e.id].sort());
@@ -317,6 +322,7 @@ describe("sweeping", () => {
       // A removed build is extracted again when it starts.
       expect(spawnSync([c.path, "fim-version", "short"], { env, stdout: "pipe" }).stdout.toString()).toBe("v0.1.0\n");
     } finally {
+      release();
       xdg.cleanup();
       rmSync(dir, { recursive: true, force: true });
     }
