@@ -1,8 +1,8 @@
 // `fim-exec true` against the same pipeline written by hand with the same embedded tools
 // (namespace holder, FUSE mount of the layer, kernel overlay, bwrap with the same base
-// binds, true; the mounts go
-// away with the namespace), side by side in one run; then the memory (RSS) of every
-// process that stays alive while a guest runs.
+// operations, true; the mounts go away with the namespace), side by side in one run; a
+// start beside a running instance (it joins the mounts) against a start that mounts; then
+// the memory (RSS) of every process that stays alive while a guest runs.
 //   bun bench/run.ts [image]
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,18 +24,32 @@ try {
   const offset = run("fim-layer", "list").split(":")[1]!;
 
   const work = join(dir, "manual");
+  // The same work as a run: a namespace holding the layer's FUSE mount and the kernel
+  // overlay, then the guest's bwrap with the same base operations (private /tmp, own
+  // network namespace, read-only tools), then true.
   const script = `set -e
-m=${work}/$$; mkdir -p $m/layer $m/upper $m/work
+m=${work}/$$; mkdir -p $m/layer $m/upper $m/work $m/root
 ${bin}/bwrap --unshare-user --unshare-pid --as-pid-1 --uid 0 --gid 0 --cap-add ALL --dev-bind / / --proc /proc --die-with-parent -- ${bin}/bash -c '
   ${bin}/erofsfuse --offset=${offset} ${image} '$m'/layer >/dev/null 2>&1
-  ${bin}/bwrap --unshare-user --uid ${process.getuid!()} --gid ${process.getgid!()} --overlay-src '$m'/layer --overlay '$m'/upper '$m'/work / \\
-    --dev /dev --proc /proc --bind /tmp /tmp --bind /sys /sys --ro-bind-try /etc/group /etc/group --ro-bind-try / /tmp/fim/run/host --setenv PATH ${bin}/../sbin -- ${bin}/bash -c "exec true"'
+  ${bin}/busybox mount -t overlay overlay -o lowerdir='$m'/layer,upperdir='$m'/upper,workdir='$m'/work,userxattr '$m'/root
+  ${bin}/bwrap --unshare-user --uid ${process.getuid!()} --gid ${process.getgid!()} --unshare-net --bind '$m'/root / \\
+    --dev /dev --proc /proc --tmpfs /tmp --ro-bind /sys /sys --ro-bind-try /etc/group /etc/group --ro-bind ${bin} ${bin} --ro-bind ${bin}/../sbin ${bin}/../sbin --setenv PATH ${bin}/../sbin -- ${bin}/bash -c "exec true"'
 chmod 700 $m/work/work 2>/dev/null || true; rm -rf $m
 `;
   writeFileSync(join(dir, "manual.sh"), script);
 
   const timings = compare({ "by hand (same tools)": ["bash", join(dir, "manual.sh")], "fim-exec true": [image, "fim-exec", "true"] }, 30, 3);
   report(timings, "by hand (same tools)");
+
+  // A start beside a running instance joins its mounts; one on another data directory mounts.
+  console.log("\nbeside a running instance (same data directory) against a start that mounts:");
+  const holder = Bun.spawn([image, "fim-exec", "sleep", "600"], { stdout: "ignore", stderr: "ignore" });
+  for (let i = 0; i < 200 && !run("fim-instance", "list").trim(); i++) await Bun.sleep(10);
+  const other = join(dir, "other.data");
+  const joined = compare({ "fim-exec true (mounts)": ["env", `FIM_DIR_DATA=${other}`, image, "fim-exec", "true"], "fim-exec true (joins)": [image, "fim-exec", "true"] }, 30, 3);
+  report(joined, "fim-exec true (mounts)");
+  holder.kill();
+  await holder.exited;
 
   // Memory of the processes alive while a guest runs.
   const guest = Bun.spawn([image, "fim-exec", "sleep", "3"], { stdout: "ignore", stderr: "ignore" });
@@ -68,5 +82,7 @@ chmod 700 $m/work/work 2>/dev/null || true; rm -rf $m
   console.log(`${"total".padEnd(20)} ${(total / 1024).toFixed(1).padStart(6)} MiB`);
   await guest.exited;
 } finally {
+  // The kernel leaves an overlay's work/work with mode 000.
+  Bun.spawnSync(["chmod", "-R", "u+rwx", dir]);
   rmSync(dir, { recursive: true, force: true });
 }

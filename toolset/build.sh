@@ -41,6 +41,7 @@ declare -A TOOL_STEP=(
   [fim_enter]=fim_enter
   [fim_portal]=fim_portal
   [fim_stub]=fim_stub
+  [fim_supervise]=fim_supervise
 )
 TOOLS=$(printf '%s\n' "${!TOOL_STEP[@]}" | LC_ALL=C sort)
 
@@ -477,6 +478,12 @@ build_fim_enter() {
   $CC $CFLAGS -static -Os -o "$WORK/fim_enter" "$ROOT_DIR/src/fim_enter.c"
   install_bin "$WORK/fim_enter" fim_enter 1.0 "flatimage-ts toolset/src/fim_enter.c" "$(lic_musl)"
 }
+# Our own helper (src/fim_supervise.c): the run's supervisor (steps, signals, exit status).
+build_fim_supervise() {
+  musl_env
+  $CC $CFLAGS -static -Os -o "$WORK/fim_supervise" "$ROOT_DIR/src/fim_supervise.c"
+  install_bin "$WORK/fim_supervise" fim_supervise 1.0 "flatimage-ts toolset/src/fim_supervise.c" "$(lic_musl)"
+}
 # Our own helper (src/fim_sigdfl.c): restores default signal dispositions, then execs.
 build_fim_sigdfl() {
   musl_env
@@ -591,6 +598,7 @@ step fim_sigdfl fim_sigdfl "fim_sigdfl (toolset/src)" build_fim_sigdfl fim_sigdf
 step fim_enter fim_enter "fim_enter (toolset/src)" build_fim_enter fim_enter
 step fim_portal fim_portal "fim_portal (toolset/src)" build_fim_portal fim_portal
 step fim_stub fim_stub "fim_stub (toolset/src)" build_fim_stub fim_stub
+step fim_supervise fim_supervise "fim_supervise (toolset/src)" build_fim_supervise fim_supervise
 
 # Final verification: every tool present and statically linked.
 for t in $TOOLS; do

@@ -52,7 +52,7 @@ export const identityPlugin: Plugin = {
       log.debug(`User: ${passwd}`);
       writeFileSync(`${dir}/passwd`, `${passwd}\n`);
       const ps1 = launch.facts.environment.PS1 ?? `[flatimage-${runtime.image.distribution.toLowerCase()}] \\W > `;
-      writeFileSync(`${dir}/bashrc`, `export PS1=${singleQuoted(ps1)}\n`);
+      writeFileSync(`${dir}/bashrc`, `export PS1=${singleQuoted(ps1)}`);
       launch.env.BASHRC_FILE = `${dir}/bashrc`;
       // The embedded bash reads ~/.bashrc, not $BASHRC_FILE: point interactive shells at it.
       const { program } = launch.request;

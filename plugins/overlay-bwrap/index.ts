@@ -21,9 +21,10 @@ export const overlayBwrapPlugin: Plugin = {
       if (launch.lowerDirs.length === 0) return { kind: "directory", path: upper };
       const root = `${mounts}/root`;
       mkdirSync(root, { recursive: true });
-      // The kernel lists the top layer first; ':' and ',' in a path are escaped with a backslash.
+      // The kernel lists the top layer first; ":" and "," in a path are escaped with a
+      // backslash. userxattr: its marks (opaque, redirect) as user.overlay.* xattrs, as bwrap does.
       const escape = (path: string) => path.replace(/[\\:,]/g, "\\$&");
-      const options = [`lowerdir=${[...launch.lowerDirs].reverse().map(escape).join(":")}`, `upperdir=${escape(upper)}`, `workdir=${escape(workDirectory(runtime))}`];
+      const options = [`lowerdir=${[...launch.lowerDirs].reverse().map(escape).join(":")}`, `upperdir=${escape(upper)}`, `workdir=${escape(workDirectory(runtime))}`, "userxattr"];
       launch.steps.push({ kind: "run", argv: [await runtime.tool("busybox"), "mount", "-t", "overlay", "overlay", "-o", options.join(","), root] });
       return { kind: "directory", path: root };
     });

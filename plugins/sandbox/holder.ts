@@ -56,6 +56,21 @@ async function lockWithin(fd: number, operation: number, what: string): Promise<
   }
 }
 
+async function readyLine(stream: ReadableStream<Uint8Array>): Promise<boolean> {
+  const reader = stream.getReader();
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return text === "ready\n";
+}
+
 /** Starts the holder with the run's steps; resolves once every mount is ready. */
 async function start(runtime: Runtime, launch: Launch, dataLock: number): Promise<number> {
   const { mounts } = runtime.paths;
@@ -78,8 +93,8 @@ async function start(runtime: Runtime, launch: Launch, dataLock: number): Promis
   // Its own session: a terminal's Ctrl-C for the first run must not reach the runs that share it.
   const child = Bun.spawn(holder, { stdio: ["ignore", "pipe", errors, dataLock], detached: true, env: { ...process.env, ...launch.env } });
   closeSync(errors);
-  const said = await new Response(child.stdout).text();
-  if (said.trim() !== "ready") {
+  // "ready", or the end of the pipe: its monitor (bwrap) holds it open too, so only the line counts.
+  if (!(await readyLine(child.stdout))) {
     await child.exited;
     const report = readFileSync(`${mounts}/holder.err`, "utf8").trim();
     throw new FimError(report.replace(/^[A-Z]::[^:]*::\d+::/, "") || `The namespace holding the mounts of ${runtime.paths.data} ended before it was ready (exit status ${child.exitCode})`, { level: "C" });
@@ -102,8 +117,17 @@ export async function joinHolder(runtime: Runtime, launch: Launch): Promise<Hold
     // Blocks only while a holder that has seen its last guest is ending.
     flock(guestLock, LOCK_SH);
     const recordFile = `${mounts}/holder.json`;
-    const running = readRecord(recordFile);
-    if (running) {
+    // A live holder keeps the data directory's lock; when we can take it, none lives (one
+    // that has just seen its last guest may still be a zombie: its record cannot tell).
+    const dataLock = tryLockDataDirectory(runtime);
+    if (dataLock === undefined) {
+      const running = readRecord(recordFile);
+      if (!running) {
+        closeSync(guestLock);
+        throw new FimError(`Another instance (another build of this image, or another image) is running on ${data}: it must end first, or run this one with another data directory (FIM_DIR_DATA)`, {
+          level: "C",
+        });
+      }
       if (running.key !== key) {
         closeSync(guestLock);
         throw new FimError(
@@ -113,13 +137,6 @@ export async function joinHolder(runtime: Runtime, launch: Launch): Promise<Hold
         );
       }
       return { pid: running.pid, guestLock, started: false };
-    }
-    const dataLock = tryLockDataDirectory(runtime);
-    if (dataLock === undefined) {
-      closeSync(guestLock);
-      throw new FimError(`Another instance (another build of this image, or another image) is running on ${data}: it must end first, or run this one with another data directory (FIM_DIR_DATA)`, {
-        level: "C",
-      });
     }
     try {
       const pid = await start(runtime, launch, dataLock);

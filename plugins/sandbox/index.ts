@@ -15,6 +15,7 @@ import type { Plugin } from "../../core/plugin.ts";
 import { mark, printProfile } from "../../core/profile.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { guestDir } from "../identity/index.ts";
+import { cwdWarning } from "../run/cwd.ts";
 import { ensureApplets } from "./applets.ts";
 import { checkHost } from "./checks.ts";
 import { joinHolder } from "./holder.ts";
@@ -44,13 +45,23 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch): P
   // "not found" and 127; fim_sigdfl gives it back the SIGINT/SIGQUIT its parents ignore.
   const guestLauncher = 'p=$1; shift; exec -- "$p" "$@"';
   const guest = renderBwrap(operations, (line) => log.debug(`Sandbox: ${line}`));
+  const visible = operations.flatMap((op) => (op.op === "bind" && op.source === op.dest ? [op.dest] : []));
+  // The guest's /tmp is always its own (documented): a directory there is not worth a line.
+  const unseen = cwdWarning({ cwd: process.cwd(), visible: [...visible, "/tmp"], grantable: process.env.HOME ? { home: [process.env.HOME] } : {} });
+  if (unseen) log.critical(unseen);
   const { program, args } = launch.request;
   const sandbox = [bwrap!, "--die-with-parent", "--json-status-fd", "3", ...guest.args, "--", sigdfl!, bash!, "-c", guestLauncher, "--", program, ...launch.programArgs, ...args];
   log.debug(`Spawn command: ['${sandbox.join("','")}',]`);
   // Inside the holder's namespaces, the guest's own supervisor forwards signals to it.
   const inside = supervisorArgs(supervise!, { status: `${instance}/guest.json`, open: guest.open, child: sandbox });
   keepAcrossExec(holder.guestLock);
-  const supervisor = supervisorArgs(supervise!, { after: launch.after, close: [holder.guestLock, ...launch.heldFds], companions: launch.companions, child: [enter!, "--join", String(holder.pid), ...inside] });
+  const supervisor = supervisorArgs(supervise!, {
+    after: launch.after,
+    close: [holder.guestLock, ...launch.heldFds],
+    companions: launch.companions,
+    linger: [holder.guestLock, holder.pid],
+    child: [enter!, "--join", String(holder.pid), ...inside],
+  });
   // From here the launcher process becomes the supervisor (same PID): the image file is no
   // longer executed while the guest runs, the guest's status becomes ours, and the shared
   // lock it keeps holds the namespace for this guest.

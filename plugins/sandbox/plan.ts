@@ -11,6 +11,8 @@ export interface SupervisorPlan {
   companions?: string[][];
   after?: string[][];
   child?: string[];
+  /** The last guest of a shared namespace waits for its holder (pid) to end: [our shared lock's fd, pid]. */
+  linger?: [number, number];
   /** Once every step is ready, write "ready" on this descriptor and close it. */
   notify?: number;
   /** Wait for an exclusive lock on this file (runs sharing the namespace hold it shared) before ending. */
@@ -34,6 +36,7 @@ export function supervisorArgs(supervisor: string, plan: SupervisorPlan): string
   }
   for (const companion of plan.companions ?? []) args.push(...record("--companion", companion));
   for (const command of plan.after ?? []) args.push(...record("--after", command));
+  if (plan.linger) args.push("--linger", String(plan.linger[0]), String(plan.linger[1]));
   if (plan.notify !== undefined) args.push("--notify", String(plan.notify));
   if (plan.hold) args.push("--hold", plan.hold);
   if (plan.child) args.push(...record("--child", plan.child));

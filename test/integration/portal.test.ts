@@ -55,7 +55,7 @@ describe("fim_portal", () => {
     return (async () => {
       const reader = guest.stdout.getReader();
       const path = new TextDecoder().decode((await reader.read()).value).trim();
-      const client = readdirSync(join(path, "../../..", "bin")).includes("fim_portal") ? join(path, "../../..", "bin/fim_portal") : "";
+      const client = readdirSync(join(path, "../../../..", "bin")).includes("fim_portal") ? join(path, "../../../..", "bin/fim_portal") : "";
       expect(client).not.toBe("");
       const refused = Bun.spawnSync([client, "true"], { env: { ...process.env, FIM_PORTAL_SOCKET: path }, stderr: "pipe" });
       expect(refused.exitCode).toBe(1);

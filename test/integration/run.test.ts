@@ -73,7 +73,7 @@ describe("identity", () => {
     const home = "/home/tester"; // only root *mode* (fim-root) uses /root
     expect(normal[0]).toMatch(new RegExp(`^${name}\\|${home}\\|/tmp/fim/app/${me.uid}/[^/]+/bin/bash$`));
     expect(normal[1]).toMatch(new RegExp(`^${name}:x:${me.uid}:${me.gid}:${name}:${home}:/tmp/fim/app/${me.uid}/[^/]+/bin/bash$`));
-    expect(normal[2]).toBe('export PS1="[flatimage-blueprint] \\W > "');
+    expect(normal[2]).toBe("export PS1='[flatimage-blueprint] \\W > '");
     expect(normal[3]).toBe(name);
     // fim-root keeps the image's own /etc/passwd (blueprint's names only root) for package scripts.
     const rooted = image.run(["fim-root", "sh", "-c", 'echo "$USER|$HOME"; cat /etc/passwd']).stdout.split("\n");
@@ -84,7 +84,7 @@ describe("identity", () => {
   test("stored UID, GID, USER, HOME, SHELL and PS1 win", () => {
     image.run(["fim-env", "set", "UID=5000x", "GID=6000", "USER=app", "HOME=/home/app", "SHELL=/bin/sh", "PS1=[app] \\W $ "]);
     const out = image.run(["fim-exec", "sh", "-c", 'id -u; id -g; echo "$USER $HOME $SHELL"; cat /etc/passwd; cat "$BASHRC_FILE"']).stdout;
-    expect(out).toBe('5000\n6000\napp /home/app /bin/sh\napp:x:5000:6000:app:/home/app:/bin/sh\nexport PS1="[app] \\W $ "');
+    expect(out).toBe("5000\n6000\napp /home/app /bin/sh\napp:x:5000:6000:app:/home/app:/bin/sh\nexport PS1='[app] \\W $ '");
     image.run(["fim-env", "set", "UID=0"]);
     expect(image.run(["fim-exec", "id", "-u"]).stdout).toBe("0\n");
     image.run(["fim-env", "clear"]);
@@ -99,17 +99,33 @@ describe("environment", () => {
     image.run(["fim-env", "clear"]);
   });
 
-  test("the runtime's own tools come first on PATH; the host /tmp and host root are visible", () => {
-    const out = image.run(["fim-exec", "sh", "-c", "command -v bash; test -d /tmp/fim/run/host/proc && echo host-root; test -w /tmp && echo tmp"]).stdout.split("\n");
+  test("the runtime's own tools come first on PATH, read-only; /tmp is the guest's own; no host root view", () => {
+    const marker = `${image.dir}/host-file`;
+    require("node:fs").writeFileSync(marker, "host\n");
+    const script = `command -v bash; test -e /tmp/fim/run/host/proc || echo no-host-root; test -e ${marker} || echo private-tmp; echo > /tmp/guest-file && echo tmp; echo x > "$(dirname "$(command -v bash)")/new" || echo read-only`;
+    const out = image.run(["fim-exec", "sh", "-c", script]).stdout.split("\n");
     expect(out[0]).toMatch(new RegExp(`^/tmp/fim/app/${me.uid}/[^/]+/bin/bash$`));
-    expect(out.slice(1, 3)).toEqual(["host-root", "tmp"]);
+    expect(out.slice(1, 5)).toEqual(["no-host-root", "private-tmp", "tmp", "read-only"]);
+    expect(require("node:fs").existsSync("/tmp/guest-file")).toBe(false);
   });
 });
 
 describe("working directory and hostname", () => {
   test("the caller's directory when the guest has it, else $HOME, else /; the host's hostname", () => {
     const { hostname } = require("node:os") as typeof import("node:os");
+    image.run(["fim-bind", "add", "ro", image.dir, image.dir]);
     expect(image.run(["fim-exec", "sh", "-c", "pwd; hostname"], { cwd: image.dir }).stdout).toBe(`${image.dir}\n${hostname()}\n`);
+    image.run(["fim-bind", "del", "0"]);
+    // Not visible: said once, with what would show it (the guest's /tmp is always its own: not said).
+    const home = require("node:fs").mkdtempSync(`${userInfo().homedir}/.fim-test-cwd-`);
+    try {
+      const unseen = image.run(["fim-exec", "pwd"], { cwd: home, env: { HOME: userInfo().homedir } });
+      expect(unseen.stdout).not.toBe(`${home}\n`);
+      expect(lines(unseen.stderr)).toEqual([`C::The working directory '${home}' is not visible in the sandbox, so the program does not start there (relative paths do not reach its files): grant it with 'fim-perms add home' or 'fim-bind add rw ${home} ${home}'`]);
+      expect(image.run(["fim-exec", "pwd"], { cwd: image.dir }).stderr).toBe("");
+    } finally {
+      require("node:fs").rmSync(home, { recursive: true, force: true });
+    }
     // /usr/share exists on the host, not in the blueprint image.
     expect(image.run(["fim-exec", "pwd"], { cwd: "/usr/share", env: { HOME: "/tmp" } }).stdout).toBe("/tmp\n");
     expect(image.run(["fim-exec", "pwd"], { cwd: "/usr/share", env: { HOME: "/nonexistent" } }).stdout).toBe("/\n");
@@ -133,15 +149,14 @@ describe("while a guest runs", () => {
 describe("signals", () => {
   test("SIGTERM, SIGHUP and SIGINT sent to the launcher reach the guest", async () => {
     for (const [signal, number] of [["SIGTERM", 15], ["SIGHUP", 1], ["SIGINT", 2]] as const) {
-      const marker = `${image.dir}/got-${signal}`;
-      const script = `trap 'echo ${signal} > ${marker}; exit 7' ${signal.slice(3)}; echo ready; while :; do sleep 0.1; done`;
+      const script = `trap 'echo ${signal}; exit 7' ${signal.slice(3)}; echo ready; while :; do sleep 0.1; done`;
       const child = Bun.spawn([image.path, "fim-exec", "sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
       const reader = child.stdout.getReader();
       const first = await reader.read();
       expect(new TextDecoder().decode(first.value)).toBe("ready\n");
       child.kill(number);
       expect(await child.exited).toBe(7);
-      expect(await Bun.file(marker).text()).toBe(`${signal}\n`);
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe(`${signal}\n`);
     }
   });
 });

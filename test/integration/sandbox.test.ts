@@ -149,8 +149,12 @@ describe("permissions", () => {
 describe("unshare options and binds", () => {
   const ns = (kind: string) => readlinkSync(`/proc/self/ns/${kind}`);
 
-  test("net, uts, ipc, cgroup: new namespaces only when asked", () => {
+  test("net, uts, ipc, cgroup: new namespaces only when asked (the network: unless 'network' is granted)", () => {
     const probe = "for n in net uts ipc; do readlink /proc/self/ns/$n; done";
+    const closed = sh(probe).stdout.trim().split("\n");
+    expect(closed[0]).not.toBe(ns("net"));
+    expect(closed.slice(1)).toEqual([ns("uts"), ns("ipc")]);
+    image.run(["fim-perms", "add", "network"]);
     expect(sh(probe).stdout.trim().split("\n")).toEqual([ns("net"), ns("uts"), ns("ipc")]);
     image.run(["fim-unshare", "set", "net,uts,ipc"]);
     const inside = sh(probe).stdout.trim().split("\n");
@@ -159,6 +163,7 @@ describe("unshare options and binds", () => {
     expect(inside[2]).not.toBe(ns("ipc"));
     expect(sh("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '").stdout).toBe("lo\n");
     image.run(["fim-unshare", "clear"]);
+    image.run(["fim-perms", "del", "network"]);
   });
 
   test("pid: the guest's own pid namespace", () => {

@@ -63,7 +63,7 @@ describe("run plan", () => {
     const passwd = readFileSync(`${memory.runtime.paths.instance}/guest/passwd`, "utf8");
     expect(passwd.split("\n").filter(Boolean)).toHaveLength(1);
     expect(passwd).not.toContain("root2");
-    expect(readFileSync(`${memory.runtime.paths.instance}/guest/bashrc`, "utf8")).toBe(`export PS1='"; touch /tmp/pwned; "'\\'''\n`);
+    expect(readFileSync(`${memory.runtime.paths.instance}/guest/bashrc`, "utf8")).toBe(`export PS1='"; touch /tmp/pwned; "'\\'''`);
     expect(operations).toContainEqual({ op: "identity", uid: launch.identity.uid, gid: launch.identity.gid });
     const root = await memory.plan({ root: true });
     expect(root.launch.identity.uid).toBe(0);
