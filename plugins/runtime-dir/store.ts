@@ -167,11 +167,18 @@ export function treeSize(path: string): number {
 }
 
 /**
- * After a build was extracted: keeps the `keep` most recently used builds of every runtime
- * directory (the current one always), removes the others that are not in use.
+ * After a build was extracted: keeps the `keep` most recently used builds of each runtime
+ * directory (each is its own space: tmpfs, /tmp, the disk; the current one always counts),
+ * removes the others that are not in use.
  */
 export function sweepBuilds(current: string, keep = KEEP_BUILDS, roots = runtimeRoots(current)): string[] {
-  for (const root of roots) sweepRemovals(root);
-  const all = roots.flatMap(builds).filter((build) => build.path !== current).sort((a, b) => b.used - a.used);
-  return all.slice(Math.max(0, keep - 1)).filter((build) => removeBuild(build)).map((build) => build.path);
+  const removed: string[] = [];
+  for (const root of roots) {
+    sweepRemovals(root);
+    const all = builds(root).sort((a, b) => b.used - a.used);
+    const others = all.filter((build) => build.path !== current);
+    const room = all.length === others.length ? keep : keep - 1;
+    for (const build of others.slice(Math.max(0, room))) if (removeBuild(build)) removed.push(build.path);
+  }
+  return removed;
 }

@@ -105,7 +105,7 @@ export function noGlibcRoot(image: string, options: { musl?: boolean } = {}): Ro
     run(script, env = {}) {
       // The host's /proc, fully visible as on a real host: the image's sandbox mounts its own.
       const argv = [BWRAP, "--bind", dir, "/", "--bind", "/proc", "/proc", "--dev", "/dev", "--dev-bind", "/dev/fuse", "/dev/fuse", "--ro-bind", "/sys", "/sys", "--tmpfs", "/tmp"];
-      argv.push("--die-with-parent", "--clearenv", "--setenv", "PATH", "/bin", "--setenv", "HOME", home, "--setenv", "USER", user.username, "--chdir", home);
+      argv.push("--die-with-parent", "--clearenv", "--setenv", "PATH", "/bin", "--setenv", "HOME", home, "--setenv", "USER", user.username, "--chdir", "/tmp"); // a directory every guest has
       for (const [key, value] of Object.entries(env)) argv.push("--setenv", key, value);
       argv.push("--", "/bin/sh", "-c", script);
       const result = spawnSync(argv, { stdout: "pipe", stderr: "pipe" });

@@ -3,7 +3,7 @@
 // way in without FUSE.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "bun";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Image } from "../../core/image.ts";
@@ -11,6 +11,8 @@ import { BWRAP, damage, noGlibcRoot, privateRuntimeDir, runtimeDirOf, temporarie
 import { buildImage, freshImage, lines, type TestImage } from "../helpers/image.ts";
 
 const uid = process.getuid!();
+/** Tests that start several images (a first start of a build takes ~0.5 s). */
+const LONG_TEST = 120_000;
 let image: TestImage;
 beforeAll(() => (image = freshImage()));
 afterAll(() => image.cleanup());
@@ -44,7 +46,7 @@ describe("a root without glibc", () => {
     } finally {
       root.cleanup();
     }
-  });
+  }, LONG_TEST);
 
   test("blueprint: busybox and musl's loader (an Alpine-like root)", () => {
     const root = noGlibcRoot(image.path, { musl: true });
@@ -55,7 +57,7 @@ describe("a root without glibc", () => {
     } finally {
       root.cleanup();
     }
-  });
+  }, LONG_TEST);
 
   test("debian: the guest's own programs, every overlay type and casefold", () => {
     const build = mkdtempSync(join(tmpdir(), "fim-test-debian-"));
@@ -102,7 +104,7 @@ describe("the stub", () => {
     } finally {
       xdg.cleanup();
     }
-  });
+  }, LONG_TEST);
 
   test("FIM_MAIN_OFFSET is answered by the stub alone (no runtime directory is made)", () => {
     const result = runFresh(image.path, [], { FIM_MAIN_OFFSET: "", FIM_DEBUG: "1" });
@@ -240,7 +242,7 @@ describe("the runtime directory and its fall-backs", () => {
       spawnSync(["chmod", "-R", "u+rwx", home]);
       rmSync(home, { recursive: true, force: true });
     }
-  });
+  }, LONG_TEST);
 
   test("guests see the runtime directory read-only", () => {
     const xdg = privateRuntimeDir();
@@ -275,13 +277,13 @@ describe("sweeping", () => {
     } finally {
       xdg.cleanup();
     }
-  });
+  }, LONG_TEST);
 
   test("old builds: the three most recently used are kept, one in use never goes; fim-cache lists and clears", async () => {
     const xdg = privateRuntimeDir();
     const dir = mkdtempSync(join(tmpdir(), "fim-builds-"));
     chmodSync(dir, 0o755);
-    let release = () => {};
+    let release = async () => {};
     try {
       const env = { ...process.env, XDG_RUNTIME_DIR: xdg.dir };
       const builds = ["aaaa", "bbbb", "cccc", "dddd", "eeee"].map((suffix) => {
@@ -290,13 +292,24 @@ describe("sweeping", () => {
       });
       const app = (id: string) => `${xdg.dir}/fim/app/${id}`;
       const [a, b, c, d, e] = builds as [(typeof builds)[0], (typeof builds)[0], (typeof builds)[0], (typeof builds)[0], (typeof builds)[0]];
-      // A runs until the test writes to the FIFO.
-      const fifo = join(dir, "fifo");
+      // A runs until the test writes to the FIFO, in a directory bound into its sandbox (the
+      // guest's /tmp is its own, and a FIFO in its overlay root is another pipe than the host's).
+      const sync = join(dir, "sync");
+      mkdirSync(sync);
+      const fifo = join(sync, "fifo");
       spawnSync(["mkfifo", fifo]);
+      expect(spawnSync([a.path, "fim-bind", "add", "rw", sync, sync], { env }).exitCode).toBe(0);
       const running = spawn([a.path, "fim-exec", "sh", "-c", `echo started; cat ${fifo}`], { env, stdout: "pipe", stderr: "pipe" });
-      // Whatever happens below, the run ends with the test.
-      release = () => {
-        if (running.exitCode === null) writeFileSync(fifo, "done\n");
+      // Whatever happens below, the run ends with the test (a FIFO nobody reads is not waited for).
+      release = async () => {
+        try {
+          const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+          writeSync(fd, "done\n");
+          closeSync(fd);
+        } catch {
+          running.kill(); // the guest does not read it
+        }
+        await running.exited;
       };
       const reader = running.stdout.getReader();
       expect(new TextDecoder().decode((await reader.read()).value)).toBe("started\n");
@@ -308,8 +321,8 @@ describe("sweeping", () => {
       expect(list).toMatch(new RegExp(`${app(d.id)}\\t[\\d.]+ MiB\\t\\S+\\tcurrent\\n`));
       expect(list).toMatch(new RegExp(`${app(a.id)}\\t[\\d.]+ MiB\\t\\S+\\tin use\\n`));
       expect(list).toMatch(new RegExp(`${app(b.id)}\\t[\\d.]+ MiB\\t\\S+\\tunused\\n`));
-      release();
-      expect(await running.exited).toBe(0);
+      await release();
+      expect(running.exitCode).toBe(0);
       expect(spawnSync([e.path, "fim-version", "short"], { env }).exitCode).toBe(0);
       expect(readdirSync(`${xdg.dir}/fim/app`).filter((name) => name.includes("_")).sort()).toEqual([c.id, d.id, e.id].sort());
       // fim-cache clear keeps only the build running it.
@@ -322,11 +335,11 @@ describe("sweeping", () => {
       // A removed build is extracted again when it starts.
       expect(spawnSync([c.path, "fim-version", "short"], { env, stdout: "pipe" }).stdout.toString()).toBe("v0.1.0\n");
     } finally {
-      release();
+      await release();
       xdg.cleanup();
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, LONG_TEST);
 });
 
 describe("without FUSE", () => {
@@ -348,7 +361,7 @@ describe("without FUSE", () => {
 
   test("FIM_NO_FUSE=1: the layers are extracted once (said once), and the kernel overlay stacks them", () => {
     // No FUSE mount anywhere in the guest's view (the layers' would show under the runtime directory).
-    const script = "cat /etc/second; test -e /etc/hosts && echo hosts is back || echo hosts stays deleted; echo written > /etc/third; grep -c ' - overlay ' /proc/self/mountinfo; grep -c fuse /proc/self/mountinfo";
+    const script = "cat /etc/second; test -e /etc/hosts && echo hosts is back || echo hosts stays deleted; echo written > /etc/third; grep -c ' - overlay ' /proc/self/mountinfo; grep -cE ' - fuse[. ]' /proc/self/mountinfo";
     const first = run(["fim-exec", "sh", "-c", script], { FIM_NO_FUSE: "1" });
     expect(first.stdout).toBe("second\nhosts stays deleted\n1\n0\n");
     expect(lines(first.stderr)).toEqual([
