@@ -6,7 +6,7 @@
 //                 loader and libraries) and the helper tools (zstd), back to back
 //   RSV           reserved space, 4 MiB (slots of reference §7.2, see reserved.ts)
 //   RSV+4MiB      layers: u64 LE size, then the layer bytes; repeated
-import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import * as v from "valibot";
 import { FimError } from "./errors.ts";
 import { flock, LOCK_EX } from "./libc.ts";
@@ -115,6 +115,42 @@ export function withWriteLock<T>(image: { path: string }, write: (fd: number) =>
     } finally {
       closeSync(fd);
     }
+  } finally {
+    closeSync(lockFd); // releases the flock
+  }
+}
+
+/** Writes of a few bytes to an image under its lock, each through a descriptor opened only for it. */
+export interface ShortWrites {
+  /** Read-only: for reads (the lock's descriptor). */
+  fd: number;
+  write(data: Buffer, position: number): void;
+  /** Makes what was written durable (through the read-only descriptor: Linux syncs the file). */
+  sync(): void;
+}
+
+/**
+ * Like withWriteLock, for writes of a few bytes: the image is open for writing only while
+ * each one is made (microseconds), not across the syncs between them (milliseconds), since
+ * nobody can start the image while it is open for writing (ETXTBSY on exec): a start that
+ * meets a configuration write is then rare, not likely.
+ */
+export function withShortWrites<T>(image: { path: string }, update: (io: ShortWrites) => T): T {
+  const lockFd = openSync(image.path, "r");
+  try {
+    flock(lockFd, LOCK_EX);
+    return update({
+      fd: lockFd,
+      write(data, position) {
+        const fd = openForWrite(image.path);
+        try {
+          pwriteAll(fd, data, position);
+        } finally {
+          closeSync(fd);
+        }
+      },
+      sync: () => fdatasyncSync(lockFd),
+    });
   } finally {
     closeSync(lockFd); // releases the flock
   }

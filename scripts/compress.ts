@@ -46,8 +46,9 @@ export function compress(data: Uint8Array, level: number): Buffer {
   for (const dir of CACHES) {
     const path = `${dir}/${name}`;
     if (!existsSync(path)) continue;
-    const cached = readFileSync(path);
     try {
+      // (Another build's sweep may remove it meanwhile: then it is compressed again below.)
+      const cached = readFileSync(path);
       if (sha256(Bun.zstdDecompressSync(cached)) === sha256(data)) {
         if (writable(dir)) utimesSync(path, new Date(), new Date());
         return cached;
