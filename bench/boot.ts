@@ -5,7 +5,7 @@
 // the first start of a build (nothing extracted yet) and warm starts, of `fim-version
 // short` and `fim-exec true`; then the images' sizes.
 //   bun bench/boot.ts [--runs N] [--first-runs N] [--baseline REF]
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { compare, type Timing } from "./lib.ts";
@@ -62,12 +62,16 @@ function buildId(path: string): string {
 const uid = process.getuid!();
 // The stub extracts into $XDG_RUNTIME_DIR/fim/app when it is set: a private one, emptied for first starts.
 const xdg = join(work, "xdg");
-mkdirSync(xdg, { recursive: true, mode: 0o700 });
+mkdirSync(xdg, { recursive: true });
+chmodSync(xdg, 0o700); // the stub uses it only if it is ours and 0700
 const env = { ...process.env, XDG_RUNTIME_DIR: xdg } as Record<string, string>;
 const forget = {
   stub: () => rmSync(join(xdg, "fim/app", buildId(images.stub)), { recursive: true, force: true }),
   baseline: () => rmSync(`/tmp/fim/app/${uid}/${buildId(images.baseline)}`, { recursive: true, force: true }),
 };
+
+const probe = Bun.spawnSync([images.stub, "fim-version", "short"], { env: { ...env, FIM_DEBUG: "1" }, stdout: "pipe" }).stdout.toString();
+if (!probe.includes(`Runtime directory: '${xdg}/fim/app/`)) throw new Error(`the stub does not use ${xdg}:\n${probe}`);
 
 const table: [string, Timing, Timing][] = [];
 for (const args of [["fim-version", "short"], ["fim-exec", "true"]]) {

@@ -404,14 +404,15 @@ static uid_t overflow_uid(void) {
  * descriptor that nobody else can swap what is below it: it belongs to root or to us, and if
  * others may write to it, it is sticky. Returns the descriptor, or -1 with `why` set. */
 static int open_dir(int at, const char *name, int kind, const char **why) {
-  if (kind != EXISTING && mkdirat(at, name, kind == SHARED ? 01777 : 0700) == 0 && kind == SHARED) {
-    int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-      fchmod(fd, 01777); /* the umask narrowed it */
-      close(fd);
+  int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && kind != EXISTING) {
+    if (mkdirat(at, name, kind == SHARED ? 01777 : 0700) == 0 && kind == SHARED) {
+      fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd >= 0) fchmod(fd, 01777); /* the umask narrowed it; checked below like any other */
+    } else {
+      fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* made, or made by another process */
     }
   }
-  int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     *why = errno == ELOOP || errno == ENOTDIR ? "is a symbolic link or not a directory" : strerror(errno);
     return -1;
