@@ -14,13 +14,15 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-export function compare(commands: Record<string, string[]>, runs = 50, warmup = 5): Timing[] {
+/** `prepare[name]`, when given, runs (untimed) before each run of that command. */
+export function compare(commands: Record<string, string[]>, runs = 50, warmup = 5, prepare: Record<string, () => void> = {}, env?: Record<string, string>): Timing[] {
   const names = Object.keys(commands);
   const samples: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
   for (let i = 0; i < warmup + runs; i++) {
     for (const name of names) {
+      prepare[name]?.();
       const started = performance.now();
-      const result = Bun.spawnSync(commands[name]!, { stdout: "ignore", stderr: "pipe" });
+      const result = Bun.spawnSync(commands[name]!, { stdout: "ignore", stderr: "pipe", ...(env ? { env } : {}) });
       const elapsed = performance.now() - started;
       if (result.exitCode !== 0) throw new Error(`${name} failed: ${result.stderr.toString()}`);
       if (i >= warmup) samples[name]!.push(elapsed);

@@ -17,11 +17,13 @@ import { relocatePlugin } from "../plugins/relocate/index.ts";
 import { recipePlugin } from "../plugins/recipe/index.ts";
 import { remotePlugin } from "../plugins/remote/index.ts";
 import { toolsPlugin } from "../plugins/tools/index.ts";
+import { runtimeDirPlugin } from "../plugins/runtime-dir/index.ts";
 import { unsharePlugin } from "../plugins/unshare/index.ts";
 import { versionPlugin } from "../plugins/version/index.ts";
 import { identityPlugin } from "../plugins/identity/index.ts";
 import { instancePlugin } from "../plugins/instance/index.ts";
 import { mountLayersPlugin } from "../plugins/mount-layers/index.ts";
+import { layerExtractPlugin } from "../plugins/layer-extract/index.ts";
 import { overlayBwrapPlugin } from "../plugins/overlay-bwrap/index.ts";
 import { overlayFusePlugin } from "../plugins/overlay-fuse/index.ts";
 import { unionfsPlugin } from "../plugins/unionfs/index.ts";
@@ -48,6 +50,7 @@ export const commonPlugins: Plugin[] = [
   relocatePlugin,
   dispatchPlugin,
   toolsPlugin,
+  runtimeDirPlugin,
   erofsPlugin,
   helpPlugin,
   versionPlugin,
@@ -66,6 +69,7 @@ export const commonPlugins: Plugin[] = [
   instancePlugin,
   // Running programs: the lifecycle's plugins.
   runPlugin,
+  layerExtractPlugin,
   mountLayersPlugin,
   overlayBwrapPlugin,
   overlayFusePlugin,

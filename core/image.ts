@@ -1,27 +1,32 @@
 // The image file (reference §7.1, our layout):
-//   [0, E)        Bun-compiled launcher (ELF); bytes 8..10 are the magic "FI\x01"
-//   E             header: "FIMAGE\0\x01", u32 LE length N, N bytes of JSON (build metadata)
-//   E+12+N        embedded helper tools, back to back (offsets in the header)
+//   [0, E)        the boot stub (static ELF, toolset/src/fim_stub.c); bytes 8..10 are the magic "FI\x01"
+//   E             header: "FIMAGE\0\x02", u32 LE length N, N bytes of JSON (build metadata, where each part is)
+//   E+12+N        the boot table: the stub's binary digest of the header (fim_stub.c, scripts/assemble.ts)
+//                 then the tools' provenance (JSON), the boot parts (zstd: the launcher, the glibc
+//                 loader and libraries) and the helper tools (zstd), back to back
 //   RSV           reserved space, 4 MiB (slots of reference §7.2, see reserved.ts)
 //   RSV+4MiB      layers: u64 LE size, then the layer bytes; repeated
-import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import * as v from "valibot";
 import { FimError } from "./errors.ts";
 import { flock, LOCK_EX } from "./libc.ts";
 
 export const MAGIC = Buffer.from([0x46, 0x49, 0x01]); // "FI\x01" at bytes 8..10
-export const HEADER_MAGIC = Buffer.from("FIMAGE\0\x01", "latin1");
+export const HEADER_MAGIC = Buffer.from("FIMAGE\0\x02", "latin1");
+export const BOOT_TABLE_MAGIC = Buffer.from("FIMBOOT\x01", "latin1");
 export const RESERVED_SIZE = 4 * 1024 * 1024;
 const HEADER_PREFIX = 12;
 const MAX_HEADER = 1024 * 1024;
 
 const Extent = { offset: v.pipe(v.number(), v.integer(), v.minValue(0)), size: v.pipe(v.number(), v.integer(), v.minValue(0)) };
+const Sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+/** A zstd-compressed part: `size` bytes stored at `offset`, `rawSize` bytes with `sha256` once decompressed. */
+const Stored = { ...Extent, rawSize: v.pipe(v.number(), v.integer(), v.minValue(0)), sha256: Sha256 };
 
-const ToolSchema = v.object({
-  name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.+-]+$/)),
-  ...Extent,
-  sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
-});
+const ToolSchema = v.object({ name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.+-]+$/)), ...Stored });
+
+/** A file the stub extracts into the build's runtime directory (`path` is relative to it). */
+const BootPartSchema = v.object({ path: v.pipe(v.string(), v.regex(/^(bin|lib)\/[A-Za-z0-9_.+-]+$/)), ...Stored, storedSha256: Sha256 });
 
 /** Where each tool came from (fim-version deps); kept out of the header, read on demand. */
 export const DepsSchema = v.record(
@@ -31,18 +36,30 @@ export const DepsSchema = v.record(
 export type Deps = v.InferOutput<typeof DepsSchema>;
 
 export const HeaderSchema = v.object({
-  format: v.literal(1),
+  format: v.literal(2),
   version: v.string(),
   commit: v.string(),
   timestamp: v.pipe(v.string(), v.regex(/^\d{14}$/)),
   distribution: v.pipe(v.string(), v.regex(/^[A-Z0-9_]+$/)),
   buildId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/)),
   reserved: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 32 - 1)),
+  stub: v.object({ size: v.pipe(v.number(), v.integer(), v.minValue(64)), sha256: Sha256 }),
+  boot: v.object({
+    table: v.object(Extent),
+    /** Paths in the build's runtime directory: the glibc loader, the launcher, the libraries' directory. */
+    loader: v.string(),
+    launcher: v.string(),
+    library: v.string(),
+    /** The x86-64 micro-architecture level the launcher needs (checked by the stub). */
+    cpuLevel: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4)),
+    parts: v.array(BootPartSchema),
+  }),
   deps: v.object(Extent),
   tools: v.array(ToolSchema),
 });
 export type Header = v.InferOutput<typeof HeaderSchema>;
 export type ToolRecord = v.InferOutput<typeof ToolSchema>;
+export type BootPart = v.InferOutput<typeof BootPartSchema>;
 
 export function broken(message: string): FimError {
   return new FimError(message, { level: "E" });
@@ -121,7 +138,43 @@ export function withWriteLock<T>(image: { path: string }, write: (fd: number) =>
   }
 }
 
-/** End of the ELF part: the section header table is the last thing in a Bun executable. */
+/** Writes of a few bytes to an image under its lock, each through a descriptor opened only for it. */
+export interface ShortWrites {
+  /** Read-only: for reads (the lock's descriptor). */
+  fd: number;
+  write(data: Buffer, position: number): void;
+  /** Makes what was written durable (through the read-only descriptor: Linux syncs the file). */
+  sync(): void;
+}
+
+/**
+ * Like withWriteLock, for writes of a few bytes: the image is open for writing only while
+ * each one is made (microseconds), not across the syncs between them (milliseconds), since
+ * nobody can start the image while it is open for writing (ETXTBSY on exec): a start that
+ * meets a configuration write is then rare, not likely.
+ */
+export function withShortWrites<T>(image: { path: string }, update: (io: ShortWrites) => T): T {
+  const lockFd = openSync(image.path, "r");
+  try {
+    flock(lockFd, LOCK_EX);
+    return update({
+      fd: lockFd,
+      write(data, position) {
+        const fd = openForWrite(image.path);
+        try {
+          pwriteAll(fd, data, position);
+        } finally {
+          closeSync(fd);
+        }
+      },
+      sync: () => fdatasyncSync(lockFd),
+    });
+  } finally {
+    closeSync(lockFd); // releases the flock
+  }
+}
+
+/** End of the ELF part: the section header table is the last thing in the stub (and in a Bun executable). */
 export function elfEnd(fd: number, path: string): number {
   const ident = readAt(fd, 0, 64);
   if (ident.length < 64 || ident.readUInt32BE(0) !== 0x7f454c46) throw broken(`'${path}' is not an ELF executable`);
@@ -141,7 +194,8 @@ export class Image {
   private constructor(
     readonly path: string,
     readonly size: number,
-    readonly launcherSize: number,
+    /** Bytes of the boot stub (the ELF part). */
+    readonly stubSize: number,
     readonly header: Header,
   ) {}
 
@@ -177,6 +231,9 @@ export class Image {
     if (!hasMagic(fd)) throw broken(`'${path}' is not a FlatImage (magic bytes FI\\x01 missing at offset 8)`);
     if (end >= size) throw broken(`'${path}' is a bare launcher: it carries no image header, tools or reserved space`);
     const prefix = readAt(fd, end, HEADER_PREFIX);
+    if (prefix.length === HEADER_PREFIX && prefix.subarray(0, 7).equals(HEADER_MAGIC.subarray(0, 7)) && prefix[7]! < HEADER_MAGIC[7]!) {
+      throw broken(`'${path}' was built by an older version of this runtime (image format ${prefix[7]}): build it again`);
+    }
     if (prefix.length < HEADER_PREFIX || !prefix.subarray(0, 8).equals(HEADER_MAGIC)) {
       throw broken(`'${path}' has no image header after its launcher (offset ${end}): not an image, or a damaged one`);
     }
@@ -198,7 +255,8 @@ export class Image {
     }
     const header = parsed.output;
     const toolsStart = end + HEADER_PREFIX + length;
-    for (const part of [{ name: "deps", ...header.deps }, ...header.tools]) {
+    const parts = [{ name: "boot table", ...header.boot.table }, { name: "deps", ...header.deps }, ...header.boot.parts.map((part) => ({ name: part.path, ...part })), ...header.tools];
+    for (const part of parts) {
       if (part.offset < toolsStart || part.offset + part.size > header.reserved) {
         throw broken(`'${path}' has a corrupt image header ('${part.name}' lies outside the tools area)`);
       }

@@ -23,8 +23,8 @@ export async function main(bundle: Bundle, argv: string[] = process.argv.slice(2
   try {
     const runtime = new Runtime(bundle);
     mark("plugins");
-    // Resolved once, before relocation (which needs to know the command); a failure is
-    // reported after it, so that an unusable image is reported first.
+    // Resolved once, before relocation (which is told the command); a failure is reported
+    // after it, so that an unusable image is reported first.
     let resolved: { command: Command; args: string[] } | undefined;
     let unresolved: unknown;
     try {

@@ -11,7 +11,11 @@ export interface Paths {
   image: string;
   /** /tmp/fim: shared by every user (sticky, world-writable). */
   global: string;
-  /** Per user and per build: /tmp/fim/app/<uid>/<buildId>. Private to the user (0700). */
+  /**
+   * Per user and per build: <R>/<buildId>, R being the per-user runtime directory the boot
+   * stub chose ($XDG_RUNTIME_DIR/fim/app, /tmp/fim/app/<uid> or ~/.cache/fim/app; it
+   * passes the build's directory as FIM_DIR_APP). Private to the user (0700).
+   */
   app: string;
   bin: string;
   sbin: string;
@@ -35,9 +39,16 @@ export function appDir(uid: number, buildId: string): string {
   return `${GLOBAL_DIR}/app/${uid}/${buildId}`;
 }
 
+/** The build's runtime directory: the stub's choice, else (no stub: a bare launcher) /tmp's. */
+function buildDir(image: Image, env: NodeJS.ProcessEnv): string {
+  const given = env.FIM_DIR_APP;
+  if (given !== undefined && given.startsWith("/") && given.endsWith(`/${image.header.buildId}`) && !given.includes("/../")) return given;
+  return appDir(process.getuid?.() ?? 0, image.header.buildId);
+}
+
 export function computePaths(image: Image, env: NodeJS.ProcessEnv = process.env): Paths {
   const self = image.path;
-  const app = appDir(process.getuid?.() ?? 0, image.header.buildId);
+  const app = buildDir(image, env);
   const dataChoice = locateDataDir(self, env);
   const data = dataChoice.path;
   return {

@@ -29,13 +29,6 @@ export interface Command {
   /** Console level while it runs: "I" for configuration commands, "C" for guest runs. */
   consoleLevel?: Level;
   /**
-   * May run straight from the image file instead of the relocated launcher: it never
-   * writes the image and does not keep executing it for long (quick read-only commands,
-   * and runs, which hand over to a supervisor). The image file cannot be written while a
-   * process executes it.
-   */
-  inPlace?: (args: string[]) => boolean;
-  /**
    * Checks the arguments and returns the action to perform. Errors thrown here are
    * argument errors: the runtime adds `Could not parse arguments` (reference §2.3).
    */

@@ -2,10 +2,10 @@
 // Writes are serialised with flock on the image and made atomic with a journal kept in
 // the unused tail of the reserved space: record, apply, clear. A reader that finds a
 // complete record sees its content, so a write killed half-way is never observed.
-import { closeSync, fdatasyncSync, openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import * as v from "valibot";
 import { FimError } from "./errors.ts";
-import { Image, pwriteAll, readAt, RESERVED_SIZE, withWriteLock } from "./image.ts";
+import { Image, readAt, RESERVED_SIZE, withShortWrites, type ShortWrites } from "./image.ts";
 import { dumpJson } from "./json.ts";
 
 export interface Slot {
@@ -98,10 +98,10 @@ export function readText(image: Image, target: Slot): string {
   }
 }
 
-function apply(fd: number, base: number, write: PendingWrite): void {
+function apply(io: ShortWrites, base: number, write: PendingWrite): void {
   const field = Buffer.alloc(write.size);
   write.data.copy(field);
-  pwriteAll(fd, field, base + write.offset);
+  io.write(field, base + write.offset);
 }
 
 /**
@@ -109,14 +109,14 @@ function apply(fd: number, base: number, write: PendingWrite): void {
  * and returns the new content (without padding); it must fit the slot.
  */
 export function updateSlot(image: Image, target: Slot, update: (current: Buffer) => Buffer, tooLarge = "Not enough space to fit json data"): void {
-  withWriteLock(image, (fd) => {
+  withShortWrites(image, (io) => {
     const base = image.reservedOffset;
-    const leftover = readJournal(fd, base);
+    const leftover = readJournal(io.fd, base);
     if (leftover) {
-      apply(fd, base, leftover);
-      fdatasyncSync(fd);
+      apply(io, base, leftover);
+      io.sync();
     }
-    const current = readAt(fd, base + target.offset, target.size);
+    const current = readAt(io.fd, base + target.offset, target.size);
     const data = update(current);
     if (data.length > target.size || data.length > JOURNAL_CAPACITY) throw new FimError(tooLarge);
     const head = Buffer.alloc(JOURNAL_HEADER);
@@ -125,11 +125,11 @@ export function updateSlot(image: Image, target: Slot, update: (current: Buffer)
     head.writeUInt32LE(target.size, 12);
     head.writeUInt32LE(data.length, 16);
     head.writeUInt32LE((Bun.hash.crc32(data) ^ target.offset ^ target.size) >>> 0, 20);
-    pwriteAll(fd, Buffer.concat([head, data]), base + JOURNAL_OFFSET);
-    fdatasyncSync(fd);
-    apply(fd, base, { offset: target.offset, size: target.size, data });
-    fdatasyncSync(fd);
-    pwriteAll(fd, Buffer.alloc(8), base + JOURNAL_OFFSET);
+    io.write(Buffer.concat([head, data]), base + JOURNAL_OFFSET);
+    io.sync();
+    apply(io, base, { offset: target.offset, size: target.size, data });
+    io.sync();
+    io.write(Buffer.alloc(8), base + JOURNAL_OFFSET);
   });
 }
 

@@ -1,36 +1,86 @@
 // Writes an image file from its parts (layout in core/image.ts). The result appears under
 // its final name only when complete: it is written next to it and renamed.
-import { chmodSync, closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
-import { HEADER_MAGIC, MAGIC, RESERVED_SIZE, type Header } from "../core/image.ts";
+import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { BOOT_TABLE_MAGIC, HEADER_MAGIC, MAGIC, RESERVED_SIZE, type BootPart, type Header } from "../core/image.ts";
+import { compress, compressInFrames } from "./compress.ts";
 
-export interface ToolInput {
-  name: string;
-  path: string;
+export interface License {
+  type: string;
+  url: string;
+}
+
+export interface Provenance {
   version: string;
   source: string;
-  licenses: { type: string; url: string }[];
+  licenses: License[];
+}
+
+export interface ToolInput extends Provenance {
+  name: string;
+  path: string;
+}
+
+/** A file of the runtime the stub extracts: the launcher, the loader, a library. */
+export interface BootInput {
+  /** Where it goes in the build's runtime directory, e.g. "lib/libc.so.6". */
+  path: string;
+  file: string;
+  mode: number;
+  /** Provenance for `fim-version deps` (its name there is the file name). */
+  provenance: Provenance;
 }
 
 export interface AssembleOptions {
+  /** The boot stub (fim_stub), the image's ELF head. */
+  stub: string;
+  stubProvenance: Provenance;
+  /** The launcher (Bun-compiled), the glibc loader and the libraries, as `boot` parts. */
+  boot: BootInput[];
+  loader: string;
   launcher: string;
+  library: string;
+  cpuLevel: number;
   output: string;
   tools: ToolInput[];
   layers: string[];
   metadata: Pick<Header, "version" | "commit" | "timestamp" | "distribution">;
+  /** zstd level of the launcher, loader, libraries and tools. */
+  level: number;
   /** Bytes written into the reserved space at build time (e.g. the preset remote), by offset in it. */
   reserved?: { offset: number; data: Buffer }[];
   progress: (text: string) => void;
 }
 
 const CHUNK = 8 * 1024 * 1024;
+const TABLE_HEAD = 256;
+const TABLE_ENTRY = 128;
 
 function elfEnd(bytes: Buffer): number {
   return Number(bytes.readBigUInt64LE(0x28)) + bytes.readUInt16LE(0x3a) * bytes.readUInt16LE(0x3c);
 }
 
-/** Copies a whole file into `fd` at `position`, hashing it on the way; returns [bytes, sha256]. */
-function appendFile(fd: number, path: string, position: number): [number, string] {
-  const hash = new Bun.CryptoHasher("sha256");
+/**
+ * Where the launcher's writable segment starts: what comes before it (code, read-only data)
+ * is the Bun runtime, the same for every build with one Bun version, so it is compressed as a
+ * frame of its own and cached; the program follows in the data segment.
+ */
+function runtimeCuts(bytes: Buffer): number[] {
+  if (bytes.length < 64 || bytes.readUInt32BE(0) !== 0x7f454c46) return [];
+  const phoff = Number(bytes.readBigUInt64LE(0x20));
+  const phentsize = bytes.readUInt16LE(0x36);
+  for (let i = 0; i < bytes.readUInt16LE(0x38); i++) {
+    const at = phoff + i * phentsize;
+    const type = bytes.readUInt32LE(at);
+    const flags = bytes.readUInt32LE(at + 4);
+    if (type === 1 && flags & 2) return [4096, Number(bytes.readBigUInt64LE(at + 8)) & ~4095];
+  }
+  return [4096];
+}
+
+const sha256 = (data: Uint8Array) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
+
+/** Copies a whole file into `fd` at `position`; returns the bytes written. */
+function appendFile(fd: number, path: string, position: number): number {
   const input = openSync(path, "r");
   const buffer = Buffer.alloc(CHUNK);
   let total = 0;
@@ -38,69 +88,122 @@ function appendFile(fd: number, path: string, position: number): [number, string
     for (;;) {
       const n = readSync(input, buffer, 0, CHUNK, null);
       if (n === 0) break;
-      const chunk = buffer.subarray(0, n);
-      hash.update(chunk);
       let done = 0;
-      while (done < n) done += writeSync(fd, chunk, done, n - done, position + total + done);
+      while (done < n) done += writeSync(fd, buffer, done, n - done, position + total + done);
       total += n;
     }
   } finally {
     closeSync(input);
   }
-  return [total, hash.digest("hex")];
+  return total;
 }
 
-async function sha256(path: string): Promise<string> {
-  const hash = new Bun.CryptoHasher("sha256");
-  for await (const chunk of Bun.file(path).stream()) hash.update(chunk);
-  return hash.digest("hex");
+function field(table: Buffer, at: number, size: number, text: string): void {
+  const bytes = Buffer.from(text, "latin1");
+  if (bytes.length >= size || !/^[A-Za-z0-9_.+\/-]+$/.test(text)) throw new Error(`boot table: '${text}' does not fit its ${size}-byte field`);
+  bytes.copy(table, at);
+}
+
+/** The stub's binary digest of the header (layout in toolset/src/fim_stub.c). */
+function bootTable(header: Omit<Header, "boot"> & { boot: Omit<Header["boot"], "table"> }, modes: Map<string, number>): Buffer {
+  const { parts } = header.boot;
+  const table = Buffer.alloc(TABLE_HEAD + TABLE_ENTRY * parts.length);
+  BOOT_TABLE_MAGIC.copy(table, 0);
+  table.writeUInt32LE(table.length, 8);
+  table.writeUInt32LE(parts.length, 12);
+  table.writeBigUInt64LE(BigInt(header.reserved), 16);
+  table.writeUInt32LE(header.boot.cpuLevel, 24);
+  field(table, 32, 64, header.buildId);
+  field(table, 96, 64, header.boot.loader);
+  field(table, 160, 64, header.boot.launcher);
+  field(table, 224, 32, header.boot.library);
+  parts.forEach((part, i) => {
+    const at = TABLE_HEAD + i * TABLE_ENTRY;
+    field(table, at, 64, part.path);
+    table.writeBigUInt64LE(BigInt(part.offset), at + 64);
+    table.writeBigUInt64LE(BigInt(part.size), at + 72);
+    table.writeBigUInt64LE(BigInt(part.rawSize), at + 80);
+    Buffer.from(part.storedSha256, "hex").copy(table, at + 88);
+    table.writeUInt32LE(modes.get(part.path)!, at + 120);
+  });
+  return table;
 }
 
 export async function assembleImage(options: AssembleOptions): Promise<number> {
-  const launcherBytes = Buffer.from(await Bun.file(options.launcher).arrayBuffer());
-  const end = elfEnd(launcherBytes);
-  if (end !== launcherBytes.length) throw new Error(`launcher ELF end ${end} != file size ${launcherBytes.length}`);
-  MAGIC.copy(launcherBytes, 8);
+  const stubBytes = readFileSync(options.stub);
+  const end = elfEnd(stubBytes);
+  if (end !== stubBytes.length) throw new Error(`stub ELF end ${end} != file size ${stubBytes.length}`);
+  const stubSha = sha256(stubBytes);
+  MAGIC.copy(stubBytes, 8);
 
-  const toolSizes = options.tools.map((tool) => statSync(tool.path).size);
-  const toolHashes = await Promise.all(options.tools.map((tool) => sha256(tool.path)));
-  const buildHash = new Bun.CryptoHasher("sha256").update(launcherBytes).update(toolHashes.join(",")).digest("hex");
-  const buildId = `${options.metadata.commit}_${options.metadata.timestamp}_${buildHash.slice(0, 12)}`;
+  options.progress(`compressing the launcher, loader, libraries and ${options.tools.length} tools (zstd -${options.level})`);
+  const boot = options.boot.map((input) => {
+    const raw = readFileSync(input.file);
+    const stored = input.path === options.launcher ? compressInFrames(raw, runtimeCuts(raw), options.level) : compress(raw, options.level);
+    return { input, raw, stored, sha256: sha256(raw), storedSha256: sha256(stored) };
+  });
+  const tools = options.tools.map((input) => {
+    const raw = readFileSync(input.path);
+    return { input, raw, stored: compress(raw, options.level), sha256: sha256(raw) };
+  });
+  // Everything that runs is in the build id: a different launcher, library or tool never
+  // reuses another build's extracted files.
+  const buildHash = new Bun.CryptoHasher("sha256").update(stubSha);
+  for (const part of [...boot, ...tools]) buildHash.update(part.sha256);
+  const buildId = `${options.metadata.commit}_${options.metadata.timestamp}_${buildHash.digest("hex").slice(0, 12)}`;
 
-  const deps = Buffer.from(
-    JSON.stringify(Object.fromEntries(options.tools.map((tool) => [tool.name, { version: tool.version, source: tool.source, licenses: tool.licenses }]))),
-  );
+  const provenance: Record<string, Provenance> = { fim_stub: options.stubProvenance };
+  for (const { input } of boot) provenance[input.path.slice(input.path.indexOf("/") + 1)] = input.provenance;
+  for (const { input } of tools) provenance[input.name] = { version: input.version, source: input.source, licenses: input.licenses };
+  const deps = Buffer.from(JSON.stringify(provenance));
+  const modes = new Map(options.boot.map((input) => [input.path, input.mode]));
 
   // Offsets depend on the header's length, which depends on the offsets: iterate to a fixed point.
   let headerLength = 0;
+  let header: Header | undefined;
   let json = "";
   for (let round = 0; round < 8; round++) {
-    const depsOffset = end + 12 + headerLength;
+    const tableOffset = end + 12 + headerLength;
+    const tableSize = TABLE_HEAD + TABLE_ENTRY * boot.length;
+    const depsOffset = tableOffset + tableSize;
     let offset = depsOffset + deps.length;
-    const tools = options.tools.map((tool, i) => {
-      const record = { name: tool.name, offset, size: toolSizes[i]!, sha256: toolHashes[i]! };
-      offset += toolSizes[i]!;
+    const parts: BootPart[] = boot.map((part) => {
+      const record = { path: part.input.path, offset, size: part.stored.length, rawSize: part.raw.length, sha256: part.sha256, storedSha256: part.storedSha256 };
+      offset += part.stored.length;
       return record;
     });
-    const header: Header = { format: 1, ...options.metadata, buildId, reserved: offset, deps: { offset: depsOffset, size: deps.length }, tools };
+    const toolRecords = tools.map((tool) => {
+      const record = { name: tool.input.name, offset, size: tool.stored.length, rawSize: tool.raw.length, sha256: tool.sha256 };
+      offset += tool.stored.length;
+      return record;
+    });
+    header = {
+      format: 2,
+      ...options.metadata,
+      buildId,
+      reserved: offset,
+      stub: { size: stubBytes.length, sha256: stubSha },
+      boot: { table: { offset: tableOffset, size: tableSize }, loader: options.loader, launcher: options.launcher, library: options.library, cpuLevel: options.cpuLevel, parts },
+      deps: { offset: depsOffset, size: deps.length },
+      tools: toolRecords,
+    };
     json = JSON.stringify(header);
     if (Buffer.byteLength(json) === headerLength) break;
     headerLength = Buffer.byteLength(json);
   }
-  const header = JSON.parse(json) as Header;
+  if (!header) throw new Error("unreachable");
+  const table = bootTable(header, modes);
 
   const temporary = `${options.output}.${process.pid}.tmp`;
   const fd = openSync(temporary, "w", 0o755);
   try {
-    writeSync(fd, launcherBytes, 0, launcherBytes.length, 0);
+    writeSync(fd, stubBytes, 0, stubBytes.length, 0);
     const prefix = Buffer.alloc(12);
     HEADER_MAGIC.copy(prefix);
     prefix.writeUInt32LE(headerLength, 8);
-    writeSync(fd, Buffer.concat([prefix, Buffer.from(json), deps]), 0, 12 + headerLength + deps.length, end);
-    header.tools.forEach((tool, i) => {
-      const [written] = appendFile(fd, options.tools[i]!.path, tool.offset);
-      if (written !== tool.size) throw new Error(`tool '${tool.name}' changed while it was being embedded`);
-    });
+    writeSync(fd, Buffer.concat([prefix, Buffer.from(json), table, deps]), 0, 12 + headerLength + table.length + deps.length, end);
+    boot.forEach((part, i) => writeSync(fd, part.stored, 0, part.stored.length, header.boot.parts[i]!.offset));
+    tools.forEach((tool, i) => writeSync(fd, tool.stored, 0, tool.stored.length, header.tools[i]!.offset));
     const reserved = Buffer.alloc(RESERVED_SIZE);
     for (const { offset, data } of options.reserved ?? []) data.copy(reserved, offset);
     writeSync(fd, reserved, 0, RESERVED_SIZE, header.reserved);
@@ -111,7 +214,7 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
       const word = Buffer.alloc(8);
       word.writeBigUInt64LE(BigInt(size));
       writeSync(fd, word, 0, 8, position);
-      const [written] = appendFile(fd, layer, position + 8);
+      const written = appendFile(fd, layer, position + 8);
       if (written !== size) throw new Error(`layer '${layer}' changed while it was being appended`);
       position += 8 + size;
     }

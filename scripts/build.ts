@@ -1,6 +1,8 @@
-// Builds dist/<bundle>.flatimage: compiles the launcher for a bundle, then appends the
-// image header, the helper tools, the reserved space and the layers (core/image.ts).
-//   bun scripts/build.ts <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--remote url]
+// Builds dist/<bundle>.flatimage: compiles the launcher for a bundle, then puts the boot stub
+// at its head and appends the image header, the compressed launcher with the glibc loader
+// and libraries it needs, the compressed helper tools, the reserved space and the layers
+// (core/image.ts).
+//   bun scripts/build.ts <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--remote url] [--level N]
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -8,15 +10,17 @@ import { parseArgs } from "node:util";
 import { dumpJson } from "../core/json.ts";
 import type { Bundle } from "../core/plugin.ts";
 import { SLOTS, textBytes } from "../core/reserved.ts";
-import { assembleImage, type ToolInput } from "./assemble.ts";
+import { assembleImage, type Provenance, type ToolInput } from "./assemble.ts";
 import { rootfsLayer } from "./rootfs.ts";
+import { runtimeLibraries } from "./runtime.ts";
 
 const root = resolve(import.meta.dir, "..");
 
 function usage(message?: string): never {
   if (message) console.error(`build: ${message}`);
-  console.error("usage: npm run build -- <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--remote url]");
+  console.error("usage: npm run build -- <bundle> [--plugin file.ts]... [--out path] [--tools dir] [--layer file]... [--remote url] [--level N]");
   console.error("  --remote url: the recipe remote the image starts with (default: the bundle's; '' for none)");
+  console.error("  --level N: zstd level of the launcher and tools (1..19, default 19; results are cached)");
   const bundles = readdirSync(`${root}/bundles`, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
   console.error(`bundles: ${bundles.join(", ")}`);
   process.exit(2);
@@ -30,6 +34,7 @@ const { values, positionals } = parseArgs({
     tools: { type: "string" },
     layer: { type: "string", multiple: true, default: [] },
     remote: { type: "string" },
+    level: { type: "string", default: "19" },
     help: { type: "boolean", short: "h" },
   },
   allowPositionals: true,
@@ -47,6 +52,8 @@ const plugins = values.plugin.map((file) => {
 });
 for (const layer of values.layer) if (!existsSync(layer)) usage(`layer file '${layer}' does not exist`);
 if (values.remote && !/^https?:\/\/./i.test(values.remote)) usage(`--remote '${values.remote}' is not an http:// or https:// URL`);
+const level = Number(values.level);
+if (!Number.isInteger(level) || level < 1 || level > 19) usage(`invalid --level '${values.level}' (1..19)`);
 
 const output = resolve(values.out ?? `${root}/dist/${bundleName}.flatimage`);
 const work = mkdtempSync(join(tmpdir(), `fim-build-${bundleName}-`));
@@ -103,21 +110,43 @@ if (!compiled.success) {
   process.exit(1);
 }
 
-// Only a complete tool set is embedded: toolset/build.sh writes its manifest last.
+// Only a complete tool set is used: toolset/build.sh writes its manifest last. Its fim_stub
+// is the image's head; every other tool is embedded.
 const toolsDir = values.tools ?? `${root}/toolset/out/x86_64`;
 const manifestPath = `${toolsDir}/manifest.json`;
+if (!existsSync(manifestPath)) usage(`no complete tool set at ${toolsDir}: build it first (toolset/build.sh)`);
+const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Record<string, Partial<ToolInput>>;
+const provenance = (meta: Partial<ToolInput> | undefined): Provenance => ({ version: meta?.version ?? "", source: meta?.source ?? "", licenses: meta?.licenses ?? [] });
+const STUB = "fim_stub";
+if (!manifest[STUB] || !existsSync(`${toolsDir}/bin/${STUB}`)) usage(`the tool set at ${toolsDir} has no boot stub (${STUB}): rebuild it (toolset/build.sh)`);
 const tools: ToolInput[] = [];
-if (existsSync(manifestPath)) {
-  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Record<string, Partial<ToolInput>>;
-  for (const [name, meta] of Object.entries(manifest).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const path = `${toolsDir}/bin/${name}`;
-    if (!existsSync(path)) usage(`tool '${name}' of ${manifestPath} is missing: rebuild the tool set (toolset/build.sh)`);
-    tools.push({ name, path, version: meta.version ?? "", source: meta.source ?? "", licenses: meta.licenses ?? [] });
-  }
-  step(`embedding ${tools.length} tools from ${toolsDir}`);
-} else {
-  step(`no complete tool set at ${toolsDir} (run toolset/build.sh): the image carries no helper tools`);
+for (const [name, meta] of Object.entries(manifest).sort(([a], [b]) => (a < b ? -1 : 1))) {
+  if (name === STUB) continue;
+  const path = `${toolsDir}/bin/${name}`;
+  if (!existsSync(path)) usage(`tool '${name}' of ${manifestPath} is missing: rebuild the tool set (toolset/build.sh)`);
+  tools.push({ name, path, ...provenance(meta) });
 }
+step(`embedding ${tools.length} tools from ${toolsDir}`);
+
+// The launcher and the glibc it runs on, from this (the build) host.
+let runtime: ReturnType<typeof runtimeLibraries>;
+try {
+  runtime = runtimeLibraries(launcher);
+} catch (error) {
+  step(`finding the launcher's libraries failed: ${(error as Error).message}`);
+  process.exit(1);
+}
+const launcherPart = {
+  path: "bin/fim_boot",
+  file: launcher,
+  mode: 0o755,
+  provenance: {
+    version: Bun.version,
+    source: `this project's launcher compiled with Bun ${Bun.version} (npm package bun)`,
+    licenses: [{ type: "MIT (Bun; its JavaScriptCore is LGPL-2.0-or-later)", url: "https://bun.sh/docs/project/licensing" }],
+  },
+};
+step(`bundling the launcher's loader and ${runtime.libraries.length - 1} libraries from this host`);
 
 const pkg = JSON.parse(readFileSync(`${root}/package.json`, "utf8")) as { version: string };
 const git = Bun.spawnSync(["git", "rev-parse", "--short=7", "HEAD"], { cwd: root, stdout: "pipe", stderr: "ignore" });
@@ -142,7 +171,15 @@ if (existsSync(rootfsScript)) {
 layers.push(...values.layer.map((layer) => resolve(layer)));
 
 const size = await assembleImage({
-  launcher,
+  stub: `${toolsDir}/bin/${STUB}`,
+  stubProvenance: provenance(manifest[STUB]),
+  boot: [launcherPart, ...runtime.libraries],
+  loader: runtime.loader,
+  launcher: launcherPart.path,
+  library: "lib",
+  // Bun's x64 build needs x86-64-v2 (POPCNT, SSE4.2…; AVX2 only where it checks for it).
+  cpuLevel: 2,
+  level,
   output,
   tools,
   layers,

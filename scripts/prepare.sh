@@ -9,7 +9,8 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # fuse3: the setuid fusermount3 that the union filesystem's host-mount tests and benchmark use.
 # xvfb xauth x11-utils x11-apps: the X server, cookie, xwininfo and xwd of the packaged GUI test.
-DEBIAN_PACKAGES=(git ca-certificates xz-utils zstd file debootstrap desktop-file-utils shared-mime-info fuse3 xvfb xauth x11-utils x11-apps)
+# qemu-user: the boot stub's CPU check is tested on an emulated CPU without x86-64-v2.
+DEBIAN_PACKAGES=(git ca-certificates xz-utils zstd file debootstrap desktop-file-utils shared-mime-info fuse3 xvfb xauth x11-utils x11-apps qemu-user)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()

@@ -40,6 +40,7 @@ declare -A TOOL_STEP=(
   [fim_sigdfl]=fim_sigdfl
   [fim_enter]=fim_enter
   [fim_portal]=fim_portal
+  [fim_stub]=fim_stub
   [fim_supervise]=fim_supervise
 )
 TOOLS=$(printf '%s\n' "${!TOOL_STEP[@]}" | LC_ALL=C sort)
@@ -489,6 +490,14 @@ build_fim_sigdfl() {
   $CC $CFLAGS -static -Os -o "$WORK/fim_sigdfl" "$ROOT_DIR/src/fim_sigdfl.c"
   install_bin "$WORK/fim_sigdfl" fim_sigdfl 1.0 "flatimage-ts toolset/src/fim_sigdfl.c" "$(lic_musl)"
 }
+# Our own helper (src/fim_stub.c): the image's ELF head, which extracts the launcher and the
+# glibc it runs on and starts it. Built for the oldest x86-64 (it checks the CPU level).
+build_fim_stub() {
+  musl_env
+  $CC $CFLAGS $CPPFLAGS -static -Os -march=x86-64 -o "$WORK/fim_stub" "$ROOT_DIR/src/fim_stub.c" $LDFLAGS -lzstd
+  install_bin "$WORK/fim_stub" fim_stub 1.0 "flatimage-ts toolset/src/fim_stub.c" "$(lic_musl)" \
+    "$(lic zstd "BSD-3-Clause OR GPL-2.0-only")"
+}
 # The terminfo part of ncurses, for bash's line editing, with common terminals compiled in:
 # an image may have no terminfo database at all (blueprint). Its `tic` (ncurses-bin) builds them.
 build_ncurses() {
@@ -588,6 +597,7 @@ step bash    bash    "bash ${PKG[bash]#* }"          build_bash bash
 step fim_sigdfl fim_sigdfl "fim_sigdfl (toolset/src)" build_fim_sigdfl fim_sigdfl
 step fim_enter fim_enter "fim_enter (toolset/src)" build_fim_enter fim_enter
 step fim_portal fim_portal "fim_portal (toolset/src)" build_fim_portal fim_portal
+step fim_stub fim_stub "fim_stub (toolset/src)" build_fim_stub fim_stub
 step fim_supervise fim_supervise "fim_supervise (toolset/src)" build_fim_supervise fim_supervise
 
 # Final verification: every tool present and statically linked.

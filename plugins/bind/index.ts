@@ -34,7 +34,6 @@ export const bindPlugin: Plugin = {
       commands.set("fim-bind", {
         name: "fim-bind",
         summary: "Bind paths from the host to inside the container",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "list",
         help: [
           {
             usage: "fim-bind <add> <type> <src> <dst>",

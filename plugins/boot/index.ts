@@ -37,7 +37,6 @@ export const bootPlugin: Plugin = {
       commands.set("fim-boot", {
         name: "fim-boot",
         summary: "Configure the default startup command",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "show",
         help: [
           {
             usage: "fim-boot <set> <command> [args...]",
@@ -83,7 +82,6 @@ export const bootPlugin: Plugin = {
         summary: "Run the stored boot command",
         hidden: true,
         consoleLevel: "C",
-        inPlace: () => true, // see fim-exec
         help: [],
         parse(args) {
           return () =>

@@ -81,7 +81,6 @@ export const desktopPlugin: Plugin = {
       commands.set("fim-desktop", {
         name: "fim-desktop",
         summary: "Configure the desktop integration",
-        inPlace: (args) => args[0]?.toLowerCase() === "dump",
         help: [
           { usage: "fim-desktop <setup> <json-file>", args: [["setup", "Sets up the desktop integration with an input json file"], ["json-file", "Path to the json file with the desktop configuration"]] },
           { usage: "fim-desktop <enable> [entry,mimetype,icon,none]", args: [["enable", "Enables the desktop integration selectively"], ["entry", "Enable the start menu desktop entry"], ["mimetype", "Enable the mimetype"], ["icon", "Enable the icon for the file manager and desktop entry"], ["none", "Disable desktop integrations"]] },

@@ -42,7 +42,6 @@ export const helpPlugin: Plugin = {
       commands.set("fim-help", {
         name: "fim-help",
         summary: "See usage details for specified command",
-        inPlace: () => true,
         help: [{ usage: "fim-help <cmd>", args: [["cmd", "Name of the command to display help details (also: fim-<cmd> --help)"]], examples: ["fim-help bind"] }],
         parse(args) {
           const [topic] = args; // words after the topic are ignored, as upstream

@@ -24,8 +24,6 @@ export const instancePlugin: Plugin = {
       commands.set("fim-instance", {
         name: "fim-instance",
         summary: "Manage running instances of the FlatImage",
-        // Never writes the image; `exec` replaces this process, so it never lingers on it.
-        inPlace: () => true,
         help: [
           {
             usage: "fim-instance <exec> <id> [args...]",

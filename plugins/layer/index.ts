@@ -41,7 +41,6 @@ export const layerPlugin: Plugin = {
       commands.set("fim-layer", {
         name: "fim-layer",
         summary: "Manage the layers of the current FlatImage",
-        inPlace: (args) => args[0]?.toLowerCase() === "list" && args.slice(1).every((arg) => LONG.includes(arg)),
         help: [
           { usage: "fim-layer <create> <in-dir> <out-file>", args: [["create", "Creates a layer file from a directory"], ["in-dir", "Directory to compress"], ["out-file", "Layer file to write"]] },
           { usage: "fim-layer <add> <in-file>", args: [["add", "Appends a layer file to the image"], ["in-file", "Layer file"]] },

@@ -5,6 +5,7 @@ import { basename } from "node:path";
 import { MOUNT_STAGE } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { discoverLayers } from "../layer/index.ts";
+import { layersExtracted } from "../layer-extract/index.ts";
 
 const NAME = "mount-layers";
 
@@ -13,6 +14,7 @@ export const mountLayersPlugin: Plugin = {
   apply(runtime) {
     const log = runtime.logger(NAME);
     runtime.hooks.mount.tapPromise({ name: NAME, stage: MOUNT_STAGE.layers }, async (launch) => {
+      if (layersExtracted(launch)) return; // no FUSE: plugins/layer-extract made them directories
       const layers = await discoverLayers(runtime, log);
       for (const [index, layer] of layers.entries()) {
         const mountpoint = `${runtime.paths.mounts}/layers/${index}`;

@@ -8,6 +8,7 @@ import type { HelpUsage, Plugin } from "../../core/plugin.ts";
 import { readSlot, SLOTS, updateSlot } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { casefoldEnabled } from "../casefold/index.ts";
+import { fuseStatus } from "../layer-extract/fuse.ts";
 import { overlayHooks } from "./registry.ts";
 
 export { overlayHooks, registerOverlayType, type OverlayType } from "./registry.ts";
@@ -46,6 +47,12 @@ export function decideOverlay(runtime: Runtime, casefold: boolean): string {
     log.warn(`This kernel (${release()}) cannot mount overlays in a user namespace (Linux 5.11 and later can), falling back to unionfs`);
     type = FALLBACK;
   }
+  // Without FUSE the layers are extracted directories (plugins/layer-extract): only the kernel's overlay stacks them.
+  const fuse = fuseStatus(runtime);
+  if (type !== DEFAULT && !fuse.usable && kernelOverlayInUserns(release())) {
+    log.warn(`${type.toLowerCase()} needs FUSE, which cannot be used (${fuse.why}): falling back to bwrap`);
+    type = DEFAULT;
+  }
   return type;
 }
 
@@ -68,7 +75,6 @@ export const overlayPlugin: Plugin = {
       commands.set("fim-overlay", {
         name: "fim-overlay",
         summary: "Show or select the default overlay filesystem",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "show",
         get help(): HelpUsage[] {
           return [
             {

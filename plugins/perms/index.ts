@@ -50,7 +50,6 @@ export const permsPlugin: Plugin = {
       commands.set("fim-perms", {
         name: "fim-perms",
         summary: "Edit current permissions for the flatimage",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "list",
         get help(): HelpUsage[] {
           const names = [...permissionHooks(runtime).permissions.keys()].sort();
           return [

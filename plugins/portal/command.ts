@@ -17,7 +17,6 @@ export function portalCommand(runtime: Runtime): Command {
   return {
     name: "fim-portal",
     summary: "Choose the host programs that guests may run with fim_portal",
-    inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "list",
     help: [
       {
         usage: "fim-portal <allow|deny> <programs...>",

@@ -18,7 +18,6 @@ export const recipePlugin: Plugin = {
         name: "fim-recipe",
         summary: "Fetch, inspect and install recipes (package lists) from the remote",
         // info only reads the cache; fetch and install write and run for a while.
-        inPlace: (args) => args.length === 2 && args[0]!.toLowerCase() === "info",
         help: [
           {
             usage: "fim-recipe <fetch> <recipes>",

@@ -1,84 +1,102 @@
-// Relocation (reference §1, §7.5). The image file must never be the running executable
-// of a process that writes it or lives long (ETXTBSY), so the launcher part of the image
-// is copied once per build to <app>/bin/fim_boot and re-executed with the same argv and
-// PID. Quick read-only commands may run in place and skip the second start.
-import { closeSync, fstatSync, openSync, realpathSync } from "node:fs";
+// Relocation (reference §1, §7.5) is the boot stub's job (toolset/src/fim_stub.c): it
+// extracts the launcher and the glibc it runs on into the build's runtime directory and
+// starts it there, so the image file is never executing while it is written (ETXTBSY). What
+// it hands over arrives in the environment: the image (FIM_BIN_SELF), the build's directory
+// (FIM_DIR_APP), the descriptor of the build's lock (FIM_BOOT_LOCK_FD: held shared by every
+// process of the build, so that a sweep never removes one in use) and the host's LD_PRELOAD
+// (set aside for our glibc, given back to the guest).
 import { FimError } from "../../core/errors.ts";
-import { elfEnd, Image } from "../../core/image.ts";
-import { execve } from "../../core/libc.ts";
-import { write, type Logger } from "../../core/log.ts";
+import { Image } from "../../core/image.ts";
+import { SANDBOX_STAGE } from "../../core/launch.ts";
+import { keepAcrossExec } from "../../core/libc.ts";
 import type { Plugin } from "../../core/plugin.ts";
-import { appDir } from "../../core/paths.ts";
-import { ensureLauncherCopy } from "./copy.ts";
+import type { Runtime } from "../../core/runtime.ts";
+import { sweepBuilds } from "../runtime-dir/store.ts";
 
 const NAME = "relocate";
 
-/**
- * The per-build copy of the launcher, for helper processes that run during a run (the image
- * file itself must not be executing then, or it could not be written).
- */
-export function launcherCopy(image: Image, log: Logger): string {
-  return ensureLauncherCopy(image, appDir(process.getuid?.() ?? 0, image.header.buildId), log);
+/** What the stub handed over, read once (and removed from the environment children see). */
+export interface BootFacts {
+  /** Descriptor of the build's lock, inherited from the stub; undefined without a stub. */
+  lockFd: number | undefined;
+  /** Whether the stub extracted the build for this start (its first). */
+  extracted: boolean;
+  /** The host's LD_PRELOAD, when it was set. */
+  hostPreload: string | undefined;
 }
 
-function fromEnvironment(): Image {
-  const self = process.env.FIM_BIN_SELF;
-  if (!self) {
-    throw new FimError("Could not read variable 'FIM_BIN_SELF'", { level: "E" }).context(
-      "This is a bare launcher without an image: run an image file (e.g. dist/<bundle>.flatimage) instead",
-      "C",
-    );
-  }
-  try {
-    return Image.open(self);
-  } catch (error) {
-    throw (error as FimError).context("Could not read the image file", "C");
-  }
+const facts = new WeakMap<Runtime, BootFacts>();
+
+export function bootFacts(runtime: Runtime): BootFacts {
+  return facts.get(runtime) ?? { lockFd: undefined, extracted: false, hostPreload: undefined };
+}
+
+function takeFacts(env: NodeJS.ProcessEnv): BootFacts {
+  const fd = env.FIM_BOOT_LOCK_FD !== undefined && /^\d+$/.test(env.FIM_BOOT_LOCK_FD) ? Number(env.FIM_BOOT_LOCK_FD) : undefined;
+  const result = { lockFd: fd, extracted: env.FIM_BOOT_EXTRACTED === "1", hostPreload: env.FIM_HOST_LD_PRELOAD };
+  delete env.FIM_BOOT_LOCK_FD;
+  delete env.FIM_BOOT_EXTRACTED;
+  delete env.FIM_HOST_LD_PRELOAD;
+  return result;
+}
+
+/**
+ * The command that runs this launcher again (helper processes: the union filesystem's
+ * server), through the bundled loader like the stub does: never the image file, which must
+ * stay writable, and never the host's glibc.
+ */
+export function selfCommand(runtime: Runtime): string[] {
+  const { boot } = runtime.image.header;
+  const { app } = runtime.paths;
+  return [`${app}/${boot.loader}`, "--library-path", `${app}/${boot.library}`, `${app}/${boot.launcher}`];
 }
 
 export const relocatePlugin: Plugin = {
   name: NAME,
   apply(runtime) {
-    const log = runtime.logger(NAME);
-    runtime.hooks.relocate.tapPromise(NAME, async ({ argv, command, args }) => {
-      const fd = openSync("/proc/self/exe", "r");
+    // Nothing is logged here but sweeps: the stub traces relocation, and a helper started
+    // through selfCommand (the union filesystem's server) answers on its stdout.
+    runtime.hooks.relocate.tapPromise(NAME, async () => {
+      const boot = takeFacts(process.env);
+      facts.set(runtime, boot);
+      const self = process.env.FIM_BIN_SELF;
+      if (!self) {
+        throw new FimError("Could not read variable 'FIM_BIN_SELF'", { level: "E" }).context(
+          "This is a bare launcher without an image: run an image file (e.g. dist/<bundle>.flatimage) instead",
+          "C",
+        );
+      }
       let image: Image;
-      let imagePath: string;
-      // A file no bigger than its ELF part is the relocated launcher (or bun itself in development).
-      const relocated = fstatSync(fd).size <= elfEnd(fd, "/proc/self/exe");
-      if (relocated) {
-        closeSync(fd);
-        return fromEnvironment();
-      }
       try {
-        imagePath = realpathSync("/proc/self/exe");
-        image = Image.read(fd, imagePath);
+        image = Image.open(self);
       } catch (error) {
-        if (error instanceof FimError) throw error.context("Failure to relocate binary", "C");
-        throw new FimError(String(error)).context("Failure to relocate binary", "C");
-      } finally {
-        closeSync(fd);
+        throw (error as FimError).context("Could not read the image file", "C");
       }
-      process.env.FIM_BIN_SELF = imagePath;
-      process.env.FIM_OFFSET = String(image.reservedOffset);
+      // A new build was just extracted: the old ones beyond the few most recent go.
+      const app = process.env.FIM_DIR_APP;
+      if (boot.extracted && app?.endsWith(`/${image.header.buildId}`)) {
+        try {
+          for (const removed of sweepBuilds(app)) runtime.logger(NAME).debug(`Removed the old build '${removed}'`);
+        } catch (error) {
+          runtime.logger(NAME).debug(`Could not sweep old builds: ${(error as Error).message}`);
+        }
+      }
+      return image;
+    });
 
-      if (process.env.FIM_MAIN_OFFSET !== undefined) {
-        write(1, `${image.reservedOffset}\n`);
-        process.exit(0);
-      }
-      if (command?.inPlace?.(args)) return image;
+    // The run's supervisor (the launcher's process after execve) keeps the build's lock
+    // until the run ends; the processes it starts do not inherit it. (Bun makes inherited
+    // descriptors close-on-exec.)
+    runtime.hooks.mount.tapPromise(NAME, async (launch) => {
+      const { lockFd } = bootFacts(runtime);
+      if (lockFd === undefined) return;
+      keepAcrossExec(lockFd);
+      launch.heldFds.push(lockFd);
+    });
 
-      const started = performance.now();
-      let boot: string;
-      try {
-        boot = launcherCopy(image, log);
-      } catch (error) {
-        throw new FimError(`Could not copy the launcher: ${(error as Error).message}`).context("Failure to relocate binary", "C");
-      }
-      log.debug(`FIM_OFFSET: ${image.reservedOffset}`);
-      log.debug(`Copy binaries finished in '${Math.round(performance.now() - started)}' ms`);
-      const failure = execve(boot, [imagePath, ...argv], process.env);
-      throw new FimError(`Could not perform 'evecve': ${failure}`).context("Failure to relocate binary", "C");
+    runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.environment }, async (operations) => {
+      const { hostPreload } = bootFacts(runtime);
+      return hostPreload === undefined ? operations : [...operations, { op: "setenv", name: "LD_PRELOAD", value: hostPreload }];
     });
   },
 };

@@ -30,7 +30,6 @@ export const remotePlugin: Plugin = {
       commands.set("fim-remote", {
         name: "fim-remote",
         summary: "Configure the remote URL for recipes",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "show",
         help: [
           {
             usage: "fim-remote <set> <url>",

@@ -14,8 +14,6 @@ function command(runtime: Runtime, name: "fim-exec" | "fim-root", root: boolean)
     name,
     summary: root ? "Executes a command as the root user" : "Executes a command through the FlatImage launcher",
     consoleLevel: "C",
-    // The launcher hands the run to a supervisor before the guest starts: no need to relocate.
-    inPlace: () => true,
     help: [
       {
         usage: `${name} <program> [args...]`,

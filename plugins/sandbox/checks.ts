@@ -1,5 +1,5 @@
 // Host checks before a run, each with a message that says what to do (exit 125).
-import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { prepareDataDir } from "../../core/data-dir.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Paths } from "../../core/paths.ts";
@@ -16,14 +16,7 @@ const critical = (message: string) => new FimError(message, { level: "C" });
 
 /** `read` gives a sysctl's value (a parameter so the checks can be exercised without root). */
 export function checkHost(paths: Paths, read: (path: string) => string | undefined = sysctl): void {
-  if (!existsSync("/dev/fuse")) {
-    throw critical("/dev/fuse does not exist: the image's layers are mounted with FUSE. Load the module ('modprobe fuse' as root) or run on a host with FUSE");
-  }
-  try {
-    accessSync("/dev/fuse", constants.R_OK | constants.W_OK);
-  } catch {
-    throw critical("/dev/fuse is not accessible by this user: the image's layers are mounted with FUSE. Make it usable ('chmod 666 /dev/fuse' as root; distributions ship it 0666)");
-  }
+  // /dev/fuse is not required: without it the layers are extracted (plugins/layer-extract).
   if (read("/proc/sys/user/max_user_namespaces") === "0") {
     throw critical("User namespaces are disabled (/proc/sys/user/max_user_namespaces is 0): the sandbox needs them. Enable them as root: sysctl -w user.max_user_namespaces=15000");
   }

@@ -1,13 +1,75 @@
-// The helper tools embedded in the image, extracted on first use to <app>/bin, once per
-// build id. Each one is written under a temporary name, checked against its sha256 and
-// renamed, so an extraction killed half-way leaves nothing that would be used.
-import { mkdirSync, statSync } from "node:fs";
+// The helper tools embedded in the image (zstd-compressed), extracted on first use to
+// <app>/bin, once per build id. Each one is decompressed under a temporary name, checked
+// against its sha256 and renamed, so an extraction killed half-way, or a damaged image,
+// leaves nothing that would be used. Later uses trust the file because of where it is: the
+// build's directory is private to the user and read-only for guests (plugins/runtime-dir).
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
-import { extractRange } from "../../core/files.ts";
-import { ensureUserDir } from "../../core/paths.ts";
+import { readAt, type ToolRecord } from "../../core/image.ts";
+import { ensureUserDir, GLOBAL_DIR } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
+import type { Runtime } from "../../core/runtime.ts";
 
 const NAME = "tools";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Temporaries (<name>.<pid>.tmp) of extractions whose process is gone. */
+function sweepTemporaries(bin: string): void {
+  for (const name of readdirSync(bin)) {
+    const match = /\.(\d+)\.tmp$/.exec(name);
+    if (match && Number(match[1]) !== process.pid && !alive(Number(match[1]))) rmSync(`${bin}/${name}`, { force: true });
+  }
+}
+
+function usable(target: string): boolean {
+  try {
+    const info = lstatSync(target);
+    return info.isFile() && info.uid === process.getuid?.();
+  } catch {
+    return false;
+  }
+}
+
+function extract(runtime: Runtime, record: ToolRecord, target: string): void {
+  const { image } = runtime;
+  const fd = openSync(image.path, "r");
+  let stored: Buffer;
+  try {
+    stored = readAt(fd, record.offset, record.size);
+  } finally {
+    closeSync(fd);
+  }
+  // C level: runs show only those, and nothing runs without its tools.
+  const damaged = (why: string) =>
+    new FimError(`The helper tool '${record.name}' stored in '${image.path}' is damaged: it ${why} (offset ${record.offset}, ${record.size} bytes); get the image again`, { level: "C" });
+  if (stored.length !== record.size) throw damaged("cannot be read (the image is truncated?)");
+  let data: Buffer;
+  try {
+    data = Buffer.from(Bun.zstdDecompressSync(stored));
+  } catch {
+    throw damaged("is not valid zstd data");
+  }
+  if (data.length !== record.rawSize || new Bun.CryptoHasher("sha256").update(data).digest("hex") !== record.sha256) throw damaged("does not match its sha256");
+  const temporary = `${target}.${process.pid}.tmp`;
+  const out = openSync(temporary, "wx", 0o755);
+  try {
+    for (let done = 0; done < data.length; ) done += writeSync(out, data, done, data.length - done);
+  } catch (error) {
+    closeSync(out);
+    rmSync(temporary, { force: true });
+    throw new FimError(`Could not extract the helper tool '${record.name}' to '${target}': ${(error as Error).message}`);
+  }
+  closeSync(out);
+  renameSync(temporary, target);
+}
 
 export const toolsPlugin: Plugin = {
   name: NAME,
@@ -16,20 +78,21 @@ export const toolsPlugin: Plugin = {
     runtime.hooks.tool.tapPromise(NAME, async (name) => {
       const record = runtime.image.header.tools.find((tool) => tool.name === name);
       if (!record) return undefined;
-      const target = `${runtime.paths.bin}/${name}`;
+      const { bin, app } = runtime.paths;
+      const target = `${bin}/${name}`;
+      if (usable(target)) return target;
       try {
-        if (statSync(target).size === record.size) return target;
-      } catch {
-        // not extracted yet
-      }
-      try {
-        ensureUserDir();
-        mkdirSync(runtime.paths.bin, { recursive: true, mode: 0o700 });
-        log.debug(`Writting binary file '${target}'`);
-        extractRange(runtime.image.path, record.offset, record.size, target, { mode: 0o755, sha256: record.sha256 });
+        if (!existsSync(bin)) {
+          // Without the stub (a bare launcher), the directory may not exist yet.
+          if (app.startsWith(`${GLOBAL_DIR}/app/`)) ensureUserDir();
+          mkdirSync(bin, { recursive: true, mode: 0o700 });
+        }
+        sweepTemporaries(bin);
       } catch (error) {
         throw new FimError(`Could not extract the helper tool '${name}' to '${target}': ${(error as Error).message}`);
       }
+      log.debug(`Writting binary file '${target}'`);
+      extract(runtime, record, target);
       return target;
     });
   },

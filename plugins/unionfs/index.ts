@@ -11,7 +11,7 @@ import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { workDirectory } from "../../core/run-services.ts";
 import { registerOverlayType } from "../overlay/index.ts";
-import { launcherCopy } from "../relocate/index.ts";
+import { selfCommand } from "../relocate/index.ts";
 import { ServeRequestSchema, type ServeRequest } from "./schema.ts";
 
 const NAME = "unionfs";
@@ -20,7 +20,7 @@ const SERVE_COMMAND = "fim-unionfs-serve";
 const TTL = { union: 10, casefold: 1 };
 async function serverStep(runtime: Runtime, request: ServeRequest): Promise<PrepareStep> {
   // The server prints "ready" once mounted (its stderr goes to the run's log).
-  return { kind: "ready", argv: [launcherCopy(runtime.image, runtime.logger(NAME)), SERVE_COMMAND, JSON.stringify(request)] };
+  return { kind: "ready", argv: [...selfCommand(runtime), SERVE_COMMAND, JSON.stringify(request)] };
 }
 
 export const unionfsPlugin: Plugin = {

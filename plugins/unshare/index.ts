@@ -68,7 +68,6 @@ export const unsharePlugin: Plugin = {
       commands.set("fim-unshare", {
         name: "fim-unshare",
         summary: "Edit the namespaces the sandbox unshares from the host",
-        inPlace: (args) => args.length === 1 && args[0]!.toLowerCase() === "list",
         help: [
           {
             usage: "fim-unshare <add|del|set> <options...>",

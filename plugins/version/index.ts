@@ -15,7 +15,6 @@ export const versionPlugin: Plugin = {
       commands.set("fim-version", {
         name: "fim-version",
         summary: "Displays version information of FlatImage",
-        inPlace: () => true,
         help: [
           {
             usage: "fim-version <short|full|deps>",
@@ -39,7 +38,11 @@ export const versionPlugin: Plugin = {
           return () =>
             withContext("Failed to dump dependencies info", () => {
               const deps = readDeps(runtime.image);
-              const shas = new Map(header.tools.map((tool) => [tool.name, tool.sha256]));
+              const shas = new Map([
+                ["fim_stub", header.stub.sha256],
+                ...header.boot.parts.map((part): [string, string] => [part.path.slice(part.path.indexOf("/") + 1), part.sha256]),
+                ...header.tools.map((tool): [string, string] => [tool.name, tool.sha256]),
+              ]);
               const table = Object.fromEntries(Object.entries(deps).map(([name, dep]) => [name, { ...dep, sha: shas.get(name) ?? "" }]));
               write(1, `${dumpJson(table)}\n`);
             });

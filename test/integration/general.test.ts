@@ -7,7 +7,7 @@ let image: TestImage;
 beforeAll(() => (image = freshImage()));
 afterAll(() => image.cleanup());
 
-const TOPICS = ["bind", "boot", "casefold", "desktop", "env", "exec", "instance", "layer", "notify", "overlay", "perms", "portal", "recipe", "remote", "root", "unshare", "version"];
+const TOPICS = ["bind", "boot", "cache", "casefold", "desktop", "env", "exec", "instance", "layer", "notify", "overlay", "perms", "portal", "recipe", "remote", "root", "unshare", "version"];
 
 describe("fim-version", () => {
   test("short, full and deps", () => {
@@ -84,7 +84,7 @@ describe("dispatch and diagnostics", () => {
   test("lines have the L::a::b::msg shape; D and I on stdout, W E C on stderr", () => {
     const debug = image.run(["fim-env", "add", "X=1"], { env: { FIM_DEBUG: "1" } });
     for (const line of debug.stdout.trim().split("\n")) expect(line).toMatch(/^[DI]::[^:]+::\d+::./);
-    expect(debug.stdout).toContain("D::relocate::");
+    expect(debug.stdout).toContain("D::boot::"); // the stub's relocation trace
     const warning = image.run(["fim-overlay", "show"], { env: { FIM_CASEFOLD: "1" } });
     expect(warning.stderr).toMatch(/^W::[^:]+::\d+::casefold cannot be used/);
   });
@@ -141,7 +141,7 @@ describe("damaged images", () => {
       const offset = Number(copy.run([], { env: { FIM_MAIN_OFFSET: "" } }).stdout.trim());
       const bytes = readFileSync(copy.path);
       const header = Number(bytes.readBigUInt64LE(0x28)) + bytes.readUInt16LE(0x3a) * bytes.readUInt16LE(0x3c); // ELF end
-      expect(bytes.subarray(header, header + 8).toString("latin1")).toBe("FIMAGE\0\x01");
+      expect(bytes.subarray(header, header + 8).toString("latin1")).toBe("FIMAGE\0\x02");
       expect(header).toBeLessThan(offset);
       const fd = openSync(copy.path, "r+");
       writeSync(fd, Buffer.from("{{{{"), 0, 4, header + 12);

@@ -212,22 +212,6 @@ describe("host checks", () => {
     expect(lines(result.stderr)[0]).toStartWith("C::The data directory '/proc/no-such-dir' is not usable (");
     expect(lines(result.stderr)[0]).toEndWith("): set FIM_DIR_DATA to a writable directory");
   });
-
-  test.if(root)("/dev/fuse not accessible (run as the regular user)", () => {
-    const copy = freshImage(image.path, "fuse.flatimage");
-    chmodSync(copy.dir, 0o777);
-    chmodSync("/dev/fuse", 0o600);
-    try {
-      const result = Bun.spawnSync(["runuser", "-u", "fimtest", "--", copy.path, "fim-exec", "true"], { cwd: copy.dir, stdout: "pipe", stderr: "pipe" });
-      expect(result.exitCode).toBe(125);
-      expect(lines(result.stderr.toString())[0]).toBe(
-        "C::/dev/fuse is not accessible by this user: the image's layers are mounted with FUSE. Make it usable ('chmod 666 /dev/fuse' as root; distributions ship it 0666)",
-      );
-    } finally {
-      chmodSync("/dev/fuse", 0o666);
-      copy.cleanup();
-    }
-  });
 });
 
 describe("cleanup", () => {

@@ -33,7 +33,7 @@ test("the plugin's command runs, logs through the runtime and appears in help", 
   expect(result.code).toBe(0);
   expect(result.stdout).toContain("Hello, world! (BLUEPRINT)\n");
   expect(lines(result.stdout)).toContain("I::Greeting world");
-  expect(image.run(["fim-help"]).stdout).toContain("fim-{bind,boot,casefold,desktop,env,exec,hello,instance,layer,");
+  expect(image.run(["fim-help"]).stdout).toContain("fim-{bind,boot,cache,casefold,desktop,env,exec,hello,instance,layer,");
   expect(image.run(["fim-help", "hello"]).stdout).toStartWith("Flatimage - Portable Linux Applications\nfim-hello : Greets whoever is named\nUsage: fim-hello <name>\n");
 });
 

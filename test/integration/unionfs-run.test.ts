@@ -98,7 +98,9 @@ describe("a killed filesystem process", () => {
         .filter((pid) => {
           try {
             const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-            return argv[1] === "fim-unionfs-serve" && argv[2]!.includes(`"upper":"${upper}"`);
+            // The server itself: the bundled loader running the launcher (its supervisors'
+            // command lines carry the same words).
+            return argv[0]!.endsWith("/ld-linux-x86-64.so.2") && argv[4] === "fim-unionfs-serve" && argv[5]!.includes(`"upper":"${upper}"`);
           } catch {
             return false;
           }

@@ -1,0 +1,418 @@
+// Runs on any Linux (issue 15): the static boot stub, the compressed launcher with its own
+// glibc, the per-user runtime directory and its fall-backs, damaged parts, sweeping, and the
+// way in without FUSE.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { spawn, spawnSync } from "bun";
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Image } from "../../core/image.ts";
+import { BWRAP, damage, noGlibcRoot, privateRuntimeDir, runtimeDirOf, temporaries, withBuildId } from "../helpers/boot.ts";
+import { buildImage, freshImage, lines, type TestImage } from "../helpers/image.ts";
+
+const uid = process.getuid!();
+/** Tests that start several images (a first start of a build takes ~0.5 s). */
+const LONG_TEST = 120_000;
+let image: TestImage;
+beforeAll(() => (image = freshImage()));
+afterAll(() => image.cleanup());
+
+/** Runs the image with a private $XDG_RUNTIME_DIR (a fresh runtime directory) unless one is given. */
+function runFresh(path: string, args: string[], env: Record<string, string> = {}) {
+  const xdg = env.XDG_RUNTIME_DIR ? undefined : privateRuntimeDir();
+  try {
+    const result = spawnSync([path, ...args], { env: { ...process.env, ...(xdg ? { XDG_RUNTIME_DIR: xdg.dir } : {}), ...env }, stdout: "pipe", stderr: "pipe" });
+    return { code: result.exitCode ?? 128, stdout: result.stdout.toString(), stderr: result.stderr.toString(), dir: xdg?.dir };
+  } finally {
+    xdg?.cleanup();
+  }
+}
+
+describe("a root without glibc", () => {
+  const script = [
+    "test ! -e /lib64/ld-linux-x86-64.so.2",
+    "glibc-true 2>/dev/null; echo glibc-true: $?",
+    "for t in bwrap overlayfs unionfs; do FIM_OVERLAY=$t /app.flatimage fim-exec sh -c 'echo $0 $(id -u)' $t || echo $t failed; done",
+    "FIM_CASEFOLD=1 /app.flatimage fim-exec sh -c 'mkdir -p /CaseFold/Dir && ls -d /casefold/dir' || echo casefold failed",
+  ].join("\n");
+  const expected = `glibc-true: 127\nbwrap ${uid}\noverlayfs ${uid}\nunionfs ${uid}\n/casefold/dir\n`;
+
+  test("blueprint: static busybox only; every overlay type and casefold", () => {
+    const root = noGlibcRoot(image.path);
+    try {
+      const result = root.run(script);
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toBe(expected);
+    } finally {
+      root.cleanup();
+    }
+  }, LONG_TEST);
+
+  test("blueprint: busybox and musl's loader (an Alpine-like root)", () => {
+    const root = noGlibcRoot(image.path, { musl: true });
+    try {
+      const result = root.run(`musl-hello\n${script}`);
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toBe(`hello from musl\n${expected}`);
+    } finally {
+      root.cleanup();
+    }
+  }, LONG_TEST);
+
+  test("debian: the guest's own programs, every overlay type and casefold", () => {
+    const build = mkdtempSync(join(tmpdir(), "fim-test-debian-"));
+    try {
+      buildImage("debian", join(build, "debian.flatimage"));
+      const root = noGlibcRoot(join(build, "debian.flatimage"), { musl: true });
+      try {
+        const result = root.run(
+          [
+            "glibc-true 2>/dev/null; echo glibc-true: $?",
+            "for t in bwrap overlayfs unionfs; do FIM_OVERLAY=$t /app.flatimage fim-exec sh -c 'echo $0 $(cat /etc/debian_version | cut -d. -f1) $(id -u)' $t || echo $t failed; done",
+            "FIM_CASEFOLD=1 /app.flatimage fim-exec sh -c 'ls -d /ETC/APT /Usr/Bin/Dpkg' || echo casefold failed",
+          ].join("\n"),
+        );
+        expect(result.stderr).toBe("");
+        expect(result.stdout).toBe(`glibc-true: 127\nbwrap 12 ${uid}\noverlayfs 12 ${uid}\nunionfs 12 ${uid}\n/ETC/APT\n/Usr/Bin/Dpkg\n`);
+      } finally {
+        root.cleanup();
+      }
+    } finally {
+      rmSync(build, { recursive: true, force: true });
+    }
+  }, 300_000);
+});
+
+describe("the stub", () => {
+  test("extracts once per build into the runtime directory, then starts the launcher from there", () => {
+    const xdg = privateRuntimeDir();
+    try {
+      const env = { XDG_RUNTIME_DIR: xdg.dir, FIM_DEBUG: "1" };
+      const first = runFresh(image.path, ["fim-version", "short"], env);
+      expect(first.code).toBe(0);
+      const app = runtimeDirOf(first.stdout)!;
+      expect(app).toBe(`${xdg.dir}/fim/app/${Image.open(image.path).header.buildId}`);
+      expect(first.stdout).toMatch(/Extracted 'bin\/fim_boot'/);
+      expect(readdirSync(`${app}/lib`).sort()).toEqual(["ld-linux-x86-64.so.2", "libc.so.6", "libdl.so.2", "libgcc_s.so.1", "libm.so.6", "libpthread.so.0"]);
+      for (const dir of [`${xdg.dir}/fim`, `${xdg.dir}/fim/app`, app]) expect(statSync(dir).mode & 0o777).toBe(0o700);
+      const second = runFresh(image.path, ["fim-version", "short"], env);
+      expect(second.stdout).not.toContain("Extracted");
+      expect(runtimeDirOf(second.stdout)).toBe(app);
+      // The process runs the extracted launcher through the bundled loader, not the image.
+      const exe = runFresh(image.path, ["fim-exec", "sh", "-c", "echo $FIM_DIR_APP"], { XDG_RUNTIME_DIR: xdg.dir });
+      expect(exe.stdout).toBe(`${app}\n`);
+    } finally {
+      xdg.cleanup();
+    }
+  }, LONG_TEST);
+
+  test("FIM_MAIN_OFFSET is answered by the stub alone (no runtime directory is made)", () => {
+    const result = runFresh(image.path, [], { FIM_MAIN_OFFSET: "", FIM_DEBUG: "1" });
+    expect(result).toMatchObject({ code: 0, stdout: `${Image.open(image.path).reservedOffset}\n`, stderr: "" });
+    expect(existsSync(`${result.dir}/fim`)).toBe(false);
+  });
+
+  test("the host's LD_PRELOAD is set aside for our process and given back to the guest", () => {
+    const result = image.run(["fim-exec", "sh", "-c", 'echo "$LD_PRELOAD|$FIM_HOST_LD_PRELOAD"'], { env: { LD_PRELOAD: "/nonexistent/libhost.so" } });
+    expect(result.stderr).toBe(""); // our glibc never tried to load it ("cannot be preloaded")
+    expect(result.stdout).toBe("/nonexistent/libhost.so|\n");
+    expect(image.run(["fim-version", "short"], { env: { LD_PRELOAD: "/nonexistent/libhost.so" } }).stderr).toBe("");
+  });
+
+  test("a CPU without x86-64-v2 gets a clear message, not SIGILL", () => {
+    const qemu = Bun.which("qemu-x86_64");
+    if (!qemu) throw new Error("this test needs qemu-user: apt-get install qemu-user (scripts/prepare.sh installs it)");
+    const result = spawnSync([qemu, "-cpu", "Conroe", image.path, "fim-version", "short"], { stdout: "pipe", stderr: "pipe" });
+    expect(result.exitCode).toBe(125);
+    expect(lines(result.stderr.toString())).toEqual([
+      // qemu's Conroe also lacks cmpxchg16b
+      expect.stringMatching(/^E::This CPU lacks instructions the runtime needs \(x86-64-v2; missing: (cx16 )?sse4_1 sse4_2 popcnt\): the image runs on x86-64 CPUs from about 2009 \(Intel Nehalem, AMD Bulldozer\) and later$/),
+      "C::Failure to relocate binary",
+      "C::The program exited with an error",
+    ]);
+  });
+});
+
+describe("damaged parts are detected by their hash", () => {
+  const cases: [string, string][] = [
+    ["bin/fim_boot", "launcher"],
+    ["lib/ld-linux-x86-64.so.2", "loader"],
+    ["lib/libc.so.6", "library"],
+  ];
+  for (const [part, label] of cases) {
+    test(`the ${label} '${part}'`, () => {
+      const copy = freshImage(image.path, "damaged.flatimage");
+      try {
+        damage(copy.path, part);
+        const xdg = privateRuntimeDir();
+        try {
+          const result = runFresh(copy.path, ["fim-version", "short"], { XDG_RUNTIME_DIR: xdg.dir });
+          expect(result.code).toBe(125);
+          expect(result.stderr).not.toContain("    at ");
+          const [first, ...rest] = lines(result.stderr);
+          expect(first).toMatch(new RegExp(`^E::The ${label} '${part.replace(/\./g, "\\.")}' stored in '.*damaged\\.flatimage' is damaged: it (does not match its sha256|is not valid zstd data) \\(offset \\d+, \\d+ bytes\\); get the image again$`));
+          expect(rest).toEqual(["C::Failure to relocate binary", "C::The program exited with an error"]);
+          // Nothing half-written stays behind, and nothing damaged is used.
+          expect(temporaries(xdg.dir)).toEqual([]);
+          expect(existsSync(`${xdg.dir}/fim/app/${Image.open(copy.path).header.buildId}/${part}`)).toBe(false);
+        } finally {
+          xdg.cleanup();
+        }
+      } finally {
+        copy.cleanup();
+      }
+    });
+  }
+
+  test("a helper tool", () => {
+    const copy = freshImage(image.path, "tool.flatimage");
+    try {
+      damage(copy.path, "bwrap");
+      const result = runFresh(copy.path, ["fim-exec", "true"]);
+      expect(result.code).toBe(125);
+      expect(lines(result.stderr)[0]).toMatch(/^C::The helper tool 'bwrap' stored in '.*tool\.flatimage' is damaged: it (does not match its sha256|is not valid zstd data) \(offset \d+, \d+ bytes\); get the image again$/);
+      expect(result.stderr).not.toContain("    at ");
+    } finally {
+      copy.cleanup();
+    }
+  });
+
+  test("an image cut in the middle of its launcher", () => {
+    const copy = freshImage(image.path, "cut.flatimage");
+    try {
+      const launcher = Image.open(copy.path).header.boot.parts.find((part) => part.path === "bin/fim_boot")!;
+      truncateSync(copy.path, launcher.offset + Math.floor(launcher.size / 2));
+      const result = runFresh(copy.path, ["fim-version", "short"]);
+      expect(result.code).toBe(125);
+      expect(lines(result.stderr)[0]).toMatch(/^E::'.*cut\.flatimage' is truncated: the reserved space \(offset \d+, 4 MiB\) extends past the end of the file \(\d+ bytes\)$/);
+    } finally {
+      copy.cleanup();
+    }
+  });
+});
+
+describe("the runtime directory and its fall-backs", () => {
+  /** Runs the image under `unshare` with a new mount namespace where /tmp/fim is `setup`'s; as root there. */
+  function inMountNamespace(setup: string, env: Record<string, string>) {
+    const script = `set -e; mkdir -p /tmp/fim; ${setup}; exec "$@"`;
+    const result = spawnSync(["unshare", "-rm", "sh", "-c", script, "--", image.path, "fim-version", "short"], {
+      env: { PATH: process.env.PATH!, FIM_DEBUG: "1", ...env },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    return { code: result.exitCode ?? 128, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+  }
+
+  test("$XDG_RUNTIME_DIR only when it is ours and 0700", () => {
+    const xdg = privateRuntimeDir();
+    try {
+      chmodSync(xdg.dir, 0o755);
+      const result = runFresh(image.path, ["fim-version", "short"], { XDG_RUNTIME_DIR: xdg.dir, FIM_DEBUG: "1" });
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain(`D::boot::${result.stdout.match(/D::boot::(\d+)/)![1]}::Runtime directory '${xdg.dir}/fim/app' is not usable: '${xdg.dir}' is not a directory of this user with mode 0700`);
+      expect(runtimeDirOf(result.stdout)).toStartWith(`/tmp/fim/app/${uid}/`);
+      expect(existsSync(`${xdg.dir}/fim`)).toBe(false); // not used, not changed
+    } finally {
+      xdg.cleanup();
+    }
+  });
+
+  test("/tmp full, noexec, or swapped by a symlink: ~/.cache, said in the debug trace; none usable: one clear error", () => {
+    const home = mkdtempSync(join(tmpdir(), "fim-home-"));
+    try {
+      for (const [setup, why] of [
+        ["mount -t tmpfs -o size=1m tmpfs /tmp/fim", "has not enough room"],
+        ["mount -t tmpfs -o noexec tmpfs /tmp/fim", "is on a filesystem mounted noexec"],
+        ["mount -t tmpfs tmpfs /tmp/fim && chmod 1777 /tmp/fim && ln -s /tmp /tmp/fim/app", "is a symbolic link or not a directory"],
+      ]) {
+        const result = inMountNamespace(setup!, { HOME: home });
+        expect(result.stderr).toBe("");
+        expect(result.code).toBe(0);
+        expect(lines(result.stdout)).toContainEqual(expect.stringMatching(new RegExp(`^D::Runtime directory '/tmp/fim/app/0' is not usable: '/tmp/fim(/app(/0)?)?' ${why}`)));
+        expect(runtimeDirOf(result.stdout)).toStartWith(`${home}/.cache/fim/app/`);
+      }
+      const none = inMountNamespace("mount -t tmpfs -o size=1m tmpfs /tmp/fim", {});
+      expect(none.code).toBe(125);
+      expect(lines(none.stderr)).toEqual([
+        expect.stringMatching(/^E::No usable runtime directory: '\/tmp\/fim\/app\/0' has not enough room \(\d+ MiB needed\)\. Make one of them usable, or set XDG_RUNTIME_DIR to a directory of yours \(mode 0700\) with \d+ MiB free$/),
+        "C::Failure to relocate binary",
+        "C::The program exited with an error",
+      ]);
+    } finally {
+      spawnSync(["chmod", "-R", "u+rwx", home]);
+      rmSync(home, { recursive: true, force: true });
+    }
+  }, LONG_TEST);
+
+  test("guests see the runtime directory read-only", () => {
+    const xdg = privateRuntimeDir();
+    try {
+      const result = runFresh(image.path, ["fim-exec", "sh", "-c", 'echo x > "$FIM_DIR_APP/bin/bwrap" || echo refused; echo y > /tmp/fim/app/$(id -u)/planted || echo refused'], { XDG_RUNTIME_DIR: xdg.dir });
+      expect(result.stdout).toBe("refused\nrefused\n");
+      expect(existsSync(`/tmp/fim/app/${uid}/planted`)).toBe(false);
+    } finally {
+      xdg.cleanup();
+    }
+  });
+});
+
+describe("sweeping", () => {
+  test("a killed first start leaves temporaries; the next start sweeps them and works", async () => {
+    const xdg = privateRuntimeDir();
+    try {
+      let left: string[] = [];
+      // Killed while it extracts (the launcher takes a few hundred ms): retried if it was too quick.
+      for (let attempt = 0; attempt < 5 && left.length === 0; attempt++) {
+        rmSync(`${xdg.dir}/fim`, { recursive: true, force: true });
+        const child = spawn([image.path, "fim-version", "short"], { env: { ...process.env, XDG_RUNTIME_DIR: xdg.dir }, stdout: "ignore", stderr: "ignore" });
+        while (child.exitCode === null && temporaries(xdg.dir).length === 0) await Bun.sleep(1);
+        child.kill(9);
+        await child.exited;
+        left = temporaries(xdg.dir);
+      }
+      expect(left.length).toBeGreaterThan(0);
+      const result = runFresh(image.path, ["fim-version", "short"], { XDG_RUNTIME_DIR: xdg.dir });
+      expect(result).toMatchObject({ code: 0, stdout: "v0.1.0\n" });
+      expect(temporaries(xdg.dir)).toEqual([]);
+    } finally {
+      xdg.cleanup();
+    }
+  }, LONG_TEST);
+
+  test("old builds: the three most recently used are kept, one in use never goes; fim-cache lists and clears", async () => {
+    const xdg = privateRuntimeDir();
+    const dir = mkdtempSync(join(tmpdir(), "fim-builds-"));
+    chmodSync(dir, 0o755);
+    let release = async () => {};
+    try {
+      const env = { ...process.env, XDG_RUNTIME_DIR: xdg.dir };
+      const builds = ["aaaa", "bbbb", "cccc", "dddd", "eeee"].map((suffix) => {
+        const path = join(dir, `${suffix}.flatimage`);
+        return { path, id: withBuildId(image.path, path, suffix) };
+      });
+      const app = (id: string) => `${xdg.dir}/fim/app/${id}`;
+      const [a, b, c, d, e] = builds as [(typeof builds)[0], (typeof builds)[0], (typeof builds)[0], (typeof builds)[0], (typeof builds)[0]];
+      // A runs until the test writes to the FIFO, in a directory bound into its sandbox (the
+      // guest's /tmp is its own, and a FIFO in its overlay root is another pipe than the host's).
+      const sync = join(dir, "sync");
+      mkdirSync(sync);
+      const fifo = join(sync, "fifo");
+      spawnSync(["mkfifo", fifo]);
+      expect(spawnSync([a.path, "fim-bind", "add", "rw", sync, sync], { env }).exitCode).toBe(0);
+      const running = spawn([a.path, "fim-exec", "sh", "-c", `echo started; cat ${fifo}`], { env, stdout: "pipe", stderr: "pipe" });
+      // Whatever happens below, the run ends with the test (a FIFO nobody reads is not waited for).
+      release = async () => {
+        try {
+          const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+          writeSync(fd, "done\n");
+          closeSync(fd);
+        } catch {
+          running.kill(); // the guest does not read it
+        }
+        await running.exited;
+      };
+      const reader = running.stdout.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe("started\n");
+      for (const build of [b, c, d]) expect(spawnSync([build.path, "fim-version", "short"], { env }).exitCode).toBe(0);
+      // After D's first start: D, C, B are the most recent; A is older but in use.
+      expect(readdirSync(`${xdg.dir}/fim/app`).filter((name) => name.includes("_")).sort()).toEqual([a.id, b.id, c.id, d.id].sort());
+      const list = spawnSync([d.path, "fim-cache", "list"], { env, stdout: "pipe" }).stdout.toString();
+      expect(list).toContain(`${app(d.id)}\t`);
+      expect(list).toMatch(new RegExp(`${app(d.id)}\\t[\\d.]+ MiB\\t\\S+\\tcurrent\\n`));
+      expect(list).toMatch(new RegExp(`${app(a.id)}\\t[\\d.]+ MiB\\t\\S+\\tin use\\n`));
+      expect(list).toMatch(new RegExp(`${app(b.id)}\\t[\\d.]+ MiB\\t\\S+\\tunused\\n`));
+      await release();
+      expect(running.exitCode).toBe(0);
+      expect(spawnSync([e.path, "fim-version", "short"], { env }).exitCode).toBe(0);
+      expect(readdirSync(`${xdg.dir}/fim/app`).filter((name) => name.includes("_")).sort()).toEqual([c.id, d.id, e.id].sort());
+      // fim-cache clear keeps only the build running it.
+      const cleared = spawnSync([e.path, "fim-cache", "clear"], { env, stdout: "pipe", stderr: "pipe" });
+      expect(cleared.exitCode).toBe(0);
+      expect(cleared.stdout.toString()).toContain(`removed ${app(c.id)} (`);
+      expect(cleared.stdout.toString()).toContain(`removed ${app(d.id)} (`);
+      expect(cleared.stdout.toString()).toMatch(/freed [\d.]+ MiB\n$/);
+      expect(readdirSync(`${xdg.dir}/fim/app`).filter((name) => name.includes("_"))).toEqual([e.id]);
+      // A removed build is extracted again when it starts.
+      expect(spawnSync([c.path, "fim-version", "short"], { env, stdout: "pipe" }).stdout.toString()).toBe("v0.1.0\n");
+    } finally {
+      await release();
+      xdg.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, LONG_TEST);
+});
+
+describe("without FUSE", () => {
+  let copy: TestImage;
+  let xdg: ReturnType<typeof privateRuntimeDir>;
+  beforeAll(() => {
+    copy = freshImage(image.path, "nofuse.flatimage");
+    xdg = privateRuntimeDir();
+    // A second layer: a file, and a deletion of one of the first layer's (a whiteout), committed.
+    expect(copy.run(["fim-exec", "sh", "-c", "echo second > /etc/second; rm /etc/hosts"]).code).toBe(0);
+    const commit = copy.run(["fim-layer", "commit", "binary"]);
+    expect(commit.code).toBe(0);
+  });
+  afterAll(() => {
+    copy.cleanup();
+    xdg.cleanup();
+  });
+  const run = (args: string[], env: Record<string, string> = {}) => copy.run(args, { env: { XDG_RUNTIME_DIR: xdg.dir, ...env } });
+
+  test("FIM_NO_FUSE=1: the layers are extracted once (said once), and the kernel overlay stacks them", () => {
+    // No FUSE mount anywhere in the guest's view (the layers' would show under the runtime directory).
+    const script = "cat /etc/second; test -e /etc/hosts && echo hosts is back || echo hosts stays deleted; echo written > /etc/third; grep -c ' - overlay ' /proc/self/mountinfo; grep -cE ' - fuse[. ]' /proc/self/mountinfo";
+    const first = run(["fim-exec", "sh", "-c", script], { FIM_NO_FUSE: "1" });
+    expect(first.stdout).toBe("second\nhosts stays deleted\n1\n0\n");
+    expect(lines(first.stderr)).toEqual([
+      `C::FUSE cannot be used (FIM_NO_FUSE=1 says not to use it): 2 layer(s) were extracted to '${xdg.dir}/fim/app/layers' instead of mounted (once per layer), and the run stacks them with the kernel's overlay. FIM_LAYER_CACHE_MAX (MiB, default 4096) bounds that cache; 'fim-cache clear' empties it`,
+    ]);
+    const second = run(["fim-exec", "sh", "-c", "cat /etc/third"], { FIM_NO_FUSE: "1" });
+    expect(second).toMatchObject({ code: 0, stdout: "written\n", stderr: "" });
+    expect(readdirSync(`${xdg.dir}/fim/app/layers`).filter((name) => /^[0-9a-f]{32}$/.test(name))).toHaveLength(2);
+  });
+
+  test("/dev/fuse bound to /dev/null is recognised as unusable; a FUSE overlay type falls back with a warning", () => {
+    const result = spawnSync([BWRAP, "--dev-bind", "/", "/", "--bind", "/dev/null", "/dev/fuse", "--", copy.path, "fim-exec", "sh", "-c", "cat /etc/second"], {
+      env: { ...process.env, XDG_RUNTIME_DIR: xdg.dir, FIM_OVERLAY: "unionfs", FIM_DEBUG: "1" },
+      cwd: copy.dir,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout.toString()).toEndWith("second\n");
+    expect(lines(result.stderr.toString())).toContain(
+      "W::unionfs needs FUSE, which cannot be used (/dev/fuse is not the FUSE device (character device 1:3, not character device 10:229; bound to /dev/null?)): falling back to bwrap",
+    );
+    expect(lines(result.stdout.toString())).toContain("D::Overlay type: BWRAP");
+  });
+
+  test("the cache is bounded: over FIM_LAYER_CACHE_MAX, layers no run uses go, least recently used first", () => {
+    const other = freshImage(image.path, "other.flatimage");
+    try {
+      // Another image with a layer of its own.
+      expect(other.run(["fim-exec", "sh", "-c", "echo other > /etc/other"]).code).toBe(0);
+      expect(other.run(["fim-layer", "commit", "binary"]).code).toBe(0);
+      const layers = () => readdirSync(`${xdg.dir}/fim/app/layers`).filter((name) => /^[0-9a-f]{32}$/.test(name));
+      const before = layers();
+      const result = other.run(["fim-exec", "cat", "/etc/other"], { env: { XDG_RUNTIME_DIR: xdg.dir, FIM_NO_FUSE: "1", FIM_LAYER_CACHE_MAX: "0" } });
+      expect(result.stdout).toBe("other\n");
+      // Only what that run used is left (the base layer it shares, and its own).
+      const after = layers();
+      expect(after).toHaveLength(2);
+      expect(after.filter((name) => !before.includes(name))).toHaveLength(1);
+      expect(before.filter((name) => !after.includes(name))).toHaveLength(1);
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  test("fim-cache clear empties it (and lists it first)", () => {
+    const list = run(["fim-cache", "list"]).stdout;
+    expect(list).toMatch(new RegExp(`${xdg.dir}/fim/app/layers/[0-9a-f]{32}\\t[\\d.]+ MiB\\t\\S+\\tunused\\n`));
+    expect(run(["fim-cache", "clear"]).code).toBe(0);
+    expect(readdirSync(`${xdg.dir}/fim/app/layers`).filter((name) => /^[0-9a-f]{32}/.test(name))).toEqual([]);
+    expect(run(["fim-exec", "cat", "/etc/second"], { FIM_NO_FUSE: "1" }).stdout).toBe("second\n");
+  });
+});
+

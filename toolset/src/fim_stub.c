@@ -1,0 +1,813 @@
+/* fim_stub: the ELF head of every image. A small static program (musl) that runs on any
+ * x86-64 Linux, glibc or not. It checks the CPU, extracts once per build id and user the
+ * zstd-compressed launcher (Bun's compiled executable) and the glibc loader and libraries it
+ * needs into the per-user runtime directory, each verified by its sha256 and renamed into
+ * place, and runs the launcher through that loader (no host library is ever loaded into the
+ * launcher, and the image file stops being executed, so it can be written).
+ *
+ * What it reads is the boot table that follows the image header (scripts/assemble.ts writes
+ * it; core/image.ts describes the layout):
+ *   "FIMBOOT\x01" u32 table size, u32 part count, u64 reserved-space offset, u32 CPU level,
+ *   u32 flags, build id[64], loader[64], launcher[64], library dir[32], then per part:
+ *   path[64] (relative to the build directory), u64 offset, u64 stored size, u64 size,
+ *   sha256[32] of the stored bytes, u32 mode, u32 zero.
+ *
+ * The runtime directory R is the first usable of $XDG_RUNTIME_DIR/fim/app,
+ * /tmp/fim/app/<uid>, ${XDG_CACHE_HOME:-~/.cache}/fim/app: every directory on the way is
+ * opened without following symlinks and must belong to root or to us (writable by others only
+ * when sticky), R itself is ours and 0700, not mounted noexec, and has room. The build lives
+ * in R/<build id>; R/<build id>/.lock is held shared by every process of the build (the
+ * launcher inherits the descriptor, FIM_BOOT_LOCK_FD), so a sweep never removes one in use.
+ *
+ * Errors are printed as the runtime prints them (E/C lines, exit 125). */
+#define _GNU_SOURCE
+#include <cpuid.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#ifdef __x86_64__
+#include <immintrin.h>
+#endif
+
+/* ------------------------------------------------------------------ messages */
+
+static int debug_on;
+static pid_t self_pid;
+
+static void line(char level, const char *fmt, va_list ap) {
+  char text[4096];
+  int n = snprintf(text, sizeof text, "%c::boot::%d::", level, (int)self_pid);
+  n += vsnprintf(text + n, sizeof text - n - 1, fmt, ap);
+  if (n > (int)sizeof text - 2) n = sizeof text - 2;
+  text[n++] = '\n';
+  int fd = (level == 'D' || level == 'I') ? 1 : 2;
+  for (int done = 0; done < n;) {
+    ssize_t w = write(fd, text + done, n - done);
+    if (w <= 0) break;
+    done += w;
+  }
+}
+
+static void debug(const char *fmt, ...) {
+  if (!debug_on) return;
+  va_list ap;
+  va_start(ap, fmt);
+  line('D', fmt, ap);
+  va_end(ap);
+}
+
+static void say(char level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  line(level, fmt, ap);
+  va_end(ap);
+}
+
+/* An error of the image or the host: the message, the context, the final line, exit 125. */
+__attribute__((noreturn)) static void fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  line('E', fmt, ap);
+  va_end(ap);
+  say('C', "Failure to relocate binary");
+  say('C', "The program exited with an error");
+  exit(125);
+}
+
+/* -------------------------------------------------------------------- sha256 */
+
+typedef struct {
+  uint32_t h[8];
+  uint64_t length;
+  uint8_t block[64];
+  size_t used;
+} sha256_ctx;
+
+static const uint32_t K256[64] = {
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_blocks_portable(uint32_t h[8], const uint8_t *p, size_t blocks) {
+  for (; blocks > 0; blocks--, p += 64) {
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++) w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+      uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+      uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+    for (int i = 0; i < 64; i++) {
+      uint32_t t1 = k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+      uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      k = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
+  }
+}
+
+#ifdef __x86_64__
+/* The SHA extensions (most x86-64 CPUs since 2017): about 8x the portable code, which
+ * matters for the ~40 MB launcher hashed on a first start. Each group of four rounds
+ * computes its message words from the four previous groups (msg1/msg2), then runs the
+ * rounds two by two. */
+__attribute__((target("sha,sse4.1"))) static void sha256_blocks_shani(uint32_t h[8], const uint8_t *p, size_t blocks) {
+  const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xB1); /* CDAB */
+  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1B);  /* EFGH */
+  __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);                                       /* ABEF */
+  s1 = _mm_blend_epi16(s1, tmp, 0xF0);                                            /* CDGH */
+  for (; blocks > 0; blocks--, p += 64) {
+    __m128i abef = s0, cdgh = s1, g[4];
+    for (int i = 0; i < 16; i++) {
+      if (i < 4) {
+        g[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), swap);
+      } else {
+        __m128i next = _mm_sha256msg1_epu32(g[i % 4], g[(i - 3) % 4]);
+        next = _mm_add_epi32(next, _mm_alignr_epi8(g[(i - 1) % 4], g[(i - 2) % 4], 4));
+        g[i % 4] = _mm_sha256msg2_epu32(next, g[(i - 1) % 4]);
+      }
+      __m128i m = _mm_add_epi32(g[i % 4], _mm_loadu_si128((const __m128i *)&K256[4 * i]));
+      s1 = _mm_sha256rnds2_epu32(s1, s0, m);
+      s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(m, 0x0E));
+    }
+    s0 = _mm_add_epi32(s0, abef);
+    s1 = _mm_add_epi32(s1, cdgh);
+  }
+  tmp = _mm_shuffle_epi32(s0, 0x1B); /* FEBA */
+  s1 = _mm_shuffle_epi32(s1, 0xB1);  /* DCHG */
+  _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(tmp, s1, 0xF0)); /* DCBA */
+  _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(s1, tmp, 8));   /* HGFE */
+}
+
+static int have_shani(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+  int sha = (b >> 29) & 1;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  return sha && (c >> 19 & 1) && (c >> 9 & 1); /* + SSE4.1, SSSE3 */
+}
+#endif
+
+static void (*sha256_blocks)(uint32_t *, const uint8_t *, size_t) = sha256_blocks_portable;
+
+static void sha256_pick(void) {
+#ifdef __x86_64__
+  if (have_shani()) sha256_blocks = sha256_blocks_shani;
+#endif
+}
+
+static void sha256_init(sha256_ctx *c) {
+  static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  memcpy(c->h, iv, sizeof iv);
+  c->length = 0;
+  c->used = 0;
+}
+
+static void sha256_update(sha256_ctx *c, const uint8_t *p, size_t n) {
+  c->length += n;
+  if (c->used > 0) {
+    size_t take = 64 - c->used < n ? 64 - c->used : n;
+    memcpy(c->block + c->used, p, take);
+    c->used += take, p += take, n -= take;
+    if (c->used < 64) return;
+    sha256_blocks(c->h, c->block, 1);
+    c->used = 0;
+  }
+  if (n >= 64) {
+    sha256_blocks(c->h, p, n / 64);
+    p += n / 64 * 64;
+    n %= 64;
+  }
+  memcpy(c->block, p, n);
+  c->used = n;
+}
+
+static void sha256_final(sha256_ctx *c, uint8_t out[32]) {
+  uint64_t bits = c->length * 8;
+  uint8_t pad[72] = {0x80};
+  size_t padding = (c->used < 56 ? 56 : 120) - c->used;
+  for (int i = 0; i < 8; i++) pad[padding + i] = (uint8_t)(bits >> (56 - 8 * i));
+  sha256_update(c, pad, padding + 8);
+  for (int i = 0; i < 8; i++) {
+    out[4 * i] = c->h[i] >> 24, out[4 * i + 1] = c->h[i] >> 16, out[4 * i + 2] = c->h[i] >> 8, out[4 * i + 3] = c->h[i];
+  }
+}
+
+#ifdef FIM_STUB_SHA256_TEST
+/* test/unit/stub.test.ts: `fim_stub_sha256 <file>` prints the digest of the file with both
+ * implementations, so that each is checked against another sha256 on this machine. */
+int main(int argc, char **argv) {
+  if (argc != 2) return 2;
+  FILE *f = fopen(argv[1], "rb");
+  if (!f) return 2;
+  static uint8_t data[1 << 20];
+  size_t n = fread(data, 1, sizeof data, f);
+  fclose(f);
+  void (*impls[2])(uint32_t *, const uint8_t *, size_t) = {sha256_blocks_portable, NULL};
+#ifdef __x86_64__
+  if (have_shani()) impls[1] = sha256_blocks_shani;
+#endif
+  for (int k = 0; k < 2; k++) {
+    if (!impls[k]) { printf("-\n"); continue; }
+    sha256_blocks = impls[k];
+    /* Fed in uneven pieces, so that the buffering is exercised too. */
+    sha256_ctx c;
+    uint8_t out[32];
+    sha256_init(&c);
+    for (size_t done = 0, step = 1; done < n; done += step, step = step * 3 % 997 + 1) sha256_update(&c, data + done, done + step > n ? n - done : step);
+    sha256_final(&c, out);
+    for (int i = 0; i < 32; i++) printf("%02x", out[i]);
+    printf("\n");
+  }
+  return 0;
+}
+#else
+
+/* ------------------------------------------------------------------- the CPU */
+
+#ifdef __x86_64__
+/* x86-64-v2 (what Bun's x64 build needs): SSE3, SSSE3, SSE4.1, SSE4.2, POPCNT, CMPXCHG16B,
+ * LAHF/SAHF; v3 adds AVX, AVX2, BMI1/2, F16C, FMA, LZCNT, MOVBE (and the OS saving AVX state). */
+static void check_cpu(unsigned level) {
+  unsigned a, b, c, d, c1 = 0, b7 = 0, cx = 0;
+  if (__get_cpuid(1, &a, &b, &c, &d)) c1 = c;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) b7 = b;
+  if (__get_cpuid(0x80000001, &a, &b, &c, &d)) cx = c;
+  struct { unsigned level, word, bit; const char *name; } need[] = {
+    {2, 1, 0, "sse3"}, {2, 1, 9, "ssse3"}, {2, 1, 13, "cx16"}, {2, 1, 19, "sse4_1"}, {2, 1, 20, "sse4_2"},
+    {2, 1, 23, "popcnt"}, {2, 3, 0, "lahf_lm"}, {3, 1, 12, "fma"}, {3, 1, 22, "movbe"}, {3, 1, 27, "osxsave"},
+    {3, 1, 28, "avx"}, {3, 1, 29, "f16c"}, {3, 2, 3, "bmi1"}, {3, 2, 5, "avx2"}, {3, 2, 8, "bmi2"}, {3, 3, 5, "abm"},
+  };
+  char missing[256] = "";
+  for (size_t i = 0; i < sizeof need / sizeof *need; i++) {
+    unsigned word = need[i].word == 1 ? c1 : need[i].word == 2 ? b7 : cx;
+    if (need[i].level <= level && !(word >> need[i].bit & 1)) {
+      strcat(missing, " ");
+      strcat(missing, need[i].name);
+    }
+  }
+  if (missing[0]) {
+    fail("This CPU lacks instructions the runtime needs (x86-64-v%u; missing:%s): the image runs on x86-64 CPUs from about %s and later",
+         level, missing, level <= 2 ? "2009 (Intel Nehalem, AMD Bulldozer)" : "2015 (Intel Haswell, AMD Excavator)");
+  }
+}
+#else
+static void check_cpu(unsigned level) { (void)level; }
+#endif
+
+/* -------------------------------------------------------------- the image */
+
+#define PART_MAX 32
+#define RESERVED_SIZE (4ULL * 1024 * 1024)
+
+struct part {
+  char path[65];
+  uint64_t offset, stored, size;
+  uint8_t sha256[32];
+  uint32_t mode;
+};
+
+struct table {
+  uint64_t reserved;
+  uint32_t cpu_level, count;
+  char build[65], loader[65], launcher[65], libdir[33];
+  struct part parts[PART_MAX];
+};
+
+static const char *image_path;
+
+static uint64_t le(const uint8_t *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+static int read_at(int fd, void *buffer, size_t n, uint64_t offset) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = pread(fd, (char *)buffer + done, n - done, (off_t)(offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    done += r;
+  }
+  return 0;
+}
+
+/* A fixed-size field holding a relative name: printable, NUL-padded, no "..". */
+static int name_field(char *out, const uint8_t *field, size_t size, int slashes) {
+  size_t n = strnlen((const char *)field, size);
+  if (n == 0 || n == size) return -1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = field[i];
+    if (!(ch == '/' ? slashes : (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("_.+-", ch))) return -1;
+  }
+  memcpy(out, field, n);
+  out[n] = 0;
+  if (out[0] == '.' || out[0] == '/' || strstr(out, "/.") || strstr(out, "//") || out[n - 1] == '/') return -1;
+  return 0;
+}
+
+static void read_table(int fd, uint64_t file_size, struct table *t) {
+  uint8_t ident[64];
+  if (read_at(fd, ident, sizeof ident, 0) != 0 || memcmp(ident, "\177ELF", 4) != 0) fail("'%s' is not an ELF executable", image_path);
+  uint64_t end = le(ident + 0x28, 8) + le(ident + 0x3a, 2) * le(ident + 0x3c, 2);
+  uint8_t prefix[12];
+  if (end + sizeof prefix > file_size || read_at(fd, prefix, sizeof prefix, end) != 0 || memcmp(prefix, "FIMAGE\0\x02", 8) != 0) {
+    fail("'%s' has no image header after its launcher (offset %llu): not an image, or a damaged one", image_path, (unsigned long long)end);
+  }
+  uint64_t at = end + 12 + le(prefix + 8, 4);
+  uint8_t head[256];
+  if (at + sizeof head > file_size || read_at(fd, head, sizeof head, at) != 0 || memcmp(head, "FIMBOOT\x01", 8) != 0) {
+    fail("'%s' is truncated or damaged: its boot table is missing (offset %llu)", image_path, (unsigned long long)at);
+  }
+  uint32_t size = le(head + 8, 4);
+  t->count = le(head + 12, 4);
+  t->reserved = le(head + 16, 8);
+  t->cpu_level = le(head + 24, 4);
+  if (t->count == 0 || t->count > PART_MAX || size != 256 + 128 * t->count) fail("'%s' has a damaged boot table (%u parts in %u bytes)", image_path, t->count, size);
+  if (t->reserved + RESERVED_SIZE > file_size) {
+    fail("'%s' is truncated: the reserved space (offset %llu, 4 MiB) extends past the end of the file (%llu bytes)", image_path,
+         (unsigned long long)t->reserved, (unsigned long long)file_size);
+  }
+  if (name_field(t->build, head + 32, 64, 0) || name_field(t->loader, head + 96, 64, 1) || name_field(t->launcher, head + 160, 64, 1) ||
+      name_field(t->libdir, head + 224, 32, 0)) {
+    fail("'%s' has a damaged boot table (names)", image_path);
+  }
+  uint8_t entries[128 * PART_MAX];
+  if (read_at(fd, entries, 128 * t->count, at + 256) != 0) fail("'%s' is truncated: its boot table is cut short", image_path);
+  int has_loader = 0, has_launcher = 0;
+  for (uint32_t i = 0; i < t->count; i++) {
+    const uint8_t *e = entries + 128 * i;
+    struct part *p = &t->parts[i];
+    if (name_field(p->path, e, 64, 1) || strchr(p->path, '/') == NULL || strchr(strchr(p->path, '/') + 1, '/') != NULL) {
+      fail("'%s' has a damaged boot table (part %u)", image_path, i);
+    }
+    p->offset = le(e + 64, 8), p->stored = le(e + 72, 8), p->size = le(e + 80, 8);
+    memcpy(p->sha256, e + 88, 32);
+    p->mode = le(e + 120, 4) & 0755;
+    if (p->offset < at + size || p->stored > t->reserved || p->offset > t->reserved - p->stored) {
+      fail("'%s' has a damaged boot table ('%s' lies outside the image's boot area)", image_path, p->path);
+    }
+    has_loader |= strcmp(p->path, t->loader) == 0;
+    has_launcher |= strcmp(p->path, t->launcher) == 0;
+  }
+  if (!has_loader || !has_launcher) fail("'%s' has a damaged boot table (no loader or launcher)", image_path);
+}
+
+/* ------------------------------------------------------ the runtime directory */
+
+static uid_t uid;
+static gid_t gid;
+
+/* How open_path treats each directory on a path: 'x' must exist; 'c' is created (0700) if
+ * missing; 's' is shared by all users (created 01777, like /tmp); 'p' is private: ours, and
+ * made 0700. */
+enum { EXISTING = 'x', CREATED = 'c', SHARED = 's', PRIVATE = 'p' };
+
+static uid_t overflow_uid(void) {
+  static long value = -1;
+  if (value < 0) {
+    FILE *f = fopen("/proc/sys/kernel/overflowuid", "re");
+    if (!f || fscanf(f, "%ld", &value) != 1) value = 65534;
+    if (f) fclose(f);
+  }
+  return (uid_t)value;
+}
+
+/* Opens the directory `name` under `at` without following a symlink, and checks on the
+ * descriptor that nobody else can swap what is below it: it belongs to root or to us, and if
+ * others may write to it, it is sticky. Returns the descriptor, or -1 with `why` set. */
+static int open_dir(int at, const char *name, int kind, const char **why) {
+  int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && kind != EXISTING) {
+    if (mkdirat(at, name, kind == SHARED ? 01777 : 0700) == 0 && kind == SHARED) {
+      fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd >= 0) fchmod(fd, 01777); /* the umask narrowed it; checked below like any other */
+    } else {
+      fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* made, or made by another process */
+    }
+  }
+  if (fd < 0) {
+    *why = errno == ELOOP || errno == ENOTDIR ? "is a symbolic link or not a directory" : strerror(errno);
+    return -1;
+  }
+  struct stat st;
+  fstat(fd, &st);
+  /* In a user namespace that does not map root (a rootless container, bwrap as a user),
+   * root's directories show the overflow uid: accepted for the system's own directories on
+   * the way (/, /tmp, /home…), never for those shared or made by images. */
+  int root_owned = st.st_uid == 0 || (kind == EXISTING && st.st_uid == overflow_uid());
+  if (kind == PRIVATE ? st.st_uid != uid : !root_owned && st.st_uid != uid) {
+    *why = "belongs to another user";
+  } else if ((st.st_mode & S_IWOTH || (st.st_mode & S_IWGRP && st.st_gid != gid)) && !(st.st_mode & S_ISVTX)) {
+    *why = "is writable by other users";
+  } else if (kind == PRIVATE && (st.st_mode & 077) && fchmod(fd, 0700) != 0) {
+    *why = "is accessible by other users and cannot be made private";
+  } else {
+    return fd;
+  }
+  close(fd);
+  return -1;
+}
+
+/* Walks an absolute path from / with open_dir. `kinds` has one letter per component, or is
+ * shorter: the first components are then EXISTING. `where` gets the part walked so far. */
+static int open_path(const char *path, const char *kinds, const char **why, char *where, size_t where_size) {
+  char copy[PATH_MAX];
+  where[0] = 0;
+  if (path[0] != '/' || strlen(path) >= sizeof copy) {
+    *why = "is not an absolute path";
+    snprintf(where, where_size, "%s", path);
+    return -1;
+  }
+  strcpy(copy, path);
+  char *names[128];
+  int n = 0;
+  for (char *s = strtok(copy, "/"); s && n < 128; s = strtok(NULL, "/")) names[n++] = s;
+  int given = (int)strlen(kinds), fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  for (int i = 0; i < n && fd >= 0; i++) {
+    int kind = i >= n - given ? kinds[i - (n - given)] : EXISTING;
+    int next = open_dir(fd, names[i], kind, why);
+    size_t used = strlen(where);
+    snprintf(where + used, where_size - used, "/%s", names[i]);
+    close(fd);
+    fd = next;
+  }
+  return fd;
+}
+
+struct root {
+  char path[PATH_MAX];
+  const char *kinds;
+  int xdg;
+  int fd;
+  const char *why; /* when it cannot be used */
+  char where[PATH_MAX];
+};
+
+static int is_tmpfs(int fd) {
+  struct statfs s;
+  return fstatfs(fd, &s) == 0 && s.f_type == 0x01021994;
+}
+
+/* The candidates, most preferred first. */
+static int candidates(struct root *roots) {
+  int n = 0;
+  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  if (xdg && *xdg) {
+    snprintf(roots[n].path, PATH_MAX, "%s/fim/app", xdg);
+    roots[n].kinds = "pp", roots[n++].xdg = 1;
+  } else {
+    debug("XDG_RUNTIME_DIR is not set: not a candidate for the runtime directory");
+  }
+  snprintf(roots[n].path, PATH_MAX, "/tmp/fim/app/%u", (unsigned)uid);
+  roots[n].kinds = "xssp", roots[n++].xdg = 0;
+  const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  if ((cache && cache[0] == '/') || (home && home[0] == '/')) {
+    if (cache && cache[0] == '/') snprintf(roots[n].path, PATH_MAX, "%s/fim/app", cache);
+    else snprintf(roots[n].path, PATH_MAX, "%s/.cache/fim/app", home);
+    roots[n].kinds = "cpp", roots[n++].xdg = 0;
+  }
+  for (int i = 0; i < n; i++) roots[i].fd = -1, roots[i].why = NULL, roots[i].where[0] = 0;
+  return n;
+}
+
+static void open_root(struct root *r) {
+  if (r->xdg) {
+    /* The spec says it is ours and 0700; one that is not is not used (nor changed). */
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    struct stat st;
+    if (lstat(xdg, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != uid || (st.st_mode & 077)) {
+      r->why = "is not a directory of this user with mode 0700";
+      snprintf(r->where, sizeof r->where, "%s", xdg);
+      return;
+    }
+  }
+  r->fd = open_path(r->path, r->kinds, &r->why, r->where, sizeof r->where);
+  if (r->fd < 0) return;
+  struct statvfs v;
+  if (fstatvfs(r->fd, &v) == 0 && (v.f_flag & (ST_NOEXEC | ST_RDONLY))) {
+    r->why = v.f_flag & ST_RDONLY ? "is on a read-only filesystem" : "is on a filesystem mounted noexec";
+    snprintf(r->where, sizeof r->where, "%s", r->path);
+    close(r->fd);
+    r->fd = -1;
+  }
+}
+
+static uint64_t free_bytes(int fd) {
+  struct statvfs v;
+  return fstatvfs(fd, &v) == 0 ? (uint64_t)v.f_bavail * v.f_frsize : 0;
+}
+
+/* -------------------------------------------------------------- extraction */
+
+static int part_present(int build, const struct part *p) {
+  struct stat st;
+  return fstatat(build, p->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && st.st_uid == uid && (uint64_t)st.st_size == p->size;
+}
+
+/* <name>.<pid>.tmp files in a directory of the build: all of them when we are the build's
+ * only user (a killed first start left them), else those whose process is gone. */
+static void sweep_temporaries(int build, const char *sub, int alone) {
+  int fd = openat(build, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR *dir = fdopendir(fd);
+  if (!dir) {
+    close(fd);
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    size_t n = strlen(e->d_name);
+    if (n < 5 || strcmp(e->d_name + n - 4, ".tmp") != 0) continue;
+    const char *dot = e->d_name + n - 5;
+    while (dot > e->d_name && *dot >= '0' && *dot <= '9') dot--;
+    if (*dot != '.' || dot == e->d_name + n - 5) continue;
+    long pid = strtol(dot + 1, NULL, 10);
+    if (alone || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
+      if (unlinkat(dirfd(dir), e->d_name, 0) == 0) debug("Removed the stale temporary '%s/%s'", sub, e->d_name);
+    }
+  }
+  closedir(dir);
+}
+
+enum { EXTRACTED = 0, NO_ROOM = 1 };
+
+static const char *part_label(const struct table *t, const struct part *p) {
+  if (strcmp(p->path, t->launcher) == 0) return "launcher";
+  if (strcmp(p->path, t->loader) == 0) return "loader";
+  return "library";
+}
+
+/* Decompresses one part into <path>.<pid>.tmp, hashing the stored bytes on the way, and
+ * renames it into place once its hash, its size and the zstd frames are all right. A damaged
+ * part is fatal; a full filesystem returns NO_ROOM (the caller tries the next directory). */
+static int extract(int image, int build, const struct table *t, const struct part *p, int sync) {
+  static uint8_t in[1 << 20], out[1 << 20];
+  char temporary[96];
+  snprintf(temporary, sizeof temporary, "%s.%d.tmp", p->path, (int)self_pid);
+  int fd = openat(build, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 && (errno == ENOSPC || errno == EDQUOT)) return NO_ROOM;
+  if (fd < 0) fail("Could not create '%s' in the runtime directory: %s", temporary, strerror(errno));
+  ZSTD_DCtx *z = ZSTD_createDCtx();
+  sha256_ctx hash;
+  sha256_init(&hash);
+  uint64_t read_bytes = 0, written = 0;
+  size_t status = 1;
+  const char *damage = NULL;
+  int no_room = 0, write_error = 0;
+  while (read_bytes < p->stored && !damage && !no_room && !write_error) {
+    size_t n = p->stored - read_bytes < sizeof in ? p->stored - read_bytes : sizeof in;
+    if (read_at(image, in, n, p->offset + read_bytes) != 0) {
+      damage = "cannot be read (the image is truncated?)";
+      break;
+    }
+    sha256_update(&hash, in, n);
+    read_bytes += n;
+    ZSTD_inBuffer input = {in, n, 0};
+    while (input.pos < input.size) {
+      ZSTD_outBuffer output = {out, sizeof out, 0};
+      status = ZSTD_decompressStream(z, &output, &input);
+      if (ZSTD_isError(status)) {
+        damage = "is not valid zstd data";
+        break;
+      }
+      if (written + output.pos > p->size) {
+        damage = "decompresses to more bytes than recorded";
+        break;
+      }
+      for (size_t done = 0; done < output.pos;) {
+        ssize_t w = write(fd, out + done, output.pos - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+          if (errno == ENOSPC || errno == EDQUOT) no_room = 1;
+          else write_error = errno;
+          break;
+        }
+        done += w;
+      }
+      written += output.pos;
+      if (no_room || write_error) break;
+      if (output.pos == 0 && input.pos == input.size) break;
+    }
+  }
+  ZSTD_freeDCtx(z);
+  uint8_t digest[32];
+  sha256_final(&hash, digest);
+  if (!damage && !no_room && !write_error) {
+    if (memcmp(digest, p->sha256, 32) != 0) damage = "does not match its sha256";
+    else if (status != 0 || written != p->size) damage = "is incomplete";
+  }
+  if (!damage && !no_room && !write_error && sync && fdatasync(fd) != 0) write_error = errno;
+  if (close(fd) != 0 && !write_error && !no_room) {
+    if (errno == ENOSPC || errno == EDQUOT) no_room = 1;
+    else write_error = errno;
+  }
+  if (!damage && !no_room && !write_error) {
+    if (fchmodat(build, temporary, p->mode, 0) != 0 || renameat(build, temporary, build, p->path) != 0) write_error = errno;
+  }
+  if (damage || no_room || write_error) unlinkat(build, temporary, 0);
+  if (damage) {
+    fail("The %s '%s' stored in '%s' is damaged: it %s (offset %llu, %llu bytes); get the image again", part_label(t, p), p->path, image_path, damage,
+         (unsigned long long)p->offset, (unsigned long long)p->stored);
+  }
+  if (write_error) fail("Could not write '%s' in the runtime directory: %s", p->path, strerror(write_error));
+  if (!no_room) debug("Extracted '%s' (%llu bytes)", p->path, (unsigned long long)p->size);
+  return no_room ? NO_ROOM : EXTRACTED;
+}
+
+/* Opens R/<build> and takes its lock shared; a sweep (which takes it exclusively, then
+ * removes the directory) may have removed it meanwhile: then it is made again. */
+static int open_build(int root, const char *build, int *lock, const char **why) {
+  for (int attempt = 0; attempt < 5; attempt++) {
+    int fd = open_dir(root, build, PRIVATE, why);
+    if (fd < 0) return -1;
+    *lock = openat(fd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600); /* inherited by the launcher */
+    if (*lock < 0) {
+      *why = strerror(errno);
+      close(fd);
+      return -1;
+    }
+    while (flock(*lock, LOCK_SH) != 0 && errno == EINTR) {}
+    struct stat st;
+    if (fstat(*lock, &st) == 0 && st.st_nlink > 0) return fd;
+    close(*lock);
+    close(fd);
+  }
+  *why = "is being removed by another process";
+  return -1;
+}
+
+/* ------------------------------------------------------------------- main */
+
+static void join(char out[PATH_MAX], const char *dir, const char *name) {
+  if (snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) fail("The path of the runtime directory is too long: '%s'", dir);
+}
+
+int main(int argc, char **argv) {
+  self_pid = getpid();
+  const char *d = getenv("FIM_DEBUG");
+  debug_on = d && strcmp(d, "1") == 0;
+  uid = getuid();
+  gid = getgid();
+
+  static char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) fail("Could not read the path of the image (/proc/self/exe): %s", strerror(errno));
+  self[n] = 0;
+  image_path = self;
+  int image = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (image < 0 || fstat(image, &st) != 0) fail("Could not open the image '%s': %s", self, strerror(errno));
+  static struct table t;
+  read_table(image, (uint64_t)st.st_size, &t);
+
+  char number[32];
+  if (getenv("FIM_MAIN_OFFSET")) {
+    int len = snprintf(number, sizeof number, "%llu\n", (unsigned long long)t.reserved);
+    return write(1, number, len) == len ? 0 : 125;
+  }
+  check_cpu(t.cpu_level);
+  sha256_pick();
+
+  /* Room for what is missing, plus the tools extracted later and a margin. */
+  const uint64_t margin = 24ULL << 20;
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < t.count; i++) total += t.parts[i].size;
+
+  struct root roots[3];
+  int count = candidates(roots), chosen = -1, build = -1, lock = -1, extracted = 0;
+  for (int i = 0; i < count && chosen < 0; i++) {
+    struct root *r = &roots[i];
+    open_root(r);
+    if (r->fd >= 0) {
+      const char *why = NULL;
+      build = open_build(r->fd, t.build, &lock, &why);
+      if (build < 0) {
+        r->why = why;
+        snprintf(r->where, sizeof r->where, "%s/%s", r->path, t.build);
+        close(r->fd);
+        r->fd = -1;
+      }
+    }
+    if (r->fd < 0) {
+      debug("Runtime directory '%s' is not usable: '%s' %s", r->path, r->where, r->why);
+      continue;
+    }
+    uint64_t missing = 0;
+    for (uint32_t k = 0; k < t.count; k++) missing += part_present(build, &t.parts[k]) ? 0 : t.parts[k].size;
+    if (missing == 0) {
+      chosen = i;
+      break;
+    }
+    static char no_room[64];
+    if (free_bytes(r->fd) < missing + margin) {
+      snprintf(no_room, sizeof no_room, "has not enough room (%llu MiB needed)", (unsigned long long)((missing + margin) >> 20));
+      r->why = no_room;
+    } else {
+      mkdirat(build, "bin", 0700);
+      mkdirat(build, t.libdir, 0700);
+      int alone = flock(lock, LOCK_EX | LOCK_NB) == 0;
+      sweep_temporaries(build, "bin", alone);
+      sweep_temporaries(build, t.libdir, alone);
+      if (alone) flock(lock, LOCK_SH);
+      int full = 0, sync = !is_tmpfs(build);
+      for (uint32_t k = 0; k < t.count && !full; k++) {
+        if (!part_present(build, &t.parts[k])) full = extract(image, build, &t, &t.parts[k], sync) == NO_ROOM;
+      }
+      if (!full) {
+        chosen = i;
+        extracted = 1;
+        break;
+      }
+      r->why = "ran out of room while the runtime was being extracted";
+    }
+    snprintf(r->where, sizeof r->where, "%s", r->path);
+    debug("Runtime directory '%s' is not usable: '%s' %s", r->path, r->where, r->why);
+    close(lock);
+    close(build);
+    close(r->fd);
+    r->fd = build = lock = -1;
+  }
+  if (chosen < 0) {
+    static char text[8192];
+    text[0] = 0;
+    for (int i = 0; i < count; i++) {
+      size_t used = strlen(text);
+      snprintf(text + used, sizeof text - used, "%s'%s' %s", i ? "; " : "", roots[i].where[0] ? roots[i].where : roots[i].path,
+               roots[i].why ? roots[i].why : "cannot be used");
+    }
+    fail("No usable runtime directory: %s. Make one of them usable, or set XDG_RUNTIME_DIR to a directory of yours (mode 0700) with %llu MiB free", text,
+         (unsigned long long)((total + margin) >> 20));
+  }
+  struct root *r = &roots[chosen];
+  debug("Runtime directory: '%s/%s'%s", r->path, t.build, extracted ? " (extracted now)" : "");
+  debug("FIM_OFFSET: %llu", (unsigned long long)t.reserved);
+
+  /* When this build was last used: the sweep keeps the most recent ones. */
+  struct stat lock_st;
+  if (fstat(lock, &lock_st) == 0 && time(NULL) - lock_st.st_mtime > 60) futimens(lock, NULL);
+
+  static char app[PATH_MAX], loader[PATH_MAX], libdir[PATH_MAX], launcher[PATH_MAX];
+  join(app, r->path, t.build);
+  join(loader, app, t.loader);
+  join(libdir, app, t.libdir);
+  join(launcher, app, t.launcher);
+  setenv("FIM_BIN_SELF", self, 1);
+  snprintf(number, sizeof number, "%llu", (unsigned long long)t.reserved);
+  setenv("FIM_OFFSET", number, 1);
+  setenv("FIM_DIR_APP", app, 1);
+  snprintf(number, sizeof number, "%d", lock);
+  setenv("FIM_BOOT_LOCK_FD", number, 1);
+  if (extracted) setenv("FIM_BOOT_EXTRACTED", "1", 1);
+  else unsetenv("FIM_BOOT_EXTRACTED");
+  /* The host's preloads are not for our glibc: set aside, given back to the guest. */
+  unsetenv("FIM_HOST_LD_PRELOAD");
+  const char *preload = getenv("LD_PRELOAD");
+  if (preload) {
+    setenv("FIM_HOST_LD_PRELOAD", preload, 1);
+    unsetenv("LD_PRELOAD");
+  }
+  close(image);
+  close(build);
+
+  char **args = calloc((size_t)argc + 8, sizeof *args);
+  int k = 0;
+  args[k++] = loader;
+  args[k++] = "--library-path";
+  args[k++] = libdir;
+  args[k++] = "--argv0";
+  args[k++] = argc > 0 ? argv[0] : self;
+  args[k++] = launcher;
+  for (int i = 1; i < argc; i++) args[k++] = argv[i];
+  args[k] = NULL;
+  execv(loader, args);
+  fail("Could not perform 'evecve(%s)': %s", loader, strerror(errno));
+}
+#endif
