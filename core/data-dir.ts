@@ -14,7 +14,7 @@
 // group's write bit is fine when the group is the user's own private group).
 import { accessSync, constants, lstatSync, mkdirSync, readFileSync, statSync, type Stats } from "node:fs";
 import { homedir } from "node:os";
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { FimError } from "./errors.ts";
 import { formatLine, logger, write } from "./log.ts";
 
@@ -62,7 +62,7 @@ export function userDataDir(image: string, env: NodeJS.ProcessEnv = process.env,
 export function locateDataDir(image: string, env: NodeJS.ProcessEnv = process.env, uid = uidOf()): DataDirChoice {
   if (env.FIM_DIR_DATA !== undefined) return { path: resolve(env.FIM_DIR_DATA), source: "env" };
   const dir = dirname(image);
-  const beside: DataDirChoice = { path: `${dir}/.${basename(image)}.data`, source: "image" };
+  const beside: DataDirChoice = { path: join(dir, `.${basename(image)}.data`), source: "image" };
   const fallback = (reason: string): DataDirChoice => ({ path: userDataDir(image, env, uid), source: "user", reason });
   const perUser = () => statOrUndefined(userDataDir(image, env, uid))?.isDirectory() === true;
   const existing = statOrUndefined(beside.path);

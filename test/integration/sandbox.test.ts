@@ -258,7 +258,8 @@ describe("cleanup", () => {
     const reader = child.stdout.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
     const serving = () => processesMentioning(image.path).some((line) => line.includes("erofsfuse"));
-    for (let i = 0; i < 20 && !serving(); i++) await Bun.sleep(100);
+    // "ready" comes just before the exec of sleep: wait for both the guest and the FUSE server.
+    for (let i = 0; i < 50 && (!serving() || processesMentioning(marker).length === 0); i++) await Bun.sleep(100);
     expect(processesMentioning(marker).length).toBeGreaterThan(0);
     expect(serving()).toBe(true); // the layer's FUSE server runs while the guest does
     child.kill(9);
