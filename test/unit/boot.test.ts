@@ -17,8 +17,8 @@ describe("the stub's sha256", () => {
   test("the portable and the SHA-extension code give the digest of every length, fed in uneven pieces", () => {
     const dir = scratch();
     const program = join(dir, "sha256");
-    const built = spawnSync(["gcc", "-O2", "-DFIM_STUB_SHA256_TEST", `-I${ROOT}/toolset/work/prefix/include`, "-o", program, join(ROOT, "toolset/src/fim_stub.c")], { stderr: "pipe" });
-    if (built.exitCode !== 0) throw new Error(`gcc failed (needs gcc and the tool set's zstd headers: toolset/build.sh): ${built.stderr.toString()}`);
+    const built = spawnSync(["gcc", "-O2", "-DFIM_STUB_SHA256_TEST", "-o", program, join(ROOT, "toolset/src/fim_stub.c")], { stderr: "pipe" });
+    if (built.exitCode !== 0) throw new Error(`gcc failed (needs gcc): ${built.stderr.toString()}`);
     for (const size of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 65537, 1 << 20]) {
       const data = crypto.getRandomValues(new Uint8Array(size));
       writeFileSync(join(dir, "data"), data);
