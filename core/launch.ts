@@ -1,5 +1,7 @@
 // One sandboxed run as it travels through the lifecycle hooks: what was asked, the facts
 // computed once for it, and the plan the hooks build (steps, root, companions, clean-ups).
+import { rmSync } from "node:fs";
+
 export interface LaunchRequest {
   program: string;
   args: string[];
@@ -81,6 +83,13 @@ export type PrepareStep =
   /** Each directory must be a mount point (a mount tool may exit 0 having mounted nothing). */
   | { kind: "mounted"; dirs: string[] };
 
+/** A clean-up after the guest. */
+export type AfterStep =
+  /** A host command. */
+  | { kind: "run"; argv: string[] }
+  /** Trees removed in place, symbolic links not followed (no process to start at the end of a run). */
+  | { kind: "remove"; paths: string[] };
+
 export class Launch {
   /** Lower directories, lowest first, filled by `mount`. */
   readonly lowerDirs: string[] = [];
@@ -92,10 +101,10 @@ export class Launch {
   /** Set by `overlay` (and `casefold`). */
   root: GuestRoot | undefined;
   /**
-   * Host commands run after the guest whatever happens to it (clean-up). The process that
-   * runs them may not be this one: the exec plugin can hand the run over to a supervisor.
+   * Clean-up after the guest, whatever happens to it, in order. The process that does it may
+   * not be this one: the exec plugin can hand the run over to a supervisor.
    */
-  readonly after: string[][] = [];
+  readonly after: AfterStep[] = [];
   /** Host commands started beside the sandbox (e.g. the portal's daemon), ended with it. */
   readonly companions: string[][] = [];
   /** Descriptors the supervisor keeps (e.g. a held lock) and the guest must not inherit. */
@@ -122,9 +131,19 @@ export class Launch {
 
   /** Clean-up when the run ends in this process: the `after` commands, then the deferred steps. */
   async unwind(onError: (error: unknown) => void): Promise<void> {
-    for (const command of this.after.splice(0)) {
-      const result = Bun.spawnSync(command, { stdout: "ignore", stderr: "ignore" });
-      if (result.exitCode !== 0) onError(new Error(`clean-up '${command.join(" ")}' failed`));
+    for (const step of this.after.splice(0)) {
+      if (step.kind === "remove") {
+        for (const path of step.paths) {
+          try {
+            rmSync(path, { recursive: true, force: true });
+          } catch (error) {
+            onError(error);
+          }
+        }
+        continue;
+      }
+      const result = Bun.spawnSync(step.argv, { stdout: "ignore", stderr: "ignore" });
+      if (result.exitCode !== 0) onError(new Error(`clean-up '${step.argv.join(" ")}' failed`));
     }
     while (this.undo.length > 0) {
       const step = this.undo.pop()!;

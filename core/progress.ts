@@ -2,7 +2,7 @@
 // image). On a terminal: one line on stderr, redrawn in place. Otherwise: a log line now and
 // then, so a log shows that the work is alive without filling up; work that ends before the
 // first of those lines prints nothing.
-import { isatty } from "node:tty";
+import { isTerminal } from "./libc.ts";
 import { write } from "./log.ts";
 
 const REDRAW_MS = 200;
@@ -35,7 +35,7 @@ export class Progress {
     private readonly say: (line: string) => void,
     options: ProgressOptions = {},
   ) {
-    this.terminal = options.terminal ?? isatty(2);
+    this.terminal = options.terminal ?? isTerminal(2);
     this.now = options.now ?? (() => performance.now());
     this.output = options.draw ?? ((text) => write(2, text));
     this.started = this.last = this.now();

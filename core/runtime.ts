@@ -6,7 +6,7 @@ import type { Image } from "./image.ts";
 import { isComplete, Launch, missingFacts, type GuestRoot, type LaunchRequest, type RunFacts, type SandboxOp } from "./launch.ts";
 import { logger, type Logger } from "./log.ts";
 import type { Paths } from "./paths.ts";
-import { mark } from "./profile.ts";
+import { mark, profileHooks } from "./profile.ts";
 import type { Bundle, Command, Invocation, LayerFormat } from "./plugin.ts";
 
 export interface RelocateContext {
@@ -58,6 +58,7 @@ export class Runtime {
   private readonly log = logger("runtime");
 
   constructor(readonly bundle: Bundle) {
+    profileHooks(this.hooks);
     const names = new Set(bundle.plugins.map((plugin) => plugin.name));
     for (const plugin of bundle.plugins) {
       const missing = (plugin.requires ?? []).filter((name) => !names.has(name));

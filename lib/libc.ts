@@ -12,6 +12,7 @@ const symbols = {
   execve: { args: [ptr, ptr, ptr], returns: i32 },
   flock: { args: [i32, i32], returns: i32 },
   fcntl: { args: [i32, i32, i32], returns: i32 },
+  isatty: { args: [i32], returns: i32 },
   linkat: { args: [i32, ptr, i32, ptr, i32], returns: i32 },
   // fstatat and mknod became exported functions only in glibc 2.33: the raw system calls
   // work with every C library. Pointers are passed as numbers.

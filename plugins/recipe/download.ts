@@ -1,9 +1,9 @@
 // Downloads in-process with fetch: an idle timeout (FIM_RECIPE_TIMEOUT), a size limit, and
 // progress on a terminal. The bytes stay in memory: the caller validates them before
 // anything reaches the cache.
-import { isatty } from "node:tty";
 import * as v from "valibot";
 import { FimError } from "../../core/errors.ts";
+import { isTerminal } from "../../core/libc.ts";
 import { write } from "../../core/log.ts";
 
 /** Seconds without any data before a download is abandoned. */
@@ -26,7 +26,7 @@ const size = (bytes: number) => (bytes < 1024 ? `${bytes} B` : `${(bytes / 1024)
 
 /** One progress line on stderr, rewritten in place; nothing when stderr is not a terminal. */
 function progress(label: string) {
-  if (!isatty(2)) return { update() {}, end() {}, abandon() {} };
+  if (!isTerminal(2)) return { update() {}, end() {}, abandon() {} };
   let shown = 0;
   const show = (received: number, total: number | undefined) =>
     write(2, `\r${label}: ${size(received)}${total ? ` of ${size(total)} (${Math.floor((received * 100) / total)}%)` : ""}\x1b[K`);

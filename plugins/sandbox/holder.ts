@@ -74,7 +74,7 @@ async function readyLine(stream: ReadableStream<Uint8Array>): Promise<boolean> {
 /** Starts the holder with the run's steps; resolves once every mount is ready. */
 async function start(runtime: Runtime, launch: Launch, dataLock: number): Promise<number> {
   const { mounts } = runtime.paths;
-  const [bwrap, supervise, busybox] = await Promise.all([runtime.tool("bwrap"), runtime.tool("fim_supervise"), runtime.tool("busybox")]);
+  const [bwrap, supervise] = await Promise.all([runtime.tool("bwrap"), runtime.tool("fim_supervise")]);
   const work = workDirectory(runtime);
   resetWorkDirectory(work);
   const log = `${mounts}/holder.log`;
@@ -84,7 +84,8 @@ async function start(runtime: Runtime, launch: Launch, dataLock: number): Promis
     close: [3],
     steps: launch.steps,
     notify: 1,
-    after: [[busybox, "chmod", "-R", "u+rwx", work], [busybox, "rm", "-rf", work], [busybox, "rmdir", `${runtime.paths.data}/work`]],
+    // `work` is <data>/work/holder, and nothing else lives in <data>/work.
+    after: [{ kind: "remove", paths: [`${runtime.paths.data}/work`] }],
     hold: `${mounts}/guests.lock`,
   });
   const holder = [bwrap, "--unshare-user", "--unshare-pid", "--as-pid-1", "--uid", "0", "--gid", "0", "--cap-add", "ALL", "--dev-bind", "/", "/", "--proc", "/proc", "--", ...inside];

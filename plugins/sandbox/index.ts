@@ -82,7 +82,7 @@ export const sandboxPlugin: Plugin = {
       checkHost(runtime.paths);
       await ensureApplets(runtime);
       mkdirSync(guestDir(runtime.paths.instance), { recursive: true });
-      launch.after.push([await runtime.tool("busybox"), "rm", "-rf", runtime.paths.instance]);
+      launch.after.push({ kind: "remove", paths: [runtime.paths.instance] });
     });
 
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.root }, async (operations, launch) => [...operations, ...rootOperations(launch.root!)]);

@@ -1,6 +1,6 @@
 // The plan given to fim_supervise (toolset/src/fim_supervise.c) as counted argv records:
 // binary-safe, nothing parsed by a shell.
-import type { PrepareStep } from "../../core/launch.ts";
+import type { AfterStep, PrepareStep } from "../../core/launch.ts";
 
 export interface SupervisorPlan {
   log?: string;
@@ -13,7 +13,7 @@ export interface SupervisorPlan {
   open?: [number, string][];
   steps?: PrepareStep[];
   companions?: string[][];
-  after?: string[][];
+  after?: AfterStep[];
   child?: string[];
   /** The last guest of a shared namespace waits for its holder (pid) to end: [our shared lock's fd, pid]. */
   linger?: [number, number];
@@ -41,7 +41,7 @@ export function supervisorArgs(supervisor: string, plan: SupervisorPlan): string
     else args.push(...record("--mounted", step.dirs));
   }
   for (const companion of plan.companions ?? []) args.push(...record("--companion", companion));
-  for (const command of plan.after ?? []) args.push(...record("--after", command));
+  for (const step of plan.after ?? []) args.push(...(step.kind === "run" ? record("--after", step.argv) : record("--remove", step.paths)));
   if (plan.linger) args.push("--linger", String(plan.linger[0]), String(plan.linger[1]));
   if (plan.notify !== undefined) args.push("--notify", String(plan.notify));
   if (plan.hold) args.push("--hold", plan.hold);

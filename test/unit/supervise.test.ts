@@ -376,6 +376,39 @@ describe("--after", () => {
   });
 });
 
+describe("--remove", () => {
+  test("trees are removed in place, in order with the --after commands: modes forced open, symbolic links not followed", async () => {
+    const [tree, outside, marks] = [path("tree"), path("outside"), path("marks")];
+    mkdirSync(`${tree}/a/work/work`, { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(`${outside}/keep`, "");
+    writeFileSync(`${tree}/a/file`, "");
+    Bun.spawnSync(["ln", "-s", outside, `${tree}/a/link`]);
+    Bun.spawnSync(["chmod", "000", `${tree}/a/work/work`]); // as the kernel's overlay leaves it
+    Bun.spawnSync(["chmod", "500", `${tree}/a`]);
+    const result = await new Run([
+      ...record("child", "true"),
+      ...record("after", ...sh(`test -d ${quote(tree)} && echo before >> ${quote(marks)}`)),
+      ...record("remove", tree, path("absent")),
+      ...record("after", ...sh(`test -e ${quote(tree)} || echo after >> ${quote(marks)}`)),
+    ]).end();
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(readFileSync(marks, "utf8")).toBe("before\nafter\n");
+    expect(existsSync(`${outside}/keep`)).toBe(true);
+  });
+
+  test("what cannot be removed is reported, and the run's status stays the child's", async () => {
+    const tree = path("tree");
+    mkdirSync(`${tree}/sub`, { recursive: true });
+    writeFileSync(`${tree}/sub/file`, "");
+    // A directory we cannot change: /proc's, under a name that cannot be unlinked.
+    const result = await new Run([...record("child", "sh", "-c", "exit 3"), ...record("remove", "/proc/self/fd", tree)]).end();
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/^C::sandbox::\d+::Could not remove '\/proc\/self\/fd': /m);
+    expect(existsSync(tree)).toBe(false);
+  });
+});
+
 describe("descriptors", () => {
   const probe = (who: string, fd: number) => `test -e /proc/$$/fd/${fd} && echo ${who}-has-${fd} || echo ${who}-lacks-${fd}`;
 

@@ -7,15 +7,16 @@
  *                 [--expect-parent PID] [--tag TAG] [--hold LOCKFILE] [--notify FD]
  *                 [--linger FD PID] [--status-init] [--end-orphans]
  *                 [--step N argv...] [--ready N argv...] [--mounted N dir...]
- *                 [--companion N argv...] [--after N argv...] [--child N argv...]
+ *                 [--companion N argv...] [--after N argv...] [--remove N path...]
+ *                 [--child N argv...]
  *   fim_supervise --janitor FD MOUNTPOINT UNMOUNT_ARGV...
  *
  * Steps, servers (--ready) and mount checks run first, in the order given; a failure is
  * reported in FlatImage's line format with the log, and ends the run with 125. Then the
  * companions start, then the child; signals are forwarded to it (or to the pid its bwrap
  * names in the --status file); when it ends the companions' groups are stopped, --hold
- * waits until no one else uses the namespace, the --after commands run, and the child's
- * status is ours (128+N for signal N). Every process started gets the parent-death signal,
+ * waits until no one else uses the namespace, the --after commands run and the --remove
+ * trees are removed (in the order given), and the child's status is ours (128+N for signal N). Every process started gets the parent-death signal,
  * checks its parent is still us, and gets default signal handling back before exec.
  *
  * --end-orphans: what the child leaves running is adopted (PR_SET_CHILD_SUBREAPER) and
@@ -31,6 +32,7 @@
  * Janitor mode: waits until FD (a pipe whose writer is a FUSE server) reports end of file,
  * then, when MOUNTPOINT is still mounted, execs UNMOUNT_ARGV. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -44,6 +46,8 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,8 +56,8 @@
 #define MAX_FDS 64
 #define FAILED 125
 
-enum kind { STEP, READY, MOUNTED, COMPANION, AFTER, CHILD };
-static const char *const KIND_NAME[] = {"--step", "--ready", "--mounted", "--companion", "--after", "--child"};
+enum kind { STEP, READY, MOUNTED, COMPANION, AFTER, REMOVE, CHILD };
+static const char *const KIND_NAME[] = {"--step", "--ready", "--mounted", "--companion", "--after", "--remove", "--child"};
 
 struct record {
   enum kind kind;
@@ -208,7 +212,7 @@ static void parse(int n, char **args) {
       const char *count = args[i++];
       long words = number(count, opt, INT_MAX);
       if (words > n - i) bad_plan("%s %s: the count is beyond the end of the plan (%d words follow)", opt, count, n - i);
-      if (words == 0 && kind != MOUNTED) bad_plan("%s 0: a program is needed", opt);
+      if (words == 0 && kind != MOUNTED && kind != REMOVE) bad_plan("%s 0: a program is needed", opt);
       if (plan.nrecords == MAX_RECORDS) bad_plan("more than %d records", MAX_RECORDS);
       struct record *r = &plan.records[plan.nrecords++];
       *r = (struct record){.kind = kind, .argc = (int)words, .argv = args + i};
@@ -285,7 +289,8 @@ static _Noreturn void become(const struct record *r, int out) {
     if (statusfd >= 0) ok = put(statusfd, 3);
     for (int k = 0; ok && k < plan.nopen; k++) ok = put(plan.opens[k].source, plan.opens[k].fd);
     break;
-  case MOUNTED: break;
+  case MOUNTED:
+  case REMOVE: break;
   }
   if (!ok) {
     report("Could not set up the descriptors of '%s': %s", r->argv[0], strerror(errno));
@@ -595,6 +600,14 @@ static void linger(void) {
   bool last = flock(plan.linger_fd, LOCK_EX | LOCK_NB) == 0;
   close(plan.linger_fd);
   if (!last) return;
+  /* A pidfd is readable once the process has ended: no polling where there is one (5.3). */
+  int pidfd = (int)syscall(SYS_pidfd_open, plan.linger_pid, 0);
+  if (pidfd >= 0) {
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    while (poll(&p, 1, 2000) < 0 && errno == EINTR) {}
+    close(pidfd);
+    return;
+  }
   for (int waited = 0; waited < 2000 && kill(plan.linger_pid, 0) == 0; waited += 2) {
     char path[64], state = 0;
     snprintf(path, sizeof path, "/proc/%d/stat", (int)plan.linger_pid);
@@ -683,8 +696,42 @@ static void hold(void) {
   /* fd stays open: the lock is held until we exit */
 }
 
+/* Removes the tree at NAME (relative to DIRFD) without following a symbolic link, making
+ * each directory readable and writable by us first (the kernel's overlay leaves its
+ * work/work with mode 000). Returns false, with errno, at the first entry left behind. */
+static bool remove_tree(int dirfd, const char *name, int depth) {
+  struct stat st;
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOENT;
+  if (!S_ISDIR(st.st_mode)) return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT;
+  if (depth > 256) return errno = ELOOP, false;
+  if ((st.st_mode & 0700) != 0700 && fchmodat(dirfd, name, (st.st_mode & 07777) | 0700, 0) < 0) return false;
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  DIR *dir = fdopendir(fd);
+  if (!dir) {
+    close(fd);
+    return false;
+  }
+  bool ok = true;
+  for (struct dirent *entry; ok && (entry = readdir(dir));) {
+    if (strcmp(entry->d_name, ".") && strcmp(entry->d_name, "..")) ok = remove_tree(fd, entry->d_name, depth + 1);
+  }
+  int error = errno;
+  closedir(dir);
+  if (!ok) return errno = error, false;
+  return unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT;
+}
+
+/* A --remove record: each path's tree, in place (no process to start at the end of a run). */
+static void remove_trees(const struct record *r) {
+  for (int k = 0; k < r->argc; k++) {
+    if (!remove_tree(AT_FDCWD, r->argv[k], 0)) report("Could not remove '%s': %s", r->argv[k], strerror(errno));
+  }
+}
+
 static void run_afters(void) {
   for (int k = 0; k < plan.nrecords; k++) {
+    if (plan.records[k].kind == REMOVE) remove_trees(&plan.records[k]);
     if (plan.records[k].kind != AFTER) continue;
     current = (struct proc){.pid = start(&plan.records[k], -1)};
     if (current.pid > 0) wait_current();
@@ -827,9 +874,10 @@ int main(int argc, char **argv) {
   if (outcome == ABORT) code = 128 + aborted;
   end_orphans();
   stop_companions();
-  linger();
   /* A holder whose mounts failed has no one to wait for: the run that started it is told. */
   if (plan.hold && (plan.child || outcome == DONE)) hold();
   run_afters();
+  /* After our own clean-up: it overlaps the holder's end. */
+  linger();
   return code;
 }
