@@ -38,6 +38,11 @@ export class Runtime {
     overlay: new AsyncSeriesBailHook<[Launch], GuestRoot | undefined>(["launch"]),
     /** Optionally puts a case-insensitive view over the overlay. */
     casefold: new AsyncSeriesWaterfallHook<[GuestRoot, Launch]>(["root", "launch"]),
+    /**
+     * The guest's root is final (steps, root): a plugin may start making it here, while the
+     * portal and the sandbox are planned (the sandbox's namespace holder starts mounting).
+     */
+    rooted: new AsyncSeriesHook<[Launch]>(["launch"]),
     /** Starts the host side of the portal. */
     portal: new AsyncSeriesHook<[Launch]>(["launch"]),
     /** Builds the ordered list of sandbox setup operations. */
@@ -107,7 +112,7 @@ export class Runtime {
     return logger(tag);
   }
 
-  /** Runs a guest through facts → prepare → mount → overlay → casefold → portal → sandbox → exec → teardown. */
+  /** Runs a guest through facts → prepare → mount → overlay → casefold → rooted → portal → sandbox → exec → teardown. */
   async launch(request: LaunchRequest): Promise<number> {
     if (this.hooks.exec.taps.length === 0) {
       throw new FimError("This image has no sandbox plugin compiled in, so it cannot run programs", { level: "C" });
@@ -129,6 +134,7 @@ export class Runtime {
       }
       mark("overlay");
       launch.root = await this.hooks.casefold.promise(launch.root, launch);
+      await this.hooks.rooted.promise(launch);
       await this.hooks.portal.promise(launch);
       const operations = await this.hooks.sandbox.promise([], launch);
       mark("sandbox");

@@ -92,7 +92,8 @@ async function start(runtime: Runtime, launch: Launch, dataLock: number): Promis
   runtime.logger("sandbox").debug(`Holder: ['${holder.join("','")}',]`);
   const errors = openSync(`${mounts}/holder.err`, "w");
   // Its own session: a terminal's Ctrl-C for the first run must not reach the runs that share it.
-  const child = Bun.spawn(holder, { stdio: ["ignore", "pipe", errors, dataLock], detached: true, env: { ...process.env, ...launch.env } });
+  // Not the guest's environment (launch.env): the holder is shared by runs with their own.
+  const child = Bun.spawn(holder, { stdio: ["ignore", "pipe", errors, dataLock], detached: true, env: process.env });
   closeSync(errors);
   // "ready", or the end of the pipe: its monitor (bwrap) holds it open too, so only the line counts.
   if (!(await readyLine(child.stdout))) {

@@ -18,7 +18,7 @@ import { guestDir } from "../identity/index.ts";
 import { cwdWarning } from "../run/cwd.ts";
 import { ensureApplets } from "./applets.ts";
 import { checkHost } from "./checks.ts";
-import { joinHolder } from "./holder.ts";
+import { joinHolder, type Holder } from "./holder.ts";
 import { supervisorArgs } from "./plan.ts";
 import { renderBwrap } from "./render.ts";
 
@@ -30,12 +30,12 @@ function rootOperations(root: GuestRoot): SandboxOp[] {
 }
 
 /** Hands the process over to the supervisor: returns only by throwing. */
-async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch): Promise<never> {
+async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, joining: Promise<Holder>): Promise<never> {
   const log = runtime.logger(NAME);
   const { instance } = runtime.paths;
   const [bwrap, bash, sigdfl, supervise, enter] = await Promise.all(["bwrap", "bash", "fim_sigdfl", "fim_supervise", "fim_enter"].map((tool) => runtime.tool(tool)));
   mkdirSync(`${instance}/logs`, { recursive: true });
-  const holder = await joinHolder(runtime, launch);
+  const holder = await joining;
   mark("holder");
   log.debug(holder.started ? `Started the namespace holder ${holder.pid}` : `Joining the namespace holder ${holder.pid}`);
   // Where fim-instance finds the namespace this run's guest lives in.
@@ -114,6 +114,14 @@ export const sandboxPlugin: Plugin = {
       ];
     });
 
-    runtime.hooks.exec.tapPromise(NAME, (operations, launch) => run(runtime, operations, launch));
+    // The holder mounts the root while the portal and the sandbox are planned: started as soon
+    // as the root is final, joined when the guest starts.
+    const joining = new WeakMap<Launch, Promise<Holder>>();
+    runtime.hooks.rooted.tapPromise(NAME, async (launch) => {
+      const holder = joinHolder(runtime, launch);
+      holder.catch(() => {}); // awaited (and reported) by exec; a run failing before it ends anyway
+      joining.set(launch, holder);
+    });
+    runtime.hooks.exec.tapPromise(NAME, (operations, launch) => run(runtime, operations, launch, joining.get(launch) ?? joinHolder(runtime, launch)));
   },
 };
