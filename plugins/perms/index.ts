@@ -7,7 +7,7 @@ import { SLOTS } from "../../core/reserved.ts";
 import { namesByBit, permissionHooks } from "./registry.ts";
 
 export { permissionMapper, type MapperContext } from "./mapper.ts";
-export { permissionHooks, registerPermission, type PermissionSpec } from "./registry.ts";
+export { directoriesShown, permissionHooks, registerPermission, type PermissionSpec } from "./registry.ts";
 
 const NAME = "perms";
 

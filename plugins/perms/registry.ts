@@ -11,6 +11,8 @@ export interface PermissionSpec {
   bit: number;
   /** Place of its operations among the permissions' (lower first; upstream's order for upstream's). */
   order: number;
+  /** Host directories it shows at their own path (named in the hint for a working directory the guest cannot see). */
+  shows?: () => string[];
 }
 
 export const permissionHooks = hooksOf(() => ({ permissions: new Map<string, PermissionSpec>() }));
@@ -32,6 +34,16 @@ export function registerPermission(runtime: object, plugin: string, spec: Permis
     }
   }
   permissions.set(spec.name, spec);
+}
+
+/** What each registered permission shows at its own path, by name (those that show directories). */
+export function directoriesShown(runtime: object): Record<string, string[]> {
+  const shown: Record<string, string[]> = {};
+  for (const spec of permissionHooks(runtime).permissions.values()) {
+    const dirs = spec.shows?.() ?? [];
+    if (dirs.length > 0) shown[spec.name] = dirs;
+  }
+  return shown;
 }
 
 /** Names indexed by bit ("" for a free bit), as the stored bit-field reads them. */

@@ -15,6 +15,7 @@ import type { Plugin } from "../../core/plugin.ts";
 import { mark, printProfile } from "../../core/profile.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { guestDir } from "../identity/index.ts";
+import { directoriesShown } from "../perms/registry.ts";
 import { cwdWarning } from "../run/cwd.ts";
 import { ensureApplets } from "./applets.ts";
 import { checkHost } from "./checks.ts";
@@ -47,7 +48,7 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, jo
   const guest = renderBwrap(operations, (line) => log.debug(`Sandbox: ${line}`));
   const visible = operations.flatMap((op) => (op.op === "bind" && op.source === op.dest ? [op.dest] : []));
   // The guest's /tmp is always its own (documented): a directory there is not worth a line.
-  const unseen = cwdWarning({ cwd: process.cwd(), visible: [...visible, "/tmp"], grantable: process.env.HOME ? { home: [process.env.HOME] } : {} });
+  const unseen = cwdWarning({ cwd: process.cwd(), visible: [...visible, "/tmp"], grantable: directoriesShown(runtime) });
   if (unseen) log.critical(unseen);
   const { program, args } = launch.request;
   const sandbox = [bwrap!, "--die-with-parent", "--json-status-fd", "3", ...guest.args, "--", sigdfl!, bash!, "-c", guestLauncher, "--", program, ...launch.programArgs, ...args];

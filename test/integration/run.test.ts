@@ -126,6 +126,12 @@ describe("working directory and hostname", () => {
     } finally {
       require("node:fs").rmSync(home, { recursive: true, force: true });
     }
+    // Each permission that shows directories is named for its own (from the permission registry).
+    if (require("node:fs").existsSync("/mnt")) {
+      expect(lines(image.run(["fim-exec", "true"], { cwd: "/mnt" }).stderr)).toEqual([
+        "C::The working directory '/mnt' is not visible in the sandbox, so the program does not start there (relative paths do not reach its files): grant it with 'fim-perms add media' or 'fim-bind add rw /mnt /mnt'",
+      ]);
+    }
     // /usr/share exists on the host, not in the blueprint image.
     expect(image.run(["fim-exec", "pwd"], { cwd: "/usr/share", env: { HOME: "/tmp" } }).stdout).toBe("/tmp\n");
     expect(image.run(["fim-exec", "pwd"], { cwd: "/usr/share", env: { HOME: "/nonexistent" } }).stdout).toBe("/\n");
