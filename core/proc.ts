@@ -19,3 +19,13 @@ export function childrenOf(pid: number): number[] {
     return [];
   }
 }
+
+/** Whether a process of that id exists (one of another user's too); left-overs of dead ones are swept. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

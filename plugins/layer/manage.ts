@@ -10,7 +10,8 @@ import { compress } from "./commit.ts";
 import { discoverLayers, type Layer } from "./discover.ts";
 import { gather } from "./gather.ts";
 import { mergeLayers, openDirectories, removeTree } from "./merge.ts";
-import { alive, rewriteLayers, type Piece } from "./rewrite.ts";
+import { alive } from "../../core/proc.ts";
+import { rewriteLayers, type Piece } from "./rewrite.ts";
 import { human, summarize } from "./summary.ts";
 
 type Origin = "image" | "data" | "FIM_LAYERS";

@@ -29,21 +29,12 @@ import { embeddedLayers, Image, lockImage, pwriteAll, type LayerRecord } from ".
 import { linkDescriptor } from "../../core/libc.ts";
 import type { Logger } from "../../core/log.ts";
 import { mib, percent, Progress } from "../../core/progress.ts";
+import { alive } from "../../core/proc.ts";
 
 /** A layer of the new list: one the image has, or a new layer file. */
 export type Piece = { record: LayerRecord } | { file: string; size: number };
 
 const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY;
-
-/** Whether a process of that id exists (left-overs of dead ones are swept). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Removes the named temporary files that interrupted rewrites left (only where O_TMPFILE was not available). */
 function sweep(dir: string, base: string, log: Logger): void {

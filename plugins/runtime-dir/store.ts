@@ -5,6 +5,7 @@
 import { closeSync, lstatSync, openSync, readdirSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { tryLockExclusive } from "../../core/libc.ts";
+import { alive } from "../../core/proc.ts";
 
 /** Builds kept by the automatic sweep (the current one included). */
 export const KEEP_BUILDS = 3;
@@ -71,15 +72,6 @@ export function builds(root: string): Build[] {
     }
   }
   return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function withLock<T>(build: Build, locked: () => T, busy: T): T {

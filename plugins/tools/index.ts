@@ -9,17 +9,9 @@ import { readAt, type ToolRecord } from "../../core/image.ts";
 import { ensureUserDir, GLOBAL_DIR } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
+import { alive } from "../../core/proc.ts";
 
 const NAME = "tools";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Temporaries (<name>.<pid>.tmp) of extractions whose process is gone. */
 function sweepTemporaries(bin: string): void {
