@@ -1,5 +1,5 @@
 // `fim-exec true` against the same pipeline written by hand with the same embedded tools
-// (namespace holder, FUSE mount of the layer, kernel overlay, bwrap with the same base
+// (namespace holder, FUSE mounts of the layers, kernel overlay, bwrap with the same base
 // operations, true; the mounts go away with the namespace), side by side in one run; a
 // start beside a running instance (it joins the mounts) against a start that mounts; then
 // the memory (RSS) of every process that stays alive while a guest runs.
@@ -11,7 +11,7 @@ import { benchImage, compare, report } from "./lib.ts";
 const { dir, image, run } = benchImage("run");
 
 try {
-  // One layer, like a real image.
+  // A layer over the base one, like a real image.
   const src = join(dir, "layer.src");
   mkdirSync(join(src, "etc"), { recursive: true });
   writeFileSync(join(src, "etc/hello"), "hello\n");
@@ -21,17 +21,21 @@ try {
   run("fim-env", "set", "BIN=$FIM_DIR_APP_BIN");
   const bin = run("fim-env", "list").trim().slice("BIN=".length);
   run("fim-env", "clear");
-  const offset = run("fim-layer", "list").split(":")[1]!;
+  // Every layer, lowest first (as fim-layer list gives them).
+  const offsets = run("fim-layer", "list").trim().split("\n").map((line) => line.split(":")[1]!);
+  const mounts = offsets.map((offset, i) => `${bin}/erofsfuse --offset=${offset} ${image} '$m'/layer${i} >/dev/null 2>&1`).join("\n  ");
+  // The kernel's lowerdir lists the top layer first.
+  const lowers = offsets.map((_, i) => `'$m'/layer${i}`).reverse().join(":");
 
   const work = join(dir, "manual");
-  // The same work as a run: a namespace holding the layer's FUSE mount and the kernel
+  // The same work as a run: a namespace holding the layers' FUSE mounts and the kernel
   // overlay, then the guest's bwrap with the same base operations (private /tmp, own
   // network namespace, read-only tools), then true.
   const script = `set -e
-m=${work}/$$; mkdir -p $m/layer $m/upper $m/work $m/root
+m=${work}/$$; mkdir -p ${offsets.map((_, i) => `$m/layer${i}`).join(" ")} $m/upper $m/work $m/root
 ${bin}/bwrap --unshare-user --unshare-pid --as-pid-1 --uid 0 --gid 0 --cap-add ALL --dev-bind / / --proc /proc --die-with-parent -- ${bin}/bash -c '
-  ${bin}/erofsfuse --offset=${offset} ${image} '$m'/layer >/dev/null 2>&1
-  ${bin}/busybox mount -t overlay overlay -o lowerdir='$m'/layer,upperdir='$m'/upper,workdir='$m'/work,userxattr '$m'/root
+  ${mounts}
+  ${bin}/busybox mount -t overlay overlay -o lowerdir=${lowers},upperdir='$m'/upper,workdir='$m'/work,userxattr '$m'/root
   ${bin}/bwrap --unshare-user --uid ${process.getuid!()} --gid ${process.getgid!()} --unshare-net --bind '$m'/root / \\
     --dev /dev --proc /proc --tmpfs /tmp --ro-bind /sys /sys --ro-bind-try /etc/group /etc/group --ro-bind ${bin} ${bin} --ro-bind ${bin}/../sbin ${bin}/../sbin --setenv PATH ${bin}/../sbin -- ${bin}/bash -c "exec true"'
 chmod 700 $m/work/work 2>/dev/null || true; rm -rf $m
