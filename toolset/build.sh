@@ -360,7 +360,10 @@ build_libcap() {
 build_fuse3() {
   unpack_src fuse3; cd "$SRC/fuse3"; musl_env
   # --prefix=/usr so the library looks for /usr/bin/fusermount3 first (then $PATH).
-  meson setup build --prefix=/usr --libdir=lib --sysconfdir=/etc --buildtype=release \
+  # IGNORE_MTAB: a mount as root (the holder's namespace) would otherwise run the host's
+  # /bin/mount to record itself in /etc/mtab (a symlink to /proc/mounts everywhere now), one
+  # fork and exec per FUSE mount, and undo the mount when that program fails or is missing.
+  CFLAGS="$CFLAGS -DIGNORE_MTAB" meson setup build --prefix=/usr --libdir=lib --sysconfdir=/etc --buildtype=release \
     -Ddefault_library=static -Dexamples=false -Dtests=false -Dutils=true -Duseroot=false \
     -Dinitscriptdir= -Dudevrulesdir=/usr/lib/udev/rules.d -Db_pie=false \
     -Dc_link_args=-static
@@ -571,9 +574,14 @@ run_step host "preparing host (apt build dependencies, deb-src entry)" prepare_h
 MUSL_VER=$(dpkg-query -W -f='${Version}' musl-dev)
 run_step kheaders "checking kernel headers for musl" setup_kheaders
 
+# The static libraries later steps link: a change of one must rebuild what links it, so every
+# later step's key includes theirs.
+LIBRARY_STEPS=" zlib zstd xz lz4 libcap fuse3 ncurses "
+LIBRARY_KEYS=""
 step() { # <step> <log/tool name> <description> <function> [tool binaries...]
   local s=$1 name=$2 desc=$3 fn=$4 key; shift 4
-  key=$(step_key "$s" "$fn")
+  key=$(printf '%s\n%s' "$(step_key "$s" "$fn")" "$LIBRARY_KEYS" | sha256sum | cut -d' ' -f1)
+  [[ $LIBRARY_STEPS == *" $s "* ]] && LIBRARY_KEYS+="$s=$key "
   if step_done "$s" "$key" "$@"; then say "$desc: up to date"; return 0; fi
   run_step "$name" "building $desc" "$fn"
   mark_done "$s" "$key"
