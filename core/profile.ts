@@ -14,8 +14,7 @@ export function mark(phase: string): void {
 interface Tap {
   name: string;
   type: "sync" | "async" | "promise";
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- tapable's own type
-  fn: Function;
+  fn: Function; // tapable's own type
 }
 interface Interceptable {
   intercept(interceptor: { register?: (tap: Tap) => Tap }): void;
