@@ -16,8 +16,9 @@
  * companions start, then the child; signals are forwarded to it (or to the pid its bwrap
  * names in the --status file); when it ends the companions' groups are stopped, --hold
  * waits until no one else uses the namespace, the --after commands run and the --remove
- * trees are removed (in the order given), and the child's status is ours (128+N for signal N). Every process started gets the parent-death signal,
- * checks its parent is still us, and gets default signal handling back before exec.
+ * trees are removed (in the order given), and the child's status is ours (128+N for signal
+ * N). Every process started gets the parent-death signal, checks its parent is still us, and
+ * gets default signal handling back before exec.
  *
  * --end-orphans: what the child leaves running is adopted (PR_SET_CHILD_SUBREAPER) and
  * killed once the child has ended, so nothing of a guest outlives its run.
