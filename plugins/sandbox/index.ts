@@ -36,12 +36,8 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, jo
   const { instance } = runtime.paths;
   const [bwrap, bash, sigdfl, supervise, enter] = await Promise.all(["bwrap", "bash", "fim_sigdfl", "fim_supervise", "fim_enter"].map((tool) => runtime.tool(tool)));
   mkdirSync(`${instance}/logs`, { recursive: true });
-  const holder = await joining;
-  mark("holder");
-  log.debug(holder.started ? `Started the namespace holder ${holder.pid}` : `Joining the namespace holder ${holder.pid}`);
-  // Where fim-instance finds the namespace this run's guest lives in.
-  writeFileSync(`${instance}/holder.json`, JSON.stringify({ "child-pid": holder.pid }));
 
+  // Planned while the holder mounts (the first run's) or is joined.
   // The guest is started by a shell so that a missing program gives the shell's own
   // "not found" and 127; fim_sigdfl gives it back the SIGINT/SIGQUIT its parents ignore.
   const guestLauncher = 'p=$1; shift; exec -- "$p" "$@"';
@@ -49,7 +45,6 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, jo
   const visible = operations.flatMap((op) => (op.op === "bind" && op.source === op.dest ? [op.dest] : []));
   // The guest's /tmp is always its own (documented): a directory there is not worth a line.
   const unseen = cwdWarning({ cwd: process.cwd(), visible: [...visible, "/tmp"], grantable: directoriesShown(runtime) });
-  if (unseen) log.critical(unseen);
   const { program, args } = launch.request;
   const sandbox = [bwrap!, "--die-with-parent", "--json-status-fd", "3", ...guest.args, "--", sigdfl!, bash!, "-c", guestLauncher, "--", program, ...launch.programArgs, ...args];
   log.debug(`Spawn command: ['${sandbox.join("','")}',]`);
@@ -58,6 +53,13 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, jo
   // It adopts what the guest leaves running and ends it with the guest: the namespace outlives
   // this run while others share it.
   const inside = supervisorArgs(supervise!, { status: `${instance}/guest.json`, statusInit: ownPid, endOrphans: true, open: guest.open, child: sandbox });
+
+  const holder = await joining;
+  mark("holder");
+  log.debug(holder.started ? `Started the namespace holder ${holder.pid}` : `Joining the namespace holder ${holder.pid}`);
+  if (unseen) log.critical(unseen);
+  // Where fim-instance finds the namespace this run's guest lives in.
+  writeFileSync(`${instance}/holder.json`, JSON.stringify({ "child-pid": holder.pid }));
   keepAcrossExec(holder.guestLock);
   const supervisor = supervisorArgs(supervise!, {
     after: launch.after,
