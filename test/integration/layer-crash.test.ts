@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freshImage, type RunResult, type TestImage } from "../helpers/image.ts";
+import { descendants } from "../helpers/proc.ts";
 
 let base: TestImage;
 let prepared: string;
@@ -60,20 +61,6 @@ function state(image: TestImage): State {
   return { layers: layers.stdout.replaceAll(image.path, "IMAGE"), view: view.stdout };
 }
 
-function children(pid: number): number[] {
-  const found: number[] = [];
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim().split(/\s+/)) {
-        if (child) found.push(Number(child), ...children(Number(child)));
-      }
-    }
-  } catch {
-    // gone
-  }
-  return found;
-}
-
 /** Size of the O_TMPFILE file the process writes in `dir`, if it has one open. */
 function newImageSize(pid: number, dir: string): number | undefined {
   try {
@@ -114,7 +101,7 @@ async function interrupt(args: string[], moment: Moment): Promise<{ image: TestI
   while (child.exitCode === null && Date.now() < deadline) {
     if (moment.reached(image, child.pid)) {
       reached = true;
-      const tools = children(child.pid);
+      const tools = descendants(child.pid);
       child.kill(9);
       for (const pid of tools) {
         try {

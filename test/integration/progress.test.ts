@@ -4,9 +4,10 @@
 // line has come, so the test does not depend on how fast the machine compresses.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freshImage, lines, type TestImage } from "../helpers/image.ts";
+import { descendants } from "../helpers/proc.ts";
 
 const SCRIPT = Bun.which("script", { PATH: "/usr/bin:/bin" });
 
@@ -19,20 +20,6 @@ beforeEach(() => {
   for (let i = 0; i < 12; i++) writeFileSync(join(upper, `f${i}`), randomBytes(2 * 1024 * 1024));
 });
 afterEach(() => image.cleanup());
-
-function children(pid: number): number[] {
-  const found: number[] = [];
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim().split(/\s+/)) {
-        if (child) found.push(Number(child), ...children(Number(child)));
-      }
-    }
-  } catch {
-    // gone
-  }
-  return found;
-}
 
 const command = (pid: number) => {
   try {
@@ -65,7 +52,7 @@ describe("progress", () => {
     })();
     let mkfs: number | undefined;
     while (mkfs === undefined && child.exitCode === null) {
-      mkfs = children(child.pid).find((pid) => command(pid) === "mkfs.erofs");
+      mkfs = descendants(child.pid).find((pid) => command(pid) === "mkfs.erofs");
       if (mkfs === undefined) await Bun.sleep(1);
     }
     expect(mkfs).toBeDefined();

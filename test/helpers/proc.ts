@@ -1,0 +1,17 @@
+// Processes of the host as tests see them.
+import { readdirSync, readFileSync } from "node:fs";
+
+/** Every descendant of a process (children first, then theirs), read from /proc; [] once it is gone. */
+export function descendants(pid: number): number[] {
+  const found: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim().split(/\s+/)) {
+        if (child) found.push(Number(child), ...descendants(Number(child)));
+      }
+    }
+  } catch {
+    // gone
+  }
+  return found;
+}
