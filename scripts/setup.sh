@@ -24,4 +24,4 @@ echo "== installing '$package' into $app"
 
 echo "== running it"
 "$app"
-echo "== done: $app ($(du -h "$app" | cut -f1)) runs '$command' on any x86_64 Linux with FUSE and user namespaces"
+echo "== done: $app ($(du -h "$app" | cut -f1)) runs '$command' on any x86_64 Linux with user namespaces (FUSE or not)"
