@@ -181,6 +181,56 @@ export function cachedLayers(dirs: string[]): CachedLayer[] {
   return found;
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Leftovers of extractions that were killed (<key>.<pid>.tmp, a whole layer's files, and
+ * keys.json.<pid>.tmp): nothing else ever removes them. One is removed when its process is
+ * gone, or when no run extracts its key (the key's lock can be taken exclusively: its PID may
+ * have been reused).
+ */
+export function sweepTemporaries(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const match = /^(?:([0-9a-f]{32})|keys\.json)\.(\d+)\.tmp$/.exec(name);
+    if (!match || Number(match[2]) === process.pid) continue;
+    let stale = !alive(Number(match[2]));
+    let lock: number | undefined;
+    try {
+      if (!stale && match[1]) {
+        lock = openSync(`${dir}/${match[1]}.lock`, "r");
+        stale = tryLockExclusive(lock);
+      }
+    } catch {
+      // no lock file: its process decides
+    }
+    try {
+      if (stale) {
+        rmSync(`${dir}/${name}`, { recursive: true, force: true });
+        removed.push(`${dir}/${name}`);
+      }
+    } catch {
+      // another sweep's, or not removable: left for the next one
+    } finally {
+      if (lock !== undefined) closeSync(lock); // releases the lock
+    }
+  }
+  return removed;
+}
+
 /** Removes an extracted layer unless a run uses it. */
 export function removeCachedLayer(path: string): boolean {
   let lock: number;

@@ -391,6 +391,15 @@ describe("without FUSE", () => {
     expect(readdirSync(`${xdg.dir}/fim/app/layers`).filter((name) => /^[0-9a-f]{32}$/.test(name))).toHaveLength(2);
   });
 
+  test("what a killed extraction left (a layer's files under a temporary name) is removed by the next run", () => {
+    const layers = `${xdg.dir}/fim/app/layers`;
+    const key = readdirSync(layers).find((name) => /^[0-9a-f]{32}$/.test(name))!;
+    const gone = spawnSync(["true"]).pid;
+    mkdirSync(`${layers}/${key}.${gone}.tmp/usr/bin`, { recursive: true });
+    expect(run(["fim-exec", "cat", "/etc/second"], { FIM_NO_FUSE: "1" })).toMatchObject({ code: 0, stdout: "second\n" });
+    expect(temporaries(layers)).toEqual([]);
+  });
+
   test("/dev/fuse bound to /dev/null is recognised as unusable; a FUSE overlay type falls back with a warning", () => {
     const result = spawnSync([BWRAP, "--dev-bind", "/", "/", "--bind", "/dev/null", "/dev/fuse", "--", copy.path, "fim-exec", "sh", "-c", "cat /etc/second"], {
       env: { ...process.env, XDG_RUNTIME_DIR: xdg.dir, FIM_OVERLAY: "unionfs", FIM_DEBUG: "1" },

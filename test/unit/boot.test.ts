@@ -3,8 +3,8 @@ import { spawnSync } from "bun";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { flock, LOCK_SH } from "../../core/libc.ts";
-import { cachedLayers, ensureExtracted, evict, layerKey } from "../../plugins/layer-extract/cache.ts";
+import { flock, LOCK_EX, LOCK_SH } from "../../core/libc.ts";
+import { cachedLayers, ensureExtracted, evict, layerKey, sweepTemporaries } from "../../plugins/layer-extract/cache.ts";
 import { deviceNumbers, probeFuse } from "../../plugins/layer-extract/fuse.ts";
 import { readOnlyBinds } from "../../plugins/runtime-dir/index.ts";
 import { builds, sweepBuilds } from "../../plugins/runtime-dir/store.ts";
@@ -157,6 +157,31 @@ describe("the cache of extracted layers", () => {
     expect(removed).toEqual([join(dir, "a".repeat(32)), join(dir, "c".repeat(32))]);
     expect(cachedLayers([dir]).map((layer) => layer.path).sort()).toEqual([join(dir, "b".repeat(32)), join(dir, "d".repeat(32))]);
     closeSync(b!.lock);
+  });
+});
+
+describe("leftovers of killed layer extractions", () => {
+  test("removed when their process is gone or nothing extracts their key; never one being extracted", () => {
+    const dir = scratch();
+    const gone = spawnSync(["true"]).pid; // a process that has exited
+    const living = process.ppid;
+    const [a, b, c] = ["a", "b", "c"].map((letter) => letter.repeat(32)) as [string, string, string];
+    const leftover = (name: string) => {
+      mkdirSync(join(dir, name, "usr"), { recursive: true });
+      writeFileSync(join(dir, name, "usr", "file"), "z".repeat(1000));
+    };
+    leftover(`${a}.${gone}.tmp`); // killed while it extracted
+    leftover(`${b}.${living}.tmp`); // its PID is used again, and nothing extracts b
+    leftover(`${c}.${living}.tmp`); // being extracted: c's lock is held exclusively
+    writeFileSync(join(dir, `${b}.lock`), "");
+    const extracting = openSync(join(dir, `${c}.lock`), "a");
+    flock(extracting, LOCK_EX);
+    writeFileSync(join(dir, `keys.json.${gone}.tmp`), "{");
+    writeFileSync(join(dir, `keys.json.${living}.tmp`), "{");
+    expect(sweepTemporaries(dir).sort()).toEqual([`${a}.${gone}.tmp`, `${b}.${living}.tmp`, `keys.json.${gone}.tmp`].map((name) => join(dir, name)).sort());
+    expect(readdirSync(dir).sort()).toEqual([`${b}.lock`, `${c}.${living}.tmp`, `${c}.lock`, `keys.json.${living}.tmp`].sort());
+    closeSync(extracting);
+    expect(sweepTemporaries(dir)).toEqual([join(dir, `${c}.${living}.tmp`)]);
   });
 });
 
