@@ -3,9 +3,10 @@
 // way in without FUSE.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "bun";
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { flock, LOCK_EX } from "../../core/libc.ts";
 import { Image } from "../../core/image.ts";
 import { BWRAP, damage, noGlibcRoot, privateRuntimeDir, runtimeDirOf, temporaries, withBuildId } from "../helpers/boot.ts";
 import { buildImage, freshImage, lines, type TestImage } from "../helpers/image.ts";
@@ -294,6 +295,34 @@ describe("sweeping", () => {
       expect(result).toMatchObject({ code: 0, stdout: "v0.1.0\n" });
       expect(temporaries(xdg.dir)).toEqual([]);
     } finally {
+      xdg.cleanup();
+    }
+  }, LONG_TEST);
+
+  test("a start that waited on a build being removed (renamed away, the removal then killed) makes the build again", async () => {
+    const xdg = privateRuntimeDir();
+    let lock: number | undefined;
+    let start: ReturnType<typeof spawn> | undefined;
+    try {
+      const env = { ...process.env, XDG_RUNTIME_DIR: xdg.dir };
+      expect(spawnSync([image.path, "fim-version", "short"], { env }).exitCode).toBe(0);
+      const app = `${xdg.dir}/fim/app/${Image.open(image.path).header.buildId}`;
+      // What a removal does (plugins/runtime-dir/store.ts): the lock taken exclusively, the
+      // build renamed out of the way; killed there, before it deletes it or lets the lock go.
+      lock = openSync(`${app}/.lock`, "r");
+      flock(lock, LOCK_EX);
+      start = spawn([image.path, "fim-version", "short"], { env, stdout: "pipe", stderr: "pipe" });
+      const waiter = new RegExp(`^\\d+: -> FLOCK .*:${statSync(`${app}/.lock`).ino} `, "m");
+      while (start.exitCode === null && !waiter.test(readFileSync("/proc/locks", "utf8"))) await Bun.sleep(1);
+      renameSync(app, `${dirname(app)}/.${basename(app)}.removing.${spawnSync(["true"]).pid}`);
+      closeSync(lock);
+      lock = undefined;
+      expect(await start.exited).toBe(0);
+      expect(await new Response(start.stdout as ReadableStream).text()).toBe("v0.1.0\n");
+      expect(existsSync(`${app}/bin/fim_boot`)).toBe(true);
+    } finally {
+      if (lock !== undefined) closeSync(lock);
+      start?.kill();
       xdg.cleanup();
     }
   }, LONG_TEST);

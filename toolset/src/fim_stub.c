@@ -657,8 +657,10 @@ static int extract(int image, int build, const struct table *t, const struct par
   return no_room ? NO_ROOM : EXTRACTED;
 }
 
-/* Opens R/<build> and takes its lock shared; a sweep (which takes it exclusively, then
- * removes the directory) may have removed it meanwhile: then it is made again. */
+/* Opens R/<build> and takes its lock shared; a sweep (which takes it exclusively, renames
+ * the directory away, then removes it) may have done so meanwhile, or been killed half-way:
+ * then it is made again. The build is started by its path, so the directory must still be
+ * the one the path names. */
 static int open_build(int root, const char *build, int *lock, const char **why) {
   for (int attempt = 0; attempt < 5; attempt++) {
     int fd = open_dir(root, build, PRIVATE, why);
@@ -670,8 +672,11 @@ static int open_build(int root, const char *build, int *lock, const char **why) 
       return -1;
     }
     while (flock(*lock, LOCK_SH) != 0 && errno == EINTR) {}
-    struct stat st;
-    if (fstat(*lock, &st) == 0 && st.st_nlink > 0) return fd;
+    struct stat st, opened, named;
+    if (fstat(*lock, &st) == 0 && st.st_nlink > 0 && fstat(fd, &opened) == 0 && fstatat(root, build, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+        opened.st_dev == named.st_dev && opened.st_ino == named.st_ino) {
+      return fd;
+    }
     close(*lock);
     close(fd);
   }
