@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { flock, LOCK_EX, LOCK_SH } from "../../core/libc.ts";
@@ -102,6 +102,26 @@ describe("sweeping builds", () => {
     }
     // Released: it goes on the next sweep.
     expect(sweepBuilds(current, 3, [root])).toEqual([busy]);
+  });
+
+  test("a directory the user made unwritable (with files in it) neither stops a sweep nor stays", () => {
+    // As a regular user, rm fails in such a directory: the sweep used to throw there, every time.
+    const root = scratch();
+    const now = Date.now();
+    const id = (n: number) => `abcdef0_2026010100000${n}_00000000000${n}`;
+    const locked = (path: string) => {
+      mkdirSync(join(path, "sub"), { recursive: true });
+      writeFileSync(join(path, "sub", "file"), "x");
+      chmodSync(join(path, "sub"), 0o500);
+    };
+    const current = fakeBuild(root, id(9), now);
+    const [a, b, c, d] = [1, 2, 3, 4].map((n) => fakeBuild(root, id(n), now - n * 1000));
+    locked(d!);
+    const interrupted = join(root, `.${id(5)}.removing.${spawnSync(["true"]).pid}`);
+    locked(interrupted);
+    expect(sweepBuilds(current, 3, [root])).toEqual([c!, d!]);
+    expect(readdirSync(root).sort()).toEqual([id(1), id(2), id(9)].sort());
+    expect([a, b].every((path) => existsSync(path!))).toBe(true);
   });
 });
 
