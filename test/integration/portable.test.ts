@@ -3,7 +3,7 @@
 // way in without FUSE.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "bun";
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { flock, LOCK_EX } from "../../core/libc.ts";
@@ -118,6 +118,18 @@ describe("the stub", () => {
     expect(result.stderr).toBe(""); // our glibc never tried to load it ("cannot be preloaded")
     expect(result.stdout).toBe("/nonexistent/libhost.so|\n");
     expect(image.run(["fim-version", "short"], { env: { LD_PRELOAD: "/nonexistent/libhost.so" } }).stderr).toBe("");
+  });
+
+  test("the host's LD_AUDIT too: its library never enters our process, and the guest gets the variable", () => {
+    const source = join(image.dir, "audit.c");
+    const library = join(image.dir, "audit.so");
+    writeFileSync(source, '#define _GNU_SOURCE\n#include <link.h>\n#include <unistd.h>\nunsigned la_version(unsigned v) { (void)v; write(2, "audited\\n", 8); return LAV_CURRENT; }\n');
+    const built = spawnSync(["gcc", "-shared", "-fPIC", "-o", library, source], { stderr: "pipe" });
+    if (built.exitCode !== 0) throw new Error(`gcc failed: ${built.stderr.toString()}`);
+    expect(spawnSync(["/bin/true"], { env: { LD_AUDIT: library }, stderr: "pipe" }).stderr.toString()).toBe("audited\n"); // it works on the host
+    expect(image.run(["fim-version", "short"], { env: { LD_AUDIT: library } })).toMatchObject({ code: 0, stdout: "v0.1.0\n", stderr: "" });
+    // The guest cannot see the library (its /tmp is its own): only the variable is compared.
+    expect(image.run(["fim-exec", "sh", "-c", 'echo "$LD_AUDIT|$FIM_HOST_LD_AUDIT"'], { env: { LD_AUDIT: library } }).stdout).toBe(`${library}|\n`);
   });
 
   test("a CPU without x86-64-v2 gets a clear message, not SIGILL", () => {

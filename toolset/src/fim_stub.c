@@ -810,12 +810,16 @@ int main(int argc, char **argv) {
   setenv("FIM_BOOT_LOCK_FD", number, 1);
   if (extracted) setenv("FIM_BOOT_EXTRACTED", "1", 1);
   else unsetenv("FIM_BOOT_EXTRACTED");
-  /* The host's preloads are not for our glibc: set aside, given back to the guest. */
-  unsetenv("FIM_HOST_LD_PRELOAD");
-  const char *preload = getenv("LD_PRELOAD");
-  if (preload) {
-    setenv("FIM_HOST_LD_PRELOAD", preload, 1);
-    unsetenv("LD_PRELOAD");
+  /* The host's preloads and audit libraries are not for our glibc: set aside, given back to
+   * the guest. */
+  static const char *const set_aside[][2] = {{"LD_PRELOAD", "FIM_HOST_LD_PRELOAD"}, {"LD_AUDIT", "FIM_HOST_LD_AUDIT"}};
+  for (size_t i = 0; i < sizeof set_aside / sizeof *set_aside; i++) {
+    unsetenv(set_aside[i][1]);
+    const char *value = getenv(set_aside[i][0]);
+    if (value) {
+      setenv(set_aside[i][1], value, 1);
+      unsetenv(set_aside[i][0]);
+    }
   }
   close(image);
   close(build);
