@@ -6,7 +6,8 @@ import { spawn, spawnSync } from "bun";
 import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { flock, LOCK_EX } from "../../core/libc.ts";
+import { flock, LOCK_EX, LOCK_SH } from "../../core/libc.ts";
+import { buildInUse } from "../../plugins/runtime-dir/store.ts";
 import { Image } from "../../core/image.ts";
 import { BWRAP, damage, noGlibcRoot, privateRuntimeDir, runtimeDirOf, temporaries, withBuildId } from "../helpers/boot.ts";
 import { buildImage, freshImage, lines, type TestImage } from "../helpers/image.ts";
@@ -335,6 +336,33 @@ describe("sweeping", () => {
     } finally {
       if (lock !== undefined) closeSync(lock);
       start?.kill();
+      xdg.cleanup();
+    }
+  }, LONG_TEST);
+
+  test("a start that extracts while another process of the build runs keeps the build's lock (a sweep never removes it)", async () => {
+    const xdg = privateRuntimeDir();
+    let running: ReturnType<typeof spawn> | undefined;
+    try {
+      const env = { ...process.env, XDG_RUNTIME_DIR: xdg.dir };
+      expect(spawnSync([image.path, "fim-version", "short"], { env }).exitCode).toBe(0);
+      const build = { path: `${xdg.dir}/fim/app/${Image.open(image.path).header.buildId}`, used: 0, locked: true };
+      // Another process of the build holds the lock shared, and a part is missing: the stub
+      // cannot have the build to itself (it tries, to sweep temporaries).
+      const other = openSync(`${build.path}/.lock`, "r");
+      flock(other, LOCK_SH);
+      rmSync(`${build.path}/lib/libm.so.6`);
+      running = spawn([image.path, "fim-exec", "sh", "-c", "echo started; cat"], { env, cwd: "/tmp", stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+      const reader = (running.stdout as ReadableStream<Uint8Array>).getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe("started\n");
+      closeSync(other);
+      expect(existsSync(`${build.path}/lib/libm.so.6`)).toBe(true);
+      expect(buildInUse(build)).toBe(true); // the run holds it
+      (running.stdin as import("bun").FileSink).end();
+      expect(await running.exited).toBe(0);
+      expect(buildInUse(build)).toBe(false);
+    } finally {
+      running?.kill();
       xdg.cleanup();
     }
   }, LONG_TEST);

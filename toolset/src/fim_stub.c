@@ -657,6 +657,14 @@ static int extract(int image, int build, const struct table *t, const struct par
   return no_room ? NO_ROOM : EXTRACTED;
 }
 
+/* Whether the build's lock, taken shared, is still that of R/<build>: it has not been
+ * removed, nor its directory renamed away. */
+static int lock_current(int root, const char *build, int fd, int lock) {
+  struct stat st, opened, named;
+  return fstat(lock, &st) == 0 && st.st_nlink > 0 && fstat(fd, &opened) == 0 && fstatat(root, build, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+         opened.st_dev == named.st_dev && opened.st_ino == named.st_ino;
+}
+
 /* Opens R/<build> and takes its lock shared; a sweep (which takes it exclusively, renames
  * the directory away, then removes it) may have done so meanwhile, or been killed half-way:
  * then it is made again. The build is started by its path, so the directory must still be
@@ -672,11 +680,7 @@ static int open_build(int root, const char *build, int *lock, const char **why) 
       return -1;
     }
     while (flock(*lock, LOCK_SH) != 0 && errno == EINTR) {}
-    struct stat st, opened, named;
-    if (fstat(*lock, &st) == 0 && st.st_nlink > 0 && fstat(fd, &opened) == 0 && fstatat(root, build, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
-        opened.st_dev == named.st_dev && opened.st_ino == named.st_ino) {
-      return fd;
-    }
+    if (lock_current(root, build, fd, *lock)) return fd;
     close(*lock);
     close(fd);
   }
@@ -756,10 +760,23 @@ int main(int argc, char **argv) {
     } else if (make_build_dir(build, "bin") == NO_ROOM || make_build_dir(build, t.libdir) == NO_ROOM) {
       r->why = "ran out of room while the runtime was being extracted";
     } else {
+      /* Linux drops the shared lock when this upgrade fails (flock(2): conversions are not
+       * atomic): it is taken again either way, and the build checked again, as a removal may
+       * have come in between. */
       int alone = flock(lock, LOCK_EX | LOCK_NB) == 0;
-      sweep_temporaries(build, "bin", alone);
-      sweep_temporaries(build, t.libdir, alone);
-      if (alone) flock(lock, LOCK_SH);
+      if (alone) {
+        sweep_temporaries(build, "bin", 1);
+        sweep_temporaries(build, t.libdir, 1);
+      }
+      while (flock(lock, LOCK_SH) != 0 && errno == EINTR) {}
+      if (!lock_current(r->fd, t.build, build, lock)) {
+        r->why = "is being removed by another process";
+        goto unusable;
+      }
+      if (!alone) {
+        sweep_temporaries(build, "bin", 0);
+        sweep_temporaries(build, t.libdir, 0);
+      }
       int full = 0, sync = !is_tmpfs(build);
       for (uint32_t k = 0; k < t.count && !full; k++) {
         if (!part_present(build, &t.parts[k])) full = extract(image, build, &t, &t.parts[k], sync) == NO_ROOM;
@@ -771,6 +788,7 @@ int main(int argc, char **argv) {
       }
       r->why = "ran out of room while the runtime was being extracted";
     }
+  unusable:
     snprintf(r->where, sizeof r->where, "%s", r->path);
     debug("Runtime directory '%s' is not usable: '%s' %s", r->path, r->where, r->why);
     close(lock);
