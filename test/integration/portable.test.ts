@@ -108,6 +108,21 @@ describe("the stub", () => {
     }
   }, LONG_TEST);
 
+  test("eight first starts of a new build at once all work and leave no temporaries", async () => {
+    const xdg = privateRuntimeDir();
+    try {
+      const env = { ...process.env, XDG_RUNTIME_DIR: xdg.dir };
+      const starts = Array.from({ length: 8 }, () => spawn([image.path, "fim-exec", "echo", "ran"], { env, cwd: "/tmp", stdout: "pipe", stderr: "pipe" }));
+      const results = await Promise.all(
+        starts.map(async (child) => ({ code: await child.exited, stdout: await new Response(child.stdout).text(), stderr: await new Response(child.stderr).text() })),
+      );
+      expect(results).toEqual(Array.from({ length: 8 }, () => ({ code: 0, stdout: "ran\n", stderr: "" })));
+      expect(temporaries(xdg.dir)).toEqual([]);
+    } finally {
+      xdg.cleanup();
+    }
+  }, LONG_TEST);
+
   test("FIM_MAIN_OFFSET is answered by the stub alone (no runtime directory is made)", () => {
     const result = runFresh(image.path, [], { FIM_MAIN_OFFSET: "", FIM_DEBUG: "1" });
     expect(result).toMatchObject({ code: 0, stdout: `${Image.open(image.path).reservedOffset}\n`, stderr: "" });
