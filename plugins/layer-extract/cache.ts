@@ -7,7 +7,7 @@ import { dirname } from "node:path";
 import { FimError } from "../../core/errors.ts";
 import { flock, LOCK_EX, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
 import type { LayerRecord } from "../../core/image.ts";
-import { removeTree, treeSize } from "../runtime-dir/store.ts";
+import { removeAll, removeTree, treeSize } from "../runtime-dir/store.ts";
 
 /** FIM_LAYER_CACHE_MAX, in MiB. */
 export const DEFAULT_LIMIT_MIB = 4096;
@@ -118,13 +118,13 @@ export function ensureExtracted(dir: string, key: string, extract: (temporary: s
         flock(lock, LOCK_EX);
         if (!existsSync(target) && fstatSync(lock).nlink > 0) {
           const temporary = `${target}.${process.pid}.tmp`;
-          rmSync(temporary, { recursive: true, force: true });
+          removeAll(temporary);
           try {
             extract(temporary);
             writeFileSync(`${target}.size`, String(treeSize(temporary)));
             renameSync(temporary, target);
           } catch (error) {
-            rmSync(temporary, { recursive: true, force: true });
+            removeAll(temporary); // a guest's unwritable directories too: the error is the extraction's
             throw error;
           }
           fresh = true;
@@ -217,16 +217,8 @@ export function sweepTemporaries(dir: string): string[] {
     } catch {
       // no lock file: its process decides
     }
-    try {
-      if (stale) {
-        rmSync(`${dir}/${name}`, { recursive: true, force: true });
-        removed.push(`${dir}/${name}`);
-      }
-    } catch {
-      // another sweep's, or not removable: left for the next one
-    } finally {
-      if (lock !== undefined) closeSync(lock); // releases the lock
-    }
+    if (stale && removeAll(`${dir}/${name}`)) removed.push(`${dir}/${name}`); // else left for the next sweep
+    if (lock !== undefined) closeSync(lock); // releases the lock
   }
   return removed;
 }

@@ -138,8 +138,8 @@ function makeWritable(path: string): void {
   }
 }
 
-/** Removes a tree, whatever its directories' modes; false when something stays (a mount point in use). */
-function removeAll(path: string): boolean {
+/** Removes a tree, whatever its directories' modes; false when something stays (a mount point in use). Never throws. */
+export function removeAll(path: string): boolean {
   try {
     rmSync(path, { recursive: true, force: true });
     return true;

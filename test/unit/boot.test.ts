@@ -149,7 +149,11 @@ describe("the cache of extracted layers", () => {
     expect(calls).toBe(1);
     expect([first.fresh, second.fresh]).toEqual([true, false]);
     expect(cachedLayers([join(dir, "cache")])).toEqual([{ path: join(dir, "cache", key), used: expect.any(Number), size: 100 }]);
-    expect(() => ensureExtracted(join(dir, "cache"), "0".repeat(32), () => {
+    expect(() => ensureExtracted(join(dir, "cache"), "0".repeat(32), (temporary) => {
+      // Half-way, with a directory the user cannot write to (as in a layer): the error stays the extraction's.
+      mkdirSync(join(temporary, "usr"), { recursive: true });
+      writeFileSync(join(temporary, "usr", "file"), "x");
+      chmodSync(join(temporary, "usr"), 0o500);
       throw new Error("cannot extract");
     })).toThrow("cannot extract");
     expect(readdirSync(join(dir, "cache")).filter((name) => name.endsWith(".tmp"))).toEqual([]);
@@ -189,6 +193,7 @@ describe("leftovers of killed layer extractions", () => {
     const leftover = (name: string) => {
       mkdirSync(join(dir, name, "usr"), { recursive: true });
       writeFileSync(join(dir, name, "usr", "file"), "z".repeat(1000));
+      chmodSync(join(dir, name, "usr"), 0o500); // a guest's `chmod 500`, kept in a layer
     };
     leftover(`${a}.${gone}.tmp`); // killed while it extracted
     leftover(`${b}.${living}.tmp`); // its PID is used again, and nothing extracts b
