@@ -7,7 +7,7 @@ import { dirname } from "node:path";
 import { FimError } from "../../core/errors.ts";
 import { flock, LOCK_EX, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
 import type { LayerRecord } from "../../core/image.ts";
-import { removeTree, treeSize } from "../runtime-dir/store.ts";
+import { removeAll, removeTree, treeSize } from "../runtime-dir/store.ts";
 
 /** FIM_LAYER_CACHE_MAX, in MiB. */
 export const DEFAULT_LIMIT_MIB = 4096;
@@ -118,13 +118,13 @@ export function ensureExtracted(dir: string, key: string, extract: (temporary: s
         flock(lock, LOCK_EX);
         if (!existsSync(target) && fstatSync(lock).nlink > 0) {
           const temporary = `${target}.${process.pid}.tmp`;
-          rmSync(temporary, { recursive: true, force: true });
+          removeAll(temporary);
           try {
             extract(temporary);
             writeFileSync(`${target}.size`, String(treeSize(temporary)));
             renameSync(temporary, target);
           } catch (error) {
-            rmSync(temporary, { recursive: true, force: true });
+            removeAll(temporary); // a guest's unwritable directories too: the error is the extraction's
             throw error;
           }
           fresh = true;
@@ -179,6 +179,48 @@ export function cachedLayers(dirs: string[]): CachedLayer[] {
     }
   }
   return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Leftovers of extractions that were killed (<key>.<pid>.tmp, a whole layer's files, and
+ * keys.json.<pid>.tmp): nothing else ever removes them. One is removed when its process is
+ * gone, or when no run extracts its key (the key's lock can be taken exclusively: its PID may
+ * have been reused).
+ */
+export function sweepTemporaries(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const match = /^(?:([0-9a-f]{32})|keys\.json)\.(\d+)\.tmp$/.exec(name);
+    if (!match || Number(match[2]) === process.pid) continue;
+    let stale = !alive(Number(match[2]));
+    let lock: number | undefined;
+    try {
+      if (!stale && match[1]) {
+        lock = openSync(`${dir}/${match[1]}.lock`, "r");
+        stale = tryLockExclusive(lock);
+      }
+    } catch {
+      // no lock file: its process decides
+    }
+    if (stale && removeAll(`${dir}/${name}`)) removed.push(`${dir}/${name}`); // else left for the next sweep
+    if (lock !== undefined) closeSync(lock); // releases the lock
+  }
+  return removed;
 }
 
 /** Removes an extracted layer unless a run uses it. */

@@ -16,7 +16,8 @@ import type { Runtime } from "../../core/runtime.ts";
 import { discoverLayers, type Layer } from "../layer/discover.ts";
 import { kernelOverlayInUserns } from "../overlay/index.ts";
 import { registerCache } from "../runtime-dir/index.ts";
-import { cachedLayers, cacheDirs, cacheLimit, chooseDir, ensureExtracted, estimatedSize, evict, findExtracted, layerInUse, layerKey, removeCachedLayer } from "./cache.ts";
+import { sweepRemovals } from "../runtime-dir/store.ts";
+import { cachedLayers, cacheDirs, cacheLimit, chooseDir, ensureExtracted, estimatedSize, evict, findExtracted, layerInUse, layerKey, removeCachedLayer, sweepTemporaries } from "./cache.ts";
 import { fuseStatus } from "./fuse.ts";
 
 const NAME = "layer-extract";
@@ -43,6 +44,10 @@ async function extractLayers(runtime: Runtime, launch: Launch, why: string): Pro
   const layers = await discoverLayers(runtime, log);
   const dirs = cacheDirs(runtime.paths.app);
   mkdirSync(dirs[0]!, { recursive: true, mode: 0o700 });
+  for (const dir of dirs) {
+    for (const removed of sweepTemporaries(dir)) log.debug(`Removed '${removed}' (left by a killed extraction)`);
+    sweepRemovals(dir);
+  }
   const [bwrap, fsck] = await Promise.all([runtime.tool("bwrap"), runtime.tool("fsck.erofs")]);
   const used = new Set<string>();
   let extracted = 0;

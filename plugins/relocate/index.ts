@@ -4,7 +4,7 @@
 // it hands over arrives in the environment: the image (FIM_BIN_SELF), the build's directory
 // (FIM_DIR_APP), the descriptor of the build's lock (FIM_BOOT_LOCK_FD: held shared by every
 // process of the build, so that a sweep never removes one in use) and the host's LD_PRELOAD
-// (set aside for our glibc, given back to the guest).
+// and LD_AUDIT (set aside for our glibc, given back to the guest).
 import { FimError } from "../../core/errors.ts";
 import { Image } from "../../core/image.ts";
 import { SANDBOX_STAGE } from "../../core/launch.ts";
@@ -23,20 +23,23 @@ export interface BootFacts {
   extracted: boolean;
   /** The host's LD_PRELOAD, when it was set. */
   hostPreload: string | undefined;
+  /** The host's LD_AUDIT, when it was set. */
+  hostAudit: string | undefined;
 }
 
 const facts = new WeakMap<Runtime, BootFacts>();
 
 export function bootFacts(runtime: Runtime): BootFacts {
-  return facts.get(runtime) ?? { lockFd: undefined, extracted: false, hostPreload: undefined };
+  return facts.get(runtime) ?? { lockFd: undefined, extracted: false, hostPreload: undefined, hostAudit: undefined };
 }
 
 function takeFacts(env: NodeJS.ProcessEnv): BootFacts {
   const fd = env.FIM_BOOT_LOCK_FD !== undefined && /^\d+$/.test(env.FIM_BOOT_LOCK_FD) ? Number(env.FIM_BOOT_LOCK_FD) : undefined;
-  const result = { lockFd: fd, extracted: env.FIM_BOOT_EXTRACTED === "1", hostPreload: env.FIM_HOST_LD_PRELOAD };
+  const result = { lockFd: fd, extracted: env.FIM_BOOT_EXTRACTED === "1", hostPreload: env.FIM_HOST_LD_PRELOAD, hostAudit: env.FIM_HOST_LD_AUDIT };
   delete env.FIM_BOOT_LOCK_FD;
   delete env.FIM_BOOT_EXTRACTED;
   delete env.FIM_HOST_LD_PRELOAD;
+  delete env.FIM_HOST_LD_AUDIT;
   return result;
 }
 
@@ -95,8 +98,12 @@ export const relocatePlugin: Plugin = {
     });
 
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.environment }, async (operations) => {
-      const { hostPreload } = bootFacts(runtime);
-      return hostPreload === undefined ? operations : [...operations, { op: "setenv", name: "LD_PRELOAD", value: hostPreload }];
+      const { hostPreload, hostAudit } = bootFacts(runtime);
+      const given = [
+        ...(hostPreload === undefined ? [] : [{ op: "setenv" as const, name: "LD_PRELOAD", value: hostPreload }]),
+        ...(hostAudit === undefined ? [] : [{ op: "setenv" as const, name: "LD_AUDIT", value: hostAudit }]),
+      ];
+      return [...operations, ...given];
     });
   },
 };

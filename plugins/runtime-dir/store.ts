@@ -2,7 +2,7 @@
 // glibc it runs on and the tools the stub and the tools plugin extract), each with a lock
 // file held shared by every process of the build while it runs. Kept only for the builds
 // used most recently; one in use is never removed.
-import { closeSync, lstatSync, openSync, readdirSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
+import { chmodSync, closeSync, lstatSync, openSync, readdirSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { tryLockExclusive } from "../../core/libc.ts";
 import { alive } from "../../core/proc.ts";
@@ -113,7 +113,43 @@ export function removeBuild(build: Build, now = Date.now()): boolean {
   return withLock(build, () => removeTree(build.path), false);
 }
 
-/** Moves a directory out of the way (one rename, so nothing half-removed is ever used), then removes it. */
+/** Our directories below `path` made writable again (a guest's `chmod 500` of a directory with files, kept in a layer). */
+function makeWritable(path: string): void {
+  let info: Stats;
+  try {
+    info = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!info.isDirectory() || info.uid !== process.getuid?.()) return;
+  try {
+    if ((info.mode & 0o700) !== 0o700) chmodSync(path, info.mode | 0o700);
+    for (const name of readdirSync(path)) makeWritable(join(path, name));
+  } catch {
+    // left as it is
+  }
+}
+
+/** Removes a tree, whatever its directories' modes; false when something stays (a mount point in use). Never throws. */
+export function removeAll(path: string): boolean {
+  try {
+    rmSync(path, { recursive: true, force: true });
+    return true;
+  } catch {
+    makeWritable(path);
+    try {
+      rmSync(path, { recursive: true, force: true });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * Moves a directory out of the way (one rename, so nothing half-removed is ever used), then
+ * removes it; what cannot be removed yet is left for sweepRemovals. Never throws.
+ */
 export function removeTree(path: string): boolean {
   const doomed = join(dirname(path), `.${basename(path)}.removing.${process.pid}`);
   try {
@@ -121,15 +157,21 @@ export function removeTree(path: string): boolean {
   } catch {
     return false;
   }
-  rmSync(doomed, { recursive: true, force: true });
+  removeAll(doomed);
   return true;
 }
 
-/** Leftovers of removals that were interrupted. */
+/** Leftovers of removals that were interrupted, or that could not remove everything. */
 export function sweepRemovals(root: string): void {
-  for (const name of readdirSync(root)) {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const name of names) {
     const match = /^\..*\.removing\.(\d+)$/.exec(name);
-    if (match && !alive(Number(match[1]))) rmSync(join(root, name), { recursive: true, force: true });
+    if (match && (Number(match[1]) === process.pid || !alive(Number(match[1])))) removeAll(join(root, name));
   }
 }
 

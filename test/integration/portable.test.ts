@@ -3,9 +3,11 @@
 // way in without FUSE.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "bun";
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { flock, LOCK_EX, LOCK_SH } from "../../core/libc.ts";
+import { buildInUse } from "../../plugins/runtime-dir/store.ts";
 import { Image } from "../../core/image.ts";
 import { BWRAP, damage, noGlibcRoot, privateRuntimeDir, runtimeDirOf, temporaries, withBuildId } from "../helpers/boot.ts";
 import { buildImage, freshImage, lines, type TestImage } from "../helpers/image.ts";
@@ -106,6 +108,21 @@ describe("the stub", () => {
     }
   }, LONG_TEST);
 
+  test("eight first starts of a new build at once all work and leave no temporaries", async () => {
+    const xdg = privateRuntimeDir();
+    try {
+      const env = { ...process.env, XDG_RUNTIME_DIR: xdg.dir };
+      const starts = Array.from({ length: 8 }, () => spawn([image.path, "fim-exec", "echo", "ran"], { env, cwd: "/tmp", stdout: "pipe", stderr: "pipe" }));
+      const results = await Promise.all(
+        starts.map(async (child) => ({ code: await child.exited, stdout: await new Response(child.stdout).text(), stderr: await new Response(child.stderr).text() })),
+      );
+      expect(results).toEqual(Array.from({ length: 8 }, () => ({ code: 0, stdout: "ran\n", stderr: "" })));
+      expect(temporaries(xdg.dir)).toEqual([]);
+    } finally {
+      xdg.cleanup();
+    }
+  }, LONG_TEST);
+
   test("FIM_MAIN_OFFSET is answered by the stub alone (no runtime directory is made)", () => {
     const result = runFresh(image.path, [], { FIM_MAIN_OFFSET: "", FIM_DEBUG: "1" });
     expect(result).toMatchObject({ code: 0, stdout: `${Image.open(image.path).reservedOffset}\n`, stderr: "" });
@@ -117,6 +134,18 @@ describe("the stub", () => {
     expect(result.stderr).toBe(""); // our glibc never tried to load it ("cannot be preloaded")
     expect(result.stdout).toBe("/nonexistent/libhost.so|\n");
     expect(image.run(["fim-version", "short"], { env: { LD_PRELOAD: "/nonexistent/libhost.so" } }).stderr).toBe("");
+  });
+
+  test("the host's LD_AUDIT too: its library never enters our process, and the guest gets the variable", () => {
+    const source = join(image.dir, "audit.c");
+    const library = join(image.dir, "audit.so");
+    writeFileSync(source, '#define _GNU_SOURCE\n#include <link.h>\n#include <unistd.h>\nunsigned la_version(unsigned v) { (void)v; write(2, "audited\\n", 8); return LAV_CURRENT; }\n');
+    const built = spawnSync(["gcc", "-shared", "-fPIC", "-o", library, source], { stderr: "pipe" });
+    if (built.exitCode !== 0) throw new Error(`gcc failed: ${built.stderr.toString()}`);
+    expect(spawnSync(["/bin/true"], { env: { LD_AUDIT: library }, stderr: "pipe" }).stderr.toString()).toBe("audited\n"); // it works on the host
+    expect(image.run(["fim-version", "short"], { env: { LD_AUDIT: library } })).toMatchObject({ code: 0, stdout: "v0.1.0\n", stderr: "" });
+    // The guest cannot see the library (its /tmp is its own): only the variable is compared.
+    expect(image.run(["fim-exec", "sh", "-c", 'echo "$LD_AUDIT|$FIM_HOST_LD_AUDIT"'], { env: { LD_AUDIT: library } }).stdout).toBe(`${library}|\n`);
   });
 
   test("a CPU without x86-64-v2 gets a clear message, not SIGILL", () => {
@@ -193,9 +222,10 @@ describe("damaged parts are detected by their hash", () => {
 
 describe("the runtime directory and its fall-backs", () => {
   /** Runs the image under `unshare` with a new mount namespace where /tmp/fim is `setup`'s; as root there. */
-  function inMountNamespace(setup: string, env: Record<string, string>) {
+  function inMountNamespace(setup: string, env: Record<string, string>, args = ["fim-version", "short"]) {
     const script = `set -e; mkdir -p /tmp/fim; ${setup}; exec "$@"`;
-    const result = spawnSync(["unshare", "-rm", "sh", "-c", script, "--", image.path, "fim-version", "short"], {
+    const result = spawnSync(["unshare", "-rm", "sh", "-c", script, "--", image.path, ...args], {
+      cwd: "/tmp", // a directory every guest has
       env: { PATH: process.env.PATH!, FIM_DEBUG: "1", ...env },
       stdout: "pipe",
       stderr: "pipe",
@@ -222,6 +252,8 @@ describe("the runtime directory and its fall-backs", () => {
     try {
       for (const [setup, why] of [
         ["mount -t tmpfs -o size=1m tmpfs /tmp/fim", "has not enough room"],
+        // Room for the bytes, not for the files (the stub used to fail making bin/).
+        ["mount -t tmpfs -o nr_inodes=5 tmpfs /tmp/fim", "has not enough room \\(\\d+ free inodes needed\\)"],
         ["mount -t tmpfs -o noexec tmpfs /tmp/fim", "is on a filesystem mounted noexec"],
         ["mount -t tmpfs tmpfs /tmp/fim && chmod 1777 /tmp/fim && ln -s /tmp /tmp/fim/app", "is a symbolic link or not a directory"],
       ]) {
@@ -238,6 +270,22 @@ describe("the runtime directory and its fall-backs", () => {
         "C::Failure to relocate binary",
         "C::The program exited with an error",
       ]);
+    } finally {
+      spawnSync(["chmod", "-R", "u+rwx", home]);
+      rmSync(home, { recursive: true, force: true });
+    }
+  }, LONG_TEST);
+
+  test("room for the stub's files but not for the tools and busybox's links: ~/.cache, and the run works", () => {
+    const home = mkdtempSync(join(tmpdir(), "fim-home-"));
+    try {
+      // The launcher extracts the tools later, where the stub chose: a run used to end there
+      // with ENOSPC and "The program exited with an error".
+      const result = inMountNamespace("mount -t tmpfs -o nr_inodes=64 tmpfs /tmp/fim", { HOME: home }, ["fim-exec", "echo", "ran"]);
+      expect(lines(result.stderr).filter((line) => /^[EC]::/.test(line))).toEqual([]); // FIM_DEBUG shows warnings too
+      expect(result.code).toBe(0);
+      expect(lines(result.stdout)).toContainEqual(expect.stringMatching(/^D::Runtime directory '\/tmp\/fim\/app\/0' is not usable: '\/tmp\/fim\/app\/0' has not enough room \(\d+ free inodes needed\)$/));
+      expect(lines(result.stdout)).toContain("ran");
     } finally {
       spawnSync(["chmod", "-R", "u+rwx", home]);
       rmSync(home, { recursive: true, force: true });
@@ -275,6 +323,61 @@ describe("sweeping", () => {
       expect(result).toMatchObject({ code: 0, stdout: "v0.1.0\n" });
       expect(temporaries(xdg.dir)).toEqual([]);
     } finally {
+      xdg.cleanup();
+    }
+  }, LONG_TEST);
+
+  test("a start that waited on a build being removed (renamed away, the removal then killed) makes the build again", async () => {
+    const xdg = privateRuntimeDir();
+    let lock: number | undefined;
+    let start: ReturnType<typeof spawn> | undefined;
+    try {
+      const env = { ...process.env, XDG_RUNTIME_DIR: xdg.dir };
+      expect(spawnSync([image.path, "fim-version", "short"], { env }).exitCode).toBe(0);
+      const app = `${xdg.dir}/fim/app/${Image.open(image.path).header.buildId}`;
+      // What a removal does (plugins/runtime-dir/store.ts): the lock taken exclusively, the
+      // build renamed out of the way; killed there, before it deletes it or lets the lock go.
+      lock = openSync(`${app}/.lock`, "r");
+      flock(lock, LOCK_EX);
+      start = spawn([image.path, "fim-version", "short"], { env, stdout: "pipe", stderr: "pipe" });
+      const waiter = new RegExp(`^\\d+: -> FLOCK .*:${statSync(`${app}/.lock`).ino} `, "m");
+      while (start.exitCode === null && !waiter.test(readFileSync("/proc/locks", "utf8"))) await Bun.sleep(1);
+      renameSync(app, `${dirname(app)}/.${basename(app)}.removing.${spawnSync(["true"]).pid}`);
+      closeSync(lock);
+      lock = undefined;
+      expect(await start.exited).toBe(0);
+      expect(await new Response(start.stdout as ReadableStream).text()).toBe("v0.1.0\n");
+      expect(existsSync(`${app}/bin/fim_boot`)).toBe(true);
+    } finally {
+      if (lock !== undefined) closeSync(lock);
+      start?.kill();
+      xdg.cleanup();
+    }
+  }, LONG_TEST);
+
+  test("a start that extracts while another process of the build runs keeps the build's lock (a sweep never removes it)", async () => {
+    const xdg = privateRuntimeDir();
+    let running: ReturnType<typeof spawn> | undefined;
+    try {
+      const env = { ...process.env, XDG_RUNTIME_DIR: xdg.dir };
+      expect(spawnSync([image.path, "fim-version", "short"], { env }).exitCode).toBe(0);
+      const build = { path: `${xdg.dir}/fim/app/${Image.open(image.path).header.buildId}`, used: 0, locked: true };
+      // Another process of the build holds the lock shared, and a part is missing: the stub
+      // cannot have the build to itself (it tries, to sweep temporaries).
+      const other = openSync(`${build.path}/.lock`, "r");
+      flock(other, LOCK_SH);
+      rmSync(`${build.path}/lib/libm.so.6`);
+      running = spawn([image.path, "fim-exec", "sh", "-c", "echo started; cat"], { env, cwd: "/tmp", stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+      const reader = (running.stdout as ReadableStream<Uint8Array>).getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe("started\n");
+      closeSync(other);
+      expect(existsSync(`${build.path}/lib/libm.so.6`)).toBe(true);
+      expect(buildInUse(build)).toBe(true); // the run holds it
+      (running.stdin as import("bun").FileSink).end();
+      expect(await running.exited).toBe(0);
+      expect(buildInUse(build)).toBe(false);
+    } finally {
+      running?.kill();
       xdg.cleanup();
     }
   }, LONG_TEST);
@@ -370,6 +473,15 @@ describe("without FUSE", () => {
     const second = run(["fim-exec", "sh", "-c", "cat /etc/third"], { FIM_NO_FUSE: "1" });
     expect(second).toMatchObject({ code: 0, stdout: "written\n", stderr: "" });
     expect(readdirSync(`${xdg.dir}/fim/app/layers`).filter((name) => /^[0-9a-f]{32}$/.test(name))).toHaveLength(2);
+  });
+
+  test("what a killed extraction left (a layer's files under a temporary name) is removed by the next run", () => {
+    const layers = `${xdg.dir}/fim/app/layers`;
+    const key = readdirSync(layers).find((name) => /^[0-9a-f]{32}$/.test(name))!;
+    const gone = spawnSync(["true"]).pid;
+    mkdirSync(`${layers}/${key}.${gone}.tmp/usr/bin`, { recursive: true });
+    expect(run(["fim-exec", "cat", "/etc/second"], { FIM_NO_FUSE: "1" })).toMatchObject({ code: 0, stdout: "second\n" });
+    expect(temporaries(layers)).toEqual([]);
   });
 
   test("/dev/fuse bound to /dev/null is recognised as unusable; a FUSE overlay type falls back with a warning", () => {

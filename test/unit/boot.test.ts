@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { flock, LOCK_SH } from "../../core/libc.ts";
-import { cachedLayers, ensureExtracted, evict, layerKey } from "../../plugins/layer-extract/cache.ts";
+import { flock, LOCK_EX, LOCK_SH } from "../../core/libc.ts";
+import { cachedLayers, ensureExtracted, evict, layerKey, sweepTemporaries } from "../../plugins/layer-extract/cache.ts";
 import { deviceNumbers, probeFuse } from "../../plugins/layer-extract/fuse.ts";
 import { readOnlyBinds } from "../../plugins/runtime-dir/index.ts";
 import { builds, sweepBuilds } from "../../plugins/runtime-dir/store.ts";
@@ -103,6 +103,26 @@ describe("sweeping builds", () => {
     // Released: it goes on the next sweep.
     expect(sweepBuilds(current, 3, [root])).toEqual([busy]);
   });
+
+  test("a directory the user made unwritable (with files in it) neither stops a sweep nor stays", () => {
+    // As a regular user, rm fails in such a directory: the sweep used to throw there, every time.
+    const root = scratch();
+    const now = Date.now();
+    const id = (n: number) => `abcdef0_2026010100000${n}_00000000000${n}`;
+    const locked = (path: string) => {
+      mkdirSync(join(path, "sub"), { recursive: true });
+      writeFileSync(join(path, "sub", "file"), "x");
+      chmodSync(join(path, "sub"), 0o500);
+    };
+    const current = fakeBuild(root, id(9), now);
+    const [a, b, c, d] = [1, 2, 3, 4].map((n) => fakeBuild(root, id(n), now - n * 1000));
+    locked(d!);
+    const interrupted = join(root, `.${id(5)}.removing.${spawnSync(["true"]).pid}`);
+    locked(interrupted);
+    expect(sweepBuilds(current, 3, [root])).toEqual([c!, d!]);
+    expect(readdirSync(root).sort()).toEqual([id(1), id(2), id(9)].sort());
+    expect([a, b].every((path) => existsSync(path!))).toBe(true);
+  });
 });
 
 describe("the cache of extracted layers", () => {
@@ -129,7 +149,11 @@ describe("the cache of extracted layers", () => {
     expect(calls).toBe(1);
     expect([first.fresh, second.fresh]).toEqual([true, false]);
     expect(cachedLayers([join(dir, "cache")])).toEqual([{ path: join(dir, "cache", key), used: expect.any(Number), size: 100 }]);
-    expect(() => ensureExtracted(join(dir, "cache"), "0".repeat(32), () => {
+    expect(() => ensureExtracted(join(dir, "cache"), "0".repeat(32), (temporary) => {
+      // Half-way, with a directory the user cannot write to (as in a layer): the error stays the extraction's.
+      mkdirSync(join(temporary, "usr"), { recursive: true });
+      writeFileSync(join(temporary, "usr", "file"), "x");
+      chmodSync(join(temporary, "usr"), 0o500);
       throw new Error("cannot extract");
     })).toThrow("cannot extract");
     expect(readdirSync(join(dir, "cache")).filter((name) => name.endsWith(".tmp"))).toEqual([]);
@@ -157,6 +181,32 @@ describe("the cache of extracted layers", () => {
     expect(removed).toEqual([join(dir, "a".repeat(32)), join(dir, "c".repeat(32))]);
     expect(cachedLayers([dir]).map((layer) => layer.path).sort()).toEqual([join(dir, "b".repeat(32)), join(dir, "d".repeat(32))]);
     closeSync(b!.lock);
+  });
+});
+
+describe("leftovers of killed layer extractions", () => {
+  test("removed when their process is gone or nothing extracts their key; never one being extracted", () => {
+    const dir = scratch();
+    const gone = spawnSync(["true"]).pid; // a process that has exited
+    const living = process.ppid;
+    const [a, b, c] = ["a", "b", "c"].map((letter) => letter.repeat(32)) as [string, string, string];
+    const leftover = (name: string) => {
+      mkdirSync(join(dir, name, "usr"), { recursive: true });
+      writeFileSync(join(dir, name, "usr", "file"), "z".repeat(1000));
+      chmodSync(join(dir, name, "usr"), 0o500); // a guest's `chmod 500`, kept in a layer
+    };
+    leftover(`${a}.${gone}.tmp`); // killed while it extracted
+    leftover(`${b}.${living}.tmp`); // its PID is used again, and nothing extracts b
+    leftover(`${c}.${living}.tmp`); // being extracted: c's lock is held exclusively
+    writeFileSync(join(dir, `${b}.lock`), "");
+    const extracting = openSync(join(dir, `${c}.lock`), "a");
+    flock(extracting, LOCK_EX);
+    writeFileSync(join(dir, `keys.json.${gone}.tmp`), "{");
+    writeFileSync(join(dir, `keys.json.${living}.tmp`), "{");
+    expect(sweepTemporaries(dir).sort()).toEqual([`${a}.${gone}.tmp`, `${b}.${living}.tmp`, `keys.json.${gone}.tmp`].map((name) => join(dir, name)).sort());
+    expect(readdirSync(dir).sort()).toEqual([`${b}.lock`, `${c}.${living}.tmp`, `${c}.lock`, `keys.json.${living}.tmp`].sort());
+    closeSync(extracting);
+    expect(sweepTemporaries(dir)).toEqual([join(dir, `${c}.${living}.tmp`)]);
   });
 });
 

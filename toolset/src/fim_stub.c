@@ -408,12 +408,10 @@ static uid_t overflow_uid(void) {
 static int open_dir(int at, const char *name, int kind, const char **why) {
   int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && kind != EXISTING) {
-    if (mkdirat(at, name, kind == SHARED ? 01777 : 0700) == 0 && kind == SHARED) {
-      fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd >= 0) fchmod(fd, 01777); /* the umask narrowed it; checked below like any other */
-    } else {
-      fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* made, or made by another process */
-    }
+    int made = mkdirat(at, name, kind == SHARED ? 01777 : 0700), failure = errno;
+    fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* made, or made by another process */
+    if (fd >= 0 && made == 0 && kind == SHARED) fchmod(fd, 01777); /* the umask narrowed it; checked below like any other */
+    if (fd < 0 && made != 0 && failure != EEXIST) errno = failure; /* why it could not be made (a full filesystem, a quota) */
   }
   if (fd < 0) {
     *why = errno == ELOOP || errno == ENOTDIR ? "is a symbolic link or not a directory" : strerror(errno);
@@ -471,6 +469,7 @@ struct root {
   int fd;
   const char *why; /* when it cannot be used */
   char where[PATH_MAX];
+  char no_room[64]; /* why's text when it is about room */
 };
 
 static int is_tmpfs(int fd) {
@@ -522,9 +521,25 @@ static void open_root(struct root *r) {
   }
 }
 
+enum { EXTRACTED = 0, NO_ROOM = 1 };
+
 static uint64_t free_bytes(int fd) {
   struct statvfs v;
   return fstatvfs(fd, &v) == 0 ? (uint64_t)v.f_bavail * v.f_frsize : 0;
+}
+
+/* Free inodes; UINT64_MAX where the filesystem has no fixed number of them (btrfs says 0). */
+static uint64_t free_inodes(int fd) {
+  struct statvfs v;
+  if (fstatvfs(fd, &v) != 0) return 0;
+  return v.f_files == 0 ? UINT64_MAX : (uint64_t)v.f_favail;
+}
+
+/* The build's bin/ and library directory; NO_ROOM when the filesystem is full. */
+static int make_build_dir(int build, const char *name) {
+  if (mkdirat(build, name, 0700) == 0 || errno == EEXIST) return EXTRACTED;
+  if (errno == ENOSPC || errno == EDQUOT) return NO_ROOM;
+  fail("Could not create '%s' in the runtime directory: %s", name, strerror(errno));
 }
 
 /* -------------------------------------------------------------- extraction */
@@ -558,8 +573,6 @@ static void sweep_temporaries(int build, const char *sub, int alone) {
   }
   closedir(dir);
 }
-
-enum { EXTRACTED = 0, NO_ROOM = 1 };
 
 static const char *part_label(const struct table *t, const struct part *p) {
   if (strcmp(p->path, t->launcher) == 0) return "launcher";
@@ -644,8 +657,18 @@ static int extract(int image, int build, const struct table *t, const struct par
   return no_room ? NO_ROOM : EXTRACTED;
 }
 
-/* Opens R/<build> and takes its lock shared; a sweep (which takes it exclusively, then
- * removes the directory) may have removed it meanwhile: then it is made again. */
+/* Whether the build's lock, taken shared, is still that of R/<build>: it has not been
+ * removed, nor its directory renamed away. */
+static int lock_current(int root, const char *build, int fd, int lock) {
+  struct stat st, opened, named;
+  return fstat(lock, &st) == 0 && st.st_nlink > 0 && fstat(fd, &opened) == 0 && fstatat(root, build, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+         opened.st_dev == named.st_dev && opened.st_ino == named.st_ino;
+}
+
+/* Opens R/<build> and takes its lock shared; a sweep (which takes it exclusively, renames
+ * the directory away, then removes it) may have done so meanwhile, or been killed half-way:
+ * then it is made again. The build is started by its path, so the directory must still be
+ * the one the path names. */
 static int open_build(int root, const char *build, int *lock, const char **why) {
   for (int attempt = 0; attempt < 5; attempt++) {
     int fd = open_dir(root, build, PRIVATE, why);
@@ -657,8 +680,7 @@ static int open_build(int root, const char *build, int *lock, const char **why) 
       return -1;
     }
     while (flock(*lock, LOCK_SH) != 0 && errno == EINTR) {}
-    struct stat st;
-    if (fstat(*lock, &st) == 0 && st.st_nlink > 0) return fd;
+    if (lock_current(root, build, fd, *lock)) return fd;
     close(*lock);
     close(fd);
   }
@@ -698,8 +720,9 @@ int main(int argc, char **argv) {
   check_cpu(t.cpu_level);
   sha256_pick();
 
-  /* Room for what is missing, plus the tools extracted later and a margin. */
-  const uint64_t margin = 24ULL << 20;
+  /* Room for what is missing, plus the tools extracted later and a margin; inodes for the
+   * parts, the tools and busybox's links in sbin/ (about 300 per build). */
+  const uint64_t margin = 24ULL << 20, inodes = t.count + 512;
   uint64_t total = 0;
   for (uint32_t i = 0; i < t.count; i++) total += t.parts[i].size;
 
@@ -728,17 +751,32 @@ int main(int argc, char **argv) {
       chosen = i;
       break;
     }
-    static char no_room[64];
     if (free_bytes(r->fd) < missing + margin) {
-      snprintf(no_room, sizeof no_room, "has not enough room (%llu MiB needed)", (unsigned long long)((missing + margin) >> 20));
-      r->why = no_room;
+      snprintf(r->no_room, sizeof r->no_room, "has not enough room (%llu MiB needed)", (unsigned long long)((missing + margin) >> 20));
+      r->why = r->no_room;
+    } else if (free_inodes(r->fd) < inodes) {
+      snprintf(r->no_room, sizeof r->no_room, "has not enough room (%llu free inodes needed)", (unsigned long long)inodes);
+      r->why = r->no_room;
+    } else if (make_build_dir(build, "bin") == NO_ROOM || make_build_dir(build, t.libdir) == NO_ROOM) {
+      r->why = "ran out of room while the runtime was being extracted";
     } else {
-      mkdirat(build, "bin", 0700);
-      mkdirat(build, t.libdir, 0700);
+      /* Linux drops the shared lock when this upgrade fails (flock(2): conversions are not
+       * atomic): it is taken again either way, and the build checked again, as a removal may
+       * have come in between. */
       int alone = flock(lock, LOCK_EX | LOCK_NB) == 0;
-      sweep_temporaries(build, "bin", alone);
-      sweep_temporaries(build, t.libdir, alone);
-      if (alone) flock(lock, LOCK_SH);
+      if (alone) {
+        sweep_temporaries(build, "bin", 1);
+        sweep_temporaries(build, t.libdir, 1);
+      }
+      while (flock(lock, LOCK_SH) != 0 && errno == EINTR) {}
+      if (!lock_current(r->fd, t.build, build, lock)) {
+        r->why = "is being removed by another process";
+        goto unusable;
+      }
+      if (!alone) {
+        sweep_temporaries(build, "bin", 0);
+        sweep_temporaries(build, t.libdir, 0);
+      }
       int full = 0, sync = !is_tmpfs(build);
       for (uint32_t k = 0; k < t.count && !full; k++) {
         if (!part_present(build, &t.parts[k])) full = extract(image, build, &t, &t.parts[k], sync) == NO_ROOM;
@@ -750,6 +788,7 @@ int main(int argc, char **argv) {
       }
       r->why = "ran out of room while the runtime was being extracted";
     }
+  unusable:
     snprintf(r->where, sizeof r->where, "%s", r->path);
     debug("Runtime directory '%s' is not usable: '%s' %s", r->path, r->where, r->why);
     close(lock);
@@ -789,12 +828,16 @@ int main(int argc, char **argv) {
   setenv("FIM_BOOT_LOCK_FD", number, 1);
   if (extracted) setenv("FIM_BOOT_EXTRACTED", "1", 1);
   else unsetenv("FIM_BOOT_EXTRACTED");
-  /* The host's preloads are not for our glibc: set aside, given back to the guest. */
-  unsetenv("FIM_HOST_LD_PRELOAD");
-  const char *preload = getenv("LD_PRELOAD");
-  if (preload) {
-    setenv("FIM_HOST_LD_PRELOAD", preload, 1);
-    unsetenv("LD_PRELOAD");
+  /* The host's preloads and audit libraries are not for our glibc: set aside, given back to
+   * the guest. */
+  static const char *const set_aside[][2] = {{"LD_PRELOAD", "FIM_HOST_LD_PRELOAD"}, {"LD_AUDIT", "FIM_HOST_LD_AUDIT"}};
+  for (size_t i = 0; i < sizeof set_aside / sizeof *set_aside; i++) {
+    unsetenv(set_aside[i][1]);
+    const char *value = getenv(set_aside[i][0]);
+    if (value) {
+      setenv(set_aside[i][1], value, 1);
+      unsetenv(set_aside[i][0]);
+    }
   }
   close(image);
   close(build);
