@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import { FimError } from "../../core/errors.ts";
 import { flock, LOCK_EX, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
 import type { LayerRecord } from "../../core/image.ts";
+import { alive } from "../../core/proc.ts";
 import { removeAll, removeTree, treeSize } from "../runtime-dir/store.ts";
 
 /** FIM_LAYER_CACHE_MAX, in MiB. */
@@ -179,15 +180,6 @@ export function cachedLayers(dirs: string[]): CachedLayer[] {
     }
   }
   return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**
