@@ -138,7 +138,7 @@ step(`embedding ${tools.length} tools from ${toolsDir}`);
 // The launcher and the glibc it runs on, from this (the build) host.
 let runtime: ReturnType<typeof runtimeLibraries>;
 try {
-  runtime = runtimeLibraries(launcher);
+  runtime = runtimeLibraries(launcher, work);
 } catch (error) {
   step(`finding the launcher's libraries failed: ${(error as Error).message}`);
   process.exit(1);

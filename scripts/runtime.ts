@@ -1,8 +1,8 @@
 // The glibc loader and libraries the launcher (Bun's compiled executable) is linked against,
 // taken from the build host (Debian 12's libc6): the stub extracts them with the launcher and
 // runs it through that loader, so an image needs no glibc on the host.
-import { existsSync, realpathSync } from "node:fs";
-import { basename, dirname } from "node:path";
+import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { BootInput, Provenance } from "./assemble.ts";
 
 /** Licenses of the Debian source packages the libraries come from. */
@@ -25,11 +25,30 @@ function debianProvenance(path: string): Provenance {
   };
 }
 
+// The loader preloads every library /etc/ld.so.preload names, into any program it starts: the
+// host's file would put host libraries into the launcher. The path in our copy names nothing
+// (a file below /dev/null cannot exist); same length, so nothing else in the file moves.
+const PRELOAD_FILE = "/etc/ld.so.preload\0";
+const NO_PRELOAD_FILE = "/dev/null/fim-none\0";
+
+/** A copy of the loader, in `work`, that reads no preload file. */
+function loaderWithoutPreloadFile(path: string, work: string): string {
+  const bytes = readFileSync(path);
+  const [from, to] = [Buffer.from(PRELOAD_FILE), Buffer.from(NO_PRELOAD_FILE)];
+  let at = bytes.indexOf(from);
+  if (at < 0) throw new Error(`${path} does not name ${PRELOAD_FILE.slice(0, -1)}: this loader is not one the build knows how to keep from host preloads`);
+  for (; at >= 0; at = bytes.indexOf(from, at + from.length)) to.copy(bytes, at);
+  const copy = join(work, basename(path));
+  writeFileSync(copy, bytes, { mode: 0o755 });
+  return copy;
+}
+
 /**
  * The launcher's loader and libraries (from `ldd`), plus libgcc_s, which glibc loads on demand
- * (thread cancellation unwinds through it). Each goes to lib/<soname>.
+ * (thread cancellation unwinds through it). Each goes to lib/<soname>; the loader is a copy made
+ * in `work` that reads no /etc/ld.so.preload.
  */
-export function runtimeLibraries(launcher: string): { loader: string; libraries: BootInput[] } {
+export function runtimeLibraries(launcher: string, work: string): { loader: string; libraries: BootInput[] } {
   const listed = Bun.spawnSync(["ldd", launcher], { stdout: "pipe", stderr: "pipe" });
   if (listed.exitCode !== 0) throw new Error(`ldd ${launcher} failed (a glibc build host is needed): ${listed.stderr.toString()}`);
   let loader: string | undefined;
@@ -45,6 +64,9 @@ export function runtimeLibraries(launcher: string): { loader: string; libraries:
     else if (interpreter) {
       loader = `lib/${basename(interpreter[1]!)}`;
       add(basename(interpreter[1]!), interpreter[1]!, 0o755);
+      const entry = libraries.find((library) => library.path === loader)!;
+      entry.file = loaderWithoutPreloadFile(entry.file, work);
+      entry.provenance = { ...entry.provenance, source: `${entry.provenance.source}; its preload file's path replaced by one that names nothing` };
     }
   }
   if (!loader) throw new Error(`ldd found no program interpreter in ${launcher}`);

@@ -96,6 +96,11 @@ describe("the stub", () => {
       expect(app).toBe(`${xdg.dir}/fim/app/${Image.open(image.path).header.buildId}`);
       expect(first.stdout).toMatch(/Extracted 'bin\/fim_boot'/);
       expect(readdirSync(`${app}/lib`).sort()).toEqual(["ld-linux-x86-64.so.2", "libc.so.6", "libdl.so.2", "libgcc_s.so.1", "libm.so.6", "libpthread.so.0"]);
+      // The bundled loader reads no /etc/ld.so.preload (the host's would put host libraries
+      // into the launcher): the path it checks names nothing.
+      const loader = readFileSync(`${app}/lib/ld-linux-x86-64.so.2`);
+      expect(loader.includes("/etc/ld.so.preload\0")).toBe(false);
+      expect(loader.includes("/dev/null/fim-none\0")).toBe(true);
       for (const dir of [`${xdg.dir}/fim`, `${xdg.dir}/fim/app`, app]) expect(statSync(dir).mode & 0o777).toBe(0o700);
       const second = runFresh(image.path, ["fim-version", "short"], env);
       expect(second.stdout).not.toContain("Extracted");
