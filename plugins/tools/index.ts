@@ -21,10 +21,11 @@ function sweepTemporaries(bin: string): void {
   }
 }
 
-function usable(target: string): boolean {
+/** Ours, and whole: a file cut by a crash or a full disk is extracted again. */
+function usable(target: string, record: ToolRecord): boolean {
   try {
     const info = lstatSync(target);
-    return info.isFile() && info.uid === process.getuid?.();
+    return info.isFile() && info.uid === process.getuid?.() && info.size === record.rawSize;
   } catch {
     return false;
   }
@@ -51,16 +52,18 @@ function extract(runtime: Runtime, record: ToolRecord, target: string): void {
   }
   if (data.length !== record.rawSize || new Bun.CryptoHasher("sha256").update(data).digest("hex") !== record.sha256) throw damaged("does not match its sha256");
   const temporary = `${target}.${process.pid}.tmp`;
-  const out = openSync(temporary, "wx", 0o755);
+  let out: number | undefined;
   try {
+    out = openSync(temporary, "wx", 0o755);
     for (let done = 0; done < data.length; ) done += writeSync(out, data, done, data.length - done);
-  } catch (error) {
     closeSync(out);
+    out = undefined;
+    renameSync(temporary, target);
+  } catch (error) {
+    if (out !== undefined) closeSync(out);
     rmSync(temporary, { force: true });
     throw new FimError(`Could not extract the helper tool '${record.name}' to '${target}': ${(error as Error).message}`);
   }
-  closeSync(out);
-  renameSync(temporary, target);
 }
 
 export const toolsPlugin: Plugin = {
@@ -72,7 +75,7 @@ export const toolsPlugin: Plugin = {
       if (!record) return undefined;
       const { bin, app } = runtime.paths;
       const target = `${bin}/${name}`;
-      if (usable(target)) return target;
+      if (usable(target, record)) return target;
       try {
         if (!existsSync(bin)) {
           // Without the stub (a bare launcher), the directory may not exist yet.

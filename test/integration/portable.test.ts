@@ -3,7 +3,7 @@
 // way in without FUSE.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "bun";
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { flock, LOCK_EX, LOCK_SH } from "../../core/libc.ts";
@@ -208,6 +208,41 @@ describe("damaged parts are detected by their hash", () => {
       expect(result.stderr).not.toContain("    at ");
     } finally {
       copy.cleanup();
+    }
+  });
+
+  test("an extracted tool cut short (a crash, a full disk) is extracted again, not run", () => {
+    const xdg = privateRuntimeDir();
+    try {
+      const env = { XDG_RUNTIME_DIR: xdg.dir, FIM_DEBUG: "1" };
+      const first = runFresh(image.path, ["fim-exec", "true"], env);
+      expect(first.code).toBe(0);
+      const bwrap = `${runtimeDirOf(first.stdout)!}/bin/bwrap`;
+      const size = statSync(bwrap).size;
+      truncateSync(bwrap, 0);
+      const again = runFresh(image.path, ["fim-exec", "true"], env);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(`Writting binary file '${bwrap}'`);
+      expect(statSync(bwrap).size).toBe(size);
+    } finally {
+      xdg.cleanup();
+    }
+  });
+
+  test("the applet links a killed run was making are swept by the next run that makes them", () => {
+    const xdg = privateRuntimeDir();
+    try {
+      const env = { XDG_RUNTIME_DIR: xdg.dir, FIM_DEBUG: "1" };
+      const first = runFresh(image.path, ["fim-exec", "true"], env);
+      const app = runtimeDirOf(first.stdout)!;
+      const dead = spawnSync(["true"]).pid; // ended: its PID names no process now
+      rmSync(`${app}/sbin`, { recursive: true });
+      mkdirSync(`${app}/sbin.${dead}.tmp`);
+      symlinkSync(`${app}/bin/busybox`, `${app}/sbin.${dead}.tmp/ls`);
+      expect(runFresh(image.path, ["fim-exec", "true"], env).code).toBe(0);
+      expect(readdirSync(app).filter((name) => name.startsWith("sbin"))).toEqual(["sbin"]);
+    } finally {
+      xdg.cleanup();
     }
   });
 
