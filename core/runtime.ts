@@ -6,7 +6,7 @@ import type { Image } from "./image.ts";
 import { isComplete, Launch, missingFacts, type GuestRoot, type LaunchRequest, type RunFacts, type SandboxOp } from "./launch.ts";
 import { logger, type Logger } from "./log.ts";
 import type { Paths } from "./paths.ts";
-import { mark, profileHooks } from "./profile.ts";
+import { mark, profileHooks, timed } from "./profile.ts";
 import type { Bundle, Command, Invocation, LayerFormat } from "./plugin.ts";
 
 export interface RelocateContext {
@@ -71,7 +71,7 @@ export class Runtime {
         throw new FimError(`Plugin '${plugin.name}' requires ${missing.map((name) => `'${name}'`).join(", ")}, which the bundle '${bundle.name}' does not list`, { level: "C" });
       }
     }
-    for (const plugin of bundle.plugins) plugin.apply(this);
+    for (const plugin of bundle.plugins) timed(`apply/${plugin.name}`, () => plugin.apply(this));
   }
 
   get image(): Image {
