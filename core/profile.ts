@@ -6,9 +6,15 @@ import { writeSync } from "node:fs";
 const enabled = process.env.FIM_PROFILE === "1";
 const marks: [string, number][] = [];
 const taps = new Map<string, number>();
+const events: [string, number][] = [];
 
 export function mark(phase: string): void {
   if (enabled) marks.push([phase, performance.now()]);
+}
+
+/** Something that happened beside the phases (a helper process started, became ready). */
+export function event(what: string): void {
+  if (enabled) events.push([what, performance.now()]);
 }
 
 interface Tap {
@@ -62,6 +68,7 @@ export function printProfile(): void {
     previous = at;
     return line;
   });
+  for (const [what, at] of events) lines.push(`profile: ${what} at ${at.toFixed(2)} ms`);
   const slowest = [...taps].sort((a, b) => b[1] - a[1]).filter(([, ms]) => ms >= 0.05);
   for (const [key, ms] of slowest) lines.push(`profile:   ${ms.toFixed(2).padStart(7)} ms  ${key}`);
   writeSync(2, `${lines.join("\n")}\n`); // not process.stderr: it costs ~10 ms to make

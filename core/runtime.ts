@@ -28,6 +28,11 @@ export class Runtime {
     relocate: new AsyncSeriesBailHook<[RelocateContext], Image | undefined>(["context"]),
     /** Resolves argv to a command; the first plugin that claims it wins. Runs before relocation. */
     parse: new AsyncSeriesBailHook<[string[]], Invocation | undefined>(["argv"]),
+    /**
+     * A run begins, before its facts: a plugin may start here what it can guess from an
+     * earlier run (the sandbox's namespace holder starts mounting), and check it later.
+     */
+    launching: new AsyncSeriesHook<[LaunchRequest]>(["request"]),
     /** The facts of a run, computed once: each plugin returns the facts it owns added. */
     facts: new AsyncSeriesWaterfallHook<[Partial<RunFacts>, LaunchRequest]>(["facts", "request"]),
     /** Host checks and preparation before anything is mounted (named stages: PREPARE_STAGE). */
@@ -112,11 +117,12 @@ export class Runtime {
     return logger(tag);
   }
 
-  /** Runs a guest through facts → prepare → mount → overlay → casefold → rooted → portal → sandbox → exec → teardown. */
+  /** Runs a guest through launching → facts → prepare → mount → overlay → casefold → rooted → portal → sandbox → exec → teardown. */
   async launch(request: LaunchRequest): Promise<number> {
     if (this.hooks.exec.taps.length === 0) {
       throw new FimError("This image has no sandbox plugin compiled in, so it cannot run programs", { level: "C" });
     }
+    await this.hooks.launching.promise(request);
     const facts = await this.hooks.facts.promise({}, request);
     if (!isComplete(facts)) {
       throw new FimError(`This image cannot run programs: no plugin of its bundle provides ${missingFacts(facts).join(", ")}`, { level: "C" });

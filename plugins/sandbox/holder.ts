@@ -4,11 +4,20 @@
 // the first included, enters it and starts its own guest sandbox there. Each run holds a
 // shared lock on `guests.lock` for as long as it lives; the holder waits for an exclusive
 // one, so it ends with its last guest, and a process killed in any way releases its lock.
+//
+// Mounting takes about as long as planning the run, so a start does both at once: as soon as
+// the run begins, before its facts are known, it starts the holder the last start on this
+// data directory started (its plan is saved in the mounts directory, private to the user).
+// When the run's own plan turns out to be the same, that holder is kept; otherwise it is
+// ended (nobody can have joined it: the start lock is held until then) and the run's own is
+// started.
 import { closeSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import type { Subprocess } from "bun";
 import { FimError } from "../../core/errors.ts";
 import type { Launch } from "../../core/launch.ts";
 import { flock, LOCK_SH, tryLock, LOCK_EX } from "../../core/libc.ts";
 import { childrenOf, startTime } from "../../core/proc.ts";
+import { event } from "../../core/profile.ts";
 import { resetWorkDirectory, tryLockDataDirectory, workDirectory } from "../../core/run-services.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { supervisorArgs } from "./plan.ts";
@@ -22,6 +31,13 @@ interface HolderRecord {
   summary: string;
 }
 
+/** How a run would start the holder: its command line, and what it mounts. */
+export interface HolderPlan {
+  key: string;
+  summary: string;
+  argv: string[];
+}
+
 export interface Holder {
   /** Host PID of the holder's pid 1 (fim_supervise): `fim_enter --join` enters its namespaces. */
   pid: number;
@@ -31,12 +47,57 @@ export interface Holder {
   started: boolean;
 }
 
+/** A holder started by this run, not yet ready. */
+interface Starting {
+  argv: string[];
+  child: Subprocess<"ignore", "pipe", number>;
+  /** The host PID of its pid 1 once every mount is ready. */
+  ready: Promise<number>;
+}
+
+/** Where a run stands once it has the start lock: a holder runs, or this run must start one. */
+export type HolderEntry =
+  | { kind: "running"; record: HolderRecord; guestLock: number }
+  | { kind: "free"; startLock: number; guestLock: number; dataLock: number; starting?: Starting };
+
 const START_WAIT_MS = 30_000;
 
-function configuration(launch: Launch): { key: string; summary: string } {
+const planFile = (runtime: Runtime) => `${runtime.paths.mounts}/holder.plan`;
+
+export async function holderPlan(runtime: Runtime, launch: Launch): Promise<HolderPlan> {
+  const { mounts, data } = runtime.paths;
+  const [bwrap, supervise] = await Promise.all([runtime.tool("bwrap"), runtime.tool("fim_supervise")]);
+  const inside = supervisorArgs(supervise, {
+    log: `${mounts}/holder.log`,
+    // fd 3: the data directory's lock, held by the holder for as long as it lives.
+    close: [3],
+    steps: launch.steps,
+    notify: 1,
+    // The work directory is <data>/work/holder, and nothing else lives in <data>/work.
+    after: [{ kind: "remove", paths: [`${data}/work`] }],
+    hold: `${mounts}/guests.lock`,
+  });
+  const argv = [bwrap, "--unshare-user", "--unshare-pid", "--as-pid-1", "--uid", "0", "--gid", "0", "--cap-add", "ALL", "--dev-bind", "/", "/", "--proc", "/proc", "--", ...inside];
   const key = new Bun.CryptoHasher("sha256").update(JSON.stringify({ steps: launch.steps, root: launch.root })).digest("hex");
   const { overlay, casefold } = launch.facts;
-  return { key, summary: `overlay ${overlay}, casefold ${casefold ? "on" : "off"}, ${launch.lowerDirs.length} lower layer(s)` };
+  return { key, argv, summary: `overlay ${overlay}, casefold ${casefold ? "on" : "off"}, ${launch.lowerDirs.length} lower layer(s)` };
+}
+
+/** The plan of the last start on this data directory, when there is one. */
+export function savedPlan(runtime: Runtime): HolderPlan | undefined {
+  try {
+    const plan = JSON.parse(readFileSync(planFile(runtime), "utf8")) as HolderPlan;
+    const valid = typeof plan.key === "string" && typeof plan.summary === "string" && Array.isArray(plan.argv) && plan.argv.every((word) => typeof word === "string");
+    return valid && plan.argv.length > 0 ? plan : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function savePlan(runtime: Runtime, plan: HolderPlan): void {
+  const file = planFile(runtime);
+  writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(plan));
+  renameSync(`${file}.${process.pid}.tmp`, file);
 }
 
 function readRecord(file: string): HolderRecord | undefined {
@@ -71,88 +132,121 @@ async function readyLine(stream: ReadableStream<Uint8Array>): Promise<boolean> {
   return text === "ready\n";
 }
 
-/** Starts the holder with the run's steps; resolves once every mount is ready. */
-async function start(runtime: Runtime, launch: Launch, dataLock: number): Promise<number> {
-  const { mounts } = runtime.paths;
-  const [bwrap, supervise] = await Promise.all([runtime.tool("bwrap"), runtime.tool("fim_supervise")]);
-  const work = workDirectory(runtime);
-  resetWorkDirectory(work);
-  const log = `${mounts}/holder.log`;
-  const inside = supervisorArgs(supervise, {
-    log,
-    // fd 3: the data directory's lock, held by the holder for as long as it lives.
-    close: [3],
-    steps: launch.steps,
-    notify: 1,
-    // `work` is <data>/work/holder, and nothing else lives in <data>/work.
-    after: [{ kind: "remove", paths: [`${runtime.paths.data}/work`] }],
-    hold: `${mounts}/guests.lock`,
-  });
-  const holder = [bwrap, "--unshare-user", "--unshare-pid", "--as-pid-1", "--uid", "0", "--gid", "0", "--cap-add", "ALL", "--dev-bind", "/", "/", "--proc", "/proc", "--", ...inside];
-  runtime.logger("sandbox").debug(`Holder: ['${holder.join("','")}',]`);
+/** Starts a holder; only the holder of the data directory's lock may. */
+function spawnHolder(runtime: Runtime, argv: string[], dataLock: number): Starting {
+  const { mounts, data } = runtime.paths;
+  resetWorkDirectory(workDirectory(runtime));
+  runtime.logger("sandbox").debug(`Holder: ['${argv.join("','")}',]`);
   const errors = openSync(`${mounts}/holder.err`, "w");
   // Its own session: a terminal's Ctrl-C for the first run must not reach the runs that share it.
   // Not the guest's environment (launch.env): the holder is shared by runs with their own.
-  const child = Bun.spawn(holder, { stdio: ["ignore", "pipe", errors, dataLock], detached: true, env: process.env });
+  const child = Bun.spawn(argv, { stdio: ["ignore", "pipe", errors, dataLock], detached: true, env: process.env });
   closeSync(errors);
-  // "ready", or the end of the pipe: its monitor (bwrap) holds it open too, so only the line counts.
-  if (!(await readyLine(child.stdout))) {
-    await child.exited;
-    const report = readFileSync(`${mounts}/holder.err`, "utf8").trim();
-    throw new FimError(report.replace(/^[A-Z]::[^:]*::\d+::/, "") || `The namespace holding the mounts of ${runtime.paths.data} ended before it was ready (exit status ${child.exitCode})`, { level: "C" });
-  }
-  child.unref();
-  const [pid] = childrenOf(child.pid);
-  if (pid === undefined) throw new FimError(`The namespace holding the mounts of ${runtime.paths.data} ended at once`, { level: "C" });
-  return pid;
+  event("holder spawned");
+  const ready = (async () => {
+    // "ready", or the end of the pipe: its monitor (bwrap) holds it open too, so only the line counts.
+    if (!(await readyLine(child.stdout))) {
+      await child.exited;
+      const report = readFileSync(`${mounts}/holder.err`, "utf8").trim();
+      throw new FimError(report.replace(/^[A-Z]::[^:]*::\d+::/, "") || `The namespace holding the mounts of ${data} ended before it was ready (exit status ${child.exitCode})`, { level: "C" });
+    }
+    event("holder ready");
+    const [pid] = childrenOf(child.pid);
+    if (pid === undefined) throw new FimError(`The namespace holding the mounts of ${data} ended at once`, { level: "C" });
+    return pid;
+  })();
+  ready.catch(() => {}); // awaited by finishJoin
+  return { argv, child, ready };
 }
 
-/** Joins the data directory's holder, starting it first when none runs. */
-export async function joinHolder(runtime: Runtime, launch: Launch): Promise<Holder> {
+/** Ends a holder nobody joined: its pid 1's end takes every process and mount of it along. */
+async function endHolder(starting: Starting): Promise<void> {
+  const pid = await starting.ready.catch(() => undefined);
+  if (pid !== undefined) process.kill(pid, "SIGKILL");
+  await starting.child.exited;
+}
+
+/**
+ * Takes the data directory's start lock and finds its holder. When none runs, this run keeps
+ * the start lock and the data directory's lock, and starts the holder of `guess` at once.
+ */
+export async function beginJoin(runtime: Runtime, guess?: HolderPlan): Promise<HolderEntry> {
   const { mounts, data } = runtime.paths;
-  const { key, summary } = configuration(launch);
   const startLock = openSync(`${mounts}/start.lock`, "a");
+  let kept = false;
   try {
     // One run at a time decides whether to start a holder.
     await lockWithin(startLock, LOCK_EX, `another run on ${data} to start`);
     const guestLock = openSync(`${mounts}/guests.lock`, "a");
     // Blocks only while a holder that has seen its last guest is ending.
     flock(guestLock, LOCK_SH);
-    const recordFile = `${mounts}/holder.json`;
-    // A live holder keeps the data directory's lock; when we can take it, none lives (one
-    // that has just seen its last guest may still be a zombie: its record cannot tell).
+    // A live holder keeps the data directory's lock; when we can take it, none lives.
     const dataLock = tryLockDataDirectory(runtime);
     if (dataLock === undefined) {
-      const running = readRecord(recordFile);
-      if (!running) {
-        closeSync(guestLock);
-        throw new FimError(`The data directory ${data} is in use (by a commit, or an instance of another build of this image): it must end first, or run this one with another data directory (FIM_DIR_DATA)`, {
-          level: "C",
-        });
-      }
-      if (running.key !== key) {
-        closeSync(guestLock);
-        throw new FimError(
-          `An instance of this image with another configuration (${running.summary}; this run: ${summary}) is running on ${data}: ` +
-            "it must end before this configuration can be used, or run this one with another data directory (FIM_DIR_DATA)",
-          { level: "C" },
-        );
-      }
-      return { pid: running.pid, guestLock, started: false };
-    }
-    try {
-      const pid = await start(runtime, launch, dataLock);
-      const record: HolderRecord = { pid, started: startTime(pid) ?? "", key, summary };
-      writeFileSync(`${recordFile}.tmp`, JSON.stringify(record));
-      renameSync(`${recordFile}.tmp`, recordFile);
-      return { pid, guestLock, started: true };
-    } catch (error) {
+      const record = readRecord(`${mounts}/holder.json`);
+      if (record) return { kind: "running", record, guestLock };
       closeSync(guestLock);
-      throw error;
-    } finally {
-      closeSync(dataLock); // the holder keeps its own copy
+      throw new FimError(`The data directory ${data} is in use (by a commit, or an instance of another build of this image): it must end first, or run this one with another data directory (FIM_DIR_DATA)`, {
+        level: "C",
+      });
     }
+    kept = true;
+    return { kind: "free", startLock, guestLock, dataLock, starting: guess && spawnHolder(runtime, guess.argv, dataLock) };
   } finally {
-    closeSync(startLock);
+    if (!kept) closeSync(startLock);
+  }
+}
+
+const sameArgv = (a: string[], b: string[]) => a.length === b.length && a.every((word, index) => word === b[index]);
+
+/** Joins the holder `beginJoin` found, or the one it started if it is the one `plan` needs. */
+export async function finishJoin(runtime: Runtime, entering: Promise<HolderEntry>, plan: HolderPlan): Promise<Holder> {
+  const log = runtime.logger("sandbox");
+  const entry = await entering;
+  if (entry.kind === "running") {
+    if (entry.record.key === plan.key) return { pid: entry.record.pid, guestLock: entry.guestLock, started: false };
+    closeSync(entry.guestLock);
+    throw new FimError(
+      `An instance of this image with another configuration (${entry.record.summary}; this run: ${plan.summary}) is running on ${runtime.paths.data}: ` +
+        "it must end before this configuration can be used, or run this one with another data directory (FIM_DIR_DATA)",
+      { level: "C" },
+    );
+  }
+  try {
+    let { starting } = entry;
+    let pid: number | undefined;
+    let reused = false;
+    if (starting && !sameArgv(starting.argv, plan.argv)) {
+      log.debug("The holder started from the last start's plan is not this run's: ending it");
+      await endHolder(starting);
+      starting = undefined;
+    }
+    if (starting) {
+      // The same command line: only a mount point removed since can make it fail, and the
+      // run has made its mount points by now.
+      pid = await starting.ready.catch((error) => {
+        log.debug(`The holder started from the last start's plan failed: ${(error as Error).message}`);
+        return undefined;
+      });
+      reused = pid !== undefined;
+      if (reused) log.debug("The holder started from the last start's plan is this run's: kept");
+    }
+    if (pid === undefined) {
+      starting = spawnHolder(runtime, plan.argv, entry.dataLock);
+      pid = await starting.ready;
+    }
+    starting!.child.unref();
+    const record: HolderRecord = { pid, started: startTime(pid) ?? "", key: plan.key, summary: plan.summary };
+    const recordFile = `${runtime.paths.mounts}/holder.json`;
+    writeFileSync(`${recordFile}.tmp`, JSON.stringify(record));
+    renameSync(`${recordFile}.tmp`, recordFile);
+    if (!reused) savePlan(runtime, plan);
+    return { pid, guestLock: entry.guestLock, started: true };
+  } catch (error) {
+    closeSync(entry.guestLock);
+    throw error;
+  } finally {
+    closeSync(entry.dataLock); // the holder keeps its own copy
+    closeSync(entry.startLock);
   }
 }

@@ -19,7 +19,7 @@ import { directoriesShown } from "../perms/registry.ts";
 import { cwdWarning } from "../run/cwd.ts";
 import { ensureApplets } from "./applets.ts";
 import { checkHost } from "./checks.ts";
-import { joinHolder, type Holder } from "./holder.ts";
+import { beginJoin, finishJoin, holderPlan, savedPlan, type Holder, type HolderEntry } from "./holder.ts";
 import { supervisorArgs } from "./plan.ts";
 import { renderBwrap } from "./render.ts";
 
@@ -81,8 +81,18 @@ export const sandboxPlugin: Plugin = {
   name: NAME,
   requires: ["identity"],
   apply(runtime) {
-    runtime.hooks.prepare.tapPromise({ name: NAME, stage: PREPARE_STAGE.checks }, async (launch) => {
+    // One run per process: what it has started joining before its facts were known.
+    let entering: Promise<HolderEntry> | undefined;
+    runtime.hooks.launching.tapPromise(NAME, async () => {
+      entering = undefined;
       checkHost(runtime.paths);
+      const guess = savedPlan(runtime);
+      if (!guess) return;
+      entering = beginJoin(runtime, guess);
+      entering.catch(() => {}); // awaited (and reported) when the run joins; a run failing before it ends anyway
+    });
+
+    runtime.hooks.prepare.tapPromise({ name: NAME, stage: PREPARE_STAGE.checks }, async (launch) => {
       await ensureApplets(runtime);
       mkdirSync(guestDir(runtime.paths.instance), { recursive: true });
       launch.after.push({ kind: "remove", paths: [runtime.paths.instance] });
@@ -117,14 +127,14 @@ export const sandboxPlugin: Plugin = {
       ];
     });
 
-    // The holder mounts the root while the portal and the sandbox are planned: started as soon
-    // as the root is final, joined when the guest starts.
-    const joining = new WeakMap<Launch, Promise<Holder>>();
+    // The holder mounts while the run is planned: started when the run begins from the last
+    // start's plan, or as soon as the root is final; joined when the guest starts.
+    let joining: Promise<Holder> | undefined;
+    const join = async (launch: Launch) => finishJoin(runtime, entering ?? beginJoin(runtime), await holderPlan(runtime, launch));
     runtime.hooks.rooted.tapPromise(NAME, async (launch) => {
-      const holder = joinHolder(runtime, launch);
-      holder.catch(() => {}); // awaited (and reported) by exec; a run failing before it ends anyway
-      joining.set(launch, holder);
+      joining = join(launch);
+      joining.catch(() => {}); // awaited (and reported) by exec; a run failing before it ends anyway
     });
-    runtime.hooks.exec.tapPromise(NAME, (operations, launch) => run(runtime, operations, launch, joining.get(launch) ?? joinHolder(runtime, launch)));
+    runtime.hooks.exec.tapPromise(NAME, (operations, launch) => run(runtime, operations, launch, joining ?? join(launch)));
   },
 };

@@ -2,7 +2,7 @@
 // holds them, later ones join it; it ends with its last guest, and killing any process
 // leaves no mount and no orphan.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freshImage, lines, type TestImage } from "../helpers/image.ts";
 
@@ -194,3 +194,46 @@ function readFileSafe(path: string): string {
 }
 
 export { existsSync, join };
+
+describe("a start mounts while it is planned, with the last start's plan", () => {
+  const data = () => join(image.dir, "data-plan");
+  const run = (env: Record<string, string> = {}) => image.run(["fim-exec", "sh", "-c", "cat /etc/hello 2>/dev/null; echo ran"], { env: { FIM_DIR_DATA: data(), FIM_DEBUG: "1", ...env } });
+  const kept = "The holder started from the last start's plan is this run's: kept";
+  const ended = "The holder started from the last start's plan is not this run's: ending it";
+  const planFile = () => {
+    const app = image.run(["fim-exec", "sh", "-c", 'printf %s "$FIM_DIR_APP"'], { env: { FIM_DIR_DATA: data() } }).stdout;
+    return join(app, "mounts", new Bun.CryptoHasher("sha256").update(data()).digest("hex").slice(0, 16), "holder.plan");
+  };
+
+  test("the same configuration keeps the holder it started; another ends it and starts its own", () => {
+    const first = run();
+    expect(first.code).toBe(0);
+    expect(first.stdout).not.toContain("last start's plan");
+    const second = run();
+    expect(second.code).toBe(0);
+    expect(lines(second.stdout)).toContain("ran");
+    expect(second.stdout).toContain(kept);
+    // Another overlay type mounts otherwise: the guessed holder goes, this run's comes.
+    const other = run({ FIM_OVERLAY: "unionfs" });
+    expect(other.code).toBe(0);
+    expect(other.stdout).toContain(ended);
+    expect(lines(other.stdout)).toContain("ran");
+    expect(holders()).toEqual([]);
+    // The plan saved is the last start's.
+    expect(run({ FIM_OVERLAY: "unionfs" }).stdout).toContain(kept);
+    expect(holders()).toEqual([]);
+  });
+
+  test("a damaged plan is not used", () => {
+    const file = planFile();
+    expect(existsSync(file)).toBe(true);
+    for (const damage of ["{not json", JSON.stringify({ key: "k", summary: "s", argv: [] }), JSON.stringify({ key: 1, argv: ["/bin/true"] })]) {
+      writeFileSync(file, damage);
+      const result = run();
+      expect(result.code).toBe(0);
+      expect(lines(result.stdout)).toContain("ran");
+      expect(result.stdout).not.toContain("last start's plan");
+    }
+    expect(run().stdout).toContain(kept);
+  });
+});
