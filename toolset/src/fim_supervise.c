@@ -592,17 +592,25 @@ static void signal_companion(const struct proc *c, int sig) {
   if (kill(-c->pid, sig) < 0 && !c->ended) kill(c->pid, sig);
 }
 
-/* SIGTERM to each companion's process group, SIGKILL a second later to what is left. */
 /* The last guest of a shared namespace waits (a little) for its holder to end, so that a
  * normal exit leaves no process and no mount: FD is our shared lock on the holder's guest
- * lock; converting it to exclusive succeeds only when no other guest holds one. */
-static void linger(void) {
+ * lock; converting it to exclusive succeeds only when no other guest holds one. Released as
+ * soon as the child has ended, so that the holder's end overlaps our own clean-up. */
+static bool last_guest;
+static int holder_pidfd = -1;
+static void release_guest_lock(void) {
   if (plan.linger_fd < 0) return;
-  bool last = flock(plan.linger_fd, LOCK_EX | LOCK_NB) == 0;
+  last_guest = flock(plan.linger_fd, LOCK_EX | LOCK_NB) == 0;
+  /* Opened while the holder cannot end (we hold its lock): its PID names it still. A pidfd is
+   * readable once the process has ended: no polling where there is one (5.3). */
+  if (last_guest) holder_pidfd = (int)syscall(SYS_pidfd_open, plan.linger_pid, 0);
   close(plan.linger_fd);
-  if (!last) return;
-  /* A pidfd is readable once the process has ended: no polling where there is one (5.3). */
-  int pidfd = (int)syscall(SYS_pidfd_open, plan.linger_pid, 0);
+  plan.linger_fd = -1;
+}
+
+static void linger(void) {
+  if (!last_guest) return;
+  int pidfd = holder_pidfd;
   if (pidfd >= 0) {
     struct pollfd p = {.fd = pidfd, .events = POLLIN};
     while (poll(&p, 1, 2000) < 0 && errno == EINTR) {}
@@ -651,6 +659,7 @@ static void end_orphans(void) {
   }
 }
 
+/* SIGTERM to each companion's process group, SIGKILL a second later to what is left. */
 static void stop_companions(void) {
   if (!ncompanions) return;
   for (int k = 0; k < ncompanions; k++) signal_companion(&companions[k], SIGTERM);
@@ -874,11 +883,12 @@ int main(int argc, char **argv) {
   if (outcome == FAIL) code = FAILED;
   if (outcome == ABORT) code = 128 + aborted;
   end_orphans();
+  release_guest_lock();
   stop_companions();
   /* A holder whose mounts failed has no one to wait for: the run that started it is told. */
   if (plan.hold && (plan.child || outcome == DONE)) hold();
   run_afters();
-  /* After our own clean-up: it overlaps the holder's end. */
+  /* After our own clean-up, which overlapped the holder's end. */
   linger();
   return code;
 }
