@@ -2,18 +2,41 @@
 // launcher is still the same process (its start time is recorded, so a reused PID is never
 // taken for an instance), sorted by PID.
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { startTime } from "../../core/proc.ts";
+import { alive, startTime } from "../../core/proc.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
 export { startTime };
 
-/** Marks this process's instance directory as a running instance. */
+/**
+ * Marks this process's instance directory as a running instance, and removes those of
+ * processes that are gone (a start killed before it became an instance has no record, so
+ * nothing else would).
+ */
 export function registerInstance(runtime: Runtime, root: boolean): void {
   writeFileSync(`${runtime.paths.instance}/instance.json`, JSON.stringify({ started: startTime("self"), root }));
+  sweepGone(`${runtime.paths.app}/instance`);
+}
+
+function sweepGone(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!/^[1-9]\d*$/.test(name) || Number(name) === process.pid || alive(Number(name))) continue;
+    try {
+      rmSync(`${dir}/${name}`, { recursive: true, force: true });
+    } catch {
+      // left for the next sweep: a run must not fail for another's left-overs
+    }
+  }
 }
 
 export function liveInstances(runtime: Runtime): number[] {
   const dir = `${runtime.paths.app}/instance`;
+  sweepGone(dir);
   let names: string[];
   try {
     names = readdirSync(dir);

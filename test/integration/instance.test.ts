@@ -1,6 +1,6 @@
 // fim-instance list and exec: running instances of an image, and commands run inside them.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { expectParseError, freshImage, lines, type TestImage } from "../helpers/image.ts";
 
@@ -63,6 +63,22 @@ describe("fim-instance", () => {
     expect(require("node:fs").existsSync(join(app, "instance", String(run.pid), "instance.json"))).toBe(true);
     expect(image.run(["fim-instance", "list"]).stdout).toBe("");
     expect(require("node:fs").existsSync(join(app, "instance", String(run.pid)))).toBe(false);
+  });
+
+  test("the directory of a start killed before it became an instance goes with the next start", () => {
+    image.run(["fim-env", "set", "APP=$FIM_DIR_APP"]);
+    const app = image.run(["fim-env", "list"]).stdout.trim().slice("APP=".length);
+    image.run(["fim-env", "clear"]);
+    const gone = Bun.spawnSync(["true"]).pid; // a PID whose process has ended
+    const left = join(app, "instance", String(gone));
+    mkdirSync(join(left, "guest"), { recursive: true });
+    writeFileSync(join(left, "guest", "passwd"), "");
+    const mine = join(app, "instance", String(process.pid)); // alive: kept
+    mkdirSync(mine, { recursive: true });
+    expect(image.run(["fim-exec", "true"]).code).toBe(0);
+    expect(require("node:fs").existsSync(left)).toBe(false);
+    expect(require("node:fs").existsSync(mine)).toBe(true);
+    rmSync(mine, { recursive: true });
   });
 
   test("a stale instance directory (its PID reused by another process) is not listed", () => {
