@@ -97,9 +97,31 @@ function who(uid: number): string {
 }
 const quoted = (path: string) => `'${path.replace(/'/g, "'\\''")}'`;
 
-/** A group of one: the user's primary group, named like the user (user private groups). */
+const readOrEmpty = (file: string) => {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+};
+const entries = (text: string) => text.split("\n").map((line) => line.split(":"));
+
+/**
+ * A group of one (user private groups): the user's primary group, named like the user, with
+ * no other member and the primary group of no other user. A name alone is not enough: a
+ * group can be named like a user and shared.
+ */
+export function isPrivateGroup(gid: number, uid: number, primary: number, passwd: string, group: string): boolean {
+  if (gid !== primary) return false;
+  const user = entries(passwd).find((fields) => fields[2] === String(uid))?.[0];
+  const entry = entries(group).find((fields) => fields[2] === String(gid));
+  if (user === undefined || entry === undefined || entry[0] !== user) return false;
+  if ((entry[3] ?? "").split(",").some((member) => member.trim() !== "" && member.trim() !== user)) return false;
+  return !entries(passwd).some((fields) => fields[3] === String(gid) && fields[0] !== user);
+}
+
 function privateGroup(gid: number, uid: number): boolean {
-  return gid === gidOf() && nameOf("/etc/group", gid) !== undefined && nameOf("/etc/group", gid) === nameOf("/etc/passwd", uid);
+  return isPrivateGroup(gid, uid, gidOf(), readOrEmpty("/etc/passwd"), readOrEmpty("/etc/group"));
 }
 
 interface Check {

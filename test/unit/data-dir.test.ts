@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { locateDataDir, prepareDataDir, userDataDir, type DataDirChoice } from "../../core/data-dir.ts";
+import { isPrivateGroup, locateDataDir, prepareDataDir, userDataDir, type DataDirChoice } from "../../core/data-dir.ts";
 
 const uid = process.getuid!();
 const base = mkdtempSync(join(tmpdir(), "fim-data-dir-unit-"));
@@ -90,5 +90,29 @@ describe("checking it before a run", () => {
     const file = join(fresh(), "file");
     writeFileSync(file, "");
     expect(() => prepareDataDir(layout(file, { path: file, source: "env" }))).toThrow(`The data directory '${file}' is not usable (ENOTDIR on '${file}'): set FIM_DIR_DATA to a writable directory`);
+  });
+});
+
+describe("a group's write bit is trusted only for the user's private group", () => {
+  const passwd = ["root:x:0:0:root:/root:/bin/sh", "alice:x:1000:1000::/home/alice:/bin/sh", "bob:x:1001:1001::/home/bob:/bin/sh", "carol:x:1002:100::/home/carol:/bin/sh", ""].join("\n");
+  const group = ["root:x:0:", "alice:x:1000:", "bob:x:1001:bob,mallory", "users:x:100:", "dave:x:1003:", ""].join("\n");
+
+  test("the user's primary group, named like the user, with no other member", () => {
+    expect(isPrivateGroup(1000, 1000, 1000, passwd, group)).toBe(true);
+  });
+
+  test("a group named like the user that lists another member is shared", () => {
+    expect(isPrivateGroup(1001, 1001, 1001, passwd, group)).toBe(false);
+  });
+
+  test("a group named like the user that is another user's primary group is shared", () => {
+    const sharing = `${passwd}eve:x:1004:1000::/home/eve:/bin/sh\n`;
+    expect(isPrivateGroup(1000, 1000, 1000, sharing, group)).toBe(false);
+  });
+
+  test("a group not named like the user, or not the user's primary group, or unknown, is not private", () => {
+    expect(isPrivateGroup(100, 1002, 100, passwd, group)).toBe(false);
+    expect(isPrivateGroup(1000, 1000, 100, passwd, group)).toBe(false);
+    expect(isPrivateGroup(1005, 1005, 1005, passwd, group)).toBe(false);
   });
 });
