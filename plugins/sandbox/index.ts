@@ -81,10 +81,12 @@ export const sandboxPlugin: Plugin = {
   name: NAME,
   requires: ["identity"],
   apply(runtime) {
-    // One run per process: what it has started joining before its facts were known.
+    // One run per process: what it has started joining before its facts were known, and the
+    // holder it joins.
     let entering: Promise<HolderEntry> | undefined;
+    let joining: Promise<Holder> | undefined;
     runtime.hooks.launching.tapPromise(NAME, async () => {
-      entering = undefined;
+      entering = joining = undefined;
       checkHost(runtime.paths);
       const guess = savedPlan(runtime);
       if (!guess) return;
@@ -129,7 +131,6 @@ export const sandboxPlugin: Plugin = {
 
     // The holder mounts while the run is planned: started when the run begins from the last
     // start's plan, or as soon as the root is final; joined when the guest starts.
-    let joining: Promise<Holder> | undefined;
     const join = async (launch: Launch) => finishJoin(runtime, entering ?? beginJoin(runtime), await holderPlan(runtime, launch));
     runtime.hooks.rooted.tapPromise(NAME, async (launch) => {
       joining = join(launch);
