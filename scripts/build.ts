@@ -11,6 +11,7 @@ import { dumpJson } from "../core/json.ts";
 import type { Bundle } from "../core/plugin.ts";
 import { SLOTS, textBytes } from "../core/reserved.ts";
 import { assembleImage, type Provenance, type ToolInput } from "./assemble.ts";
+import { compileLauncher } from "./compile.ts";
 import { rootfsLayer } from "./rootfs.ts";
 import { runtimeLibraries } from "./runtime.ts";
 
@@ -80,38 +81,7 @@ await Bun.write(
 
 step(`compiling the launcher for '${bundleName}'${plugins.length ? ` with ${plugins.length} extra plugin(s)` : ""}`);
 const launcher = `${work}/launcher`;
-const compiled = await Bun.build({
-  entrypoints: [entry],
-  target: "bun",
-  format: "esm",
-  // FIM_BUILD_NO_MINIFY=1 keeps the names, for reading a --cpu-prof profile of a start.
-  minify: process.env.FIM_BUILD_NO_MINIFY !== "1",
-  // Lazily imported modules (execa…) stay out of start-up; bytecode skips parsing.
-  splitting: true,
-  bytecode: true,
-  compile: {
-    outfile: launcher,
-    // An image must not pick up .env or bunfig.toml from whatever directory it runs in.
-    autoloadDotenv: false,
-    autoloadBunfig: false,
-  },
-  plugins: [
-    {
-      // tapable requires `util` only for `util.deprecate` on APIs we never call; node:util
-      // costs ~2 ms of every start. A builtin is not resolved through plugins, so the
-      // require itself is replaced in the two files that have it.
-      name: "tapable-without-util",
-      setup(build) {
-        build.onLoad({ filter: /tapable[\\/]lib[\\/](Hook|HookMap)\.js$/ }, async ({ path }) => {
-          const source = await Bun.file(path).text();
-          if (!source.includes('require("util")')) throw new Error(`${path} no longer requires util: update this plugin`);
-          return { contents: source.replace('require("util")', "{ deprecate: (fn) => fn }"), loader: "js" };
-        });
-      },
-    },
-  ],
-  throw: false,
-});
+const compiled = await compileLauncher(entry, launcher);
 if (!compiled.success) {
   for (const message of compiled.logs) console.error(message);
   step("compiling the launcher failed");
