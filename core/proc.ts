@@ -1,5 +1,5 @@
 // Facts about processes read from /proc.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat): with the PID, it names one process. */
 export function startTime(pid: number | "self"): string | undefined {
@@ -28,4 +28,21 @@ export function alive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * Entries of `dir` named after a process that has ended (the pattern's first group is its
+ * PID; never this process's): what a killed process left behind. None when `dir` cannot be read.
+ */
+export function leftoversOfEnded(dir: string, pattern: RegExp): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((name) => {
+    const pid = Number(pattern.exec(name)?.[1] ?? 0);
+    return pid > 0 && pid !== process.pid && !alive(pid);
+  });
 }

@@ -2,7 +2,7 @@
 // launcher is still the same process (its start time is recorded, so a reused PID is never
 // taken for an instance), sorted by PID.
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { alive, startTime } from "../../core/proc.ts";
+import { leftoversOfEnded, startTime } from "../../core/proc.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
 export { startTime };
@@ -18,14 +18,7 @@ export function registerInstance(runtime: Runtime, root: boolean): void {
 }
 
 function sweepGone(dir: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (!/^[1-9]\d*$/.test(name) || Number(name) === process.pid || alive(Number(name))) continue;
+  for (const name of leftoversOfEnded(dir, /^([1-9]\d*)$/)) {
     try {
       rmSync(`${dir}/${name}`, { recursive: true, force: true });
     } catch {

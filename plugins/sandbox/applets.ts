@@ -1,17 +1,14 @@
 // <app>/sbin: a link per busybox applet, last on the guest's PATH (reference §7.3). Made
 // once per build in a temporary directory that is renamed into place; those of runs killed
 // while making it are swept by the next one that makes it.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { basename, dirname } from "node:path";
-import { alive } from "../../core/proc.ts";
+import { leftoversOfEnded } from "../../core/proc.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
 function sweepTemporaries(sbin: string): void {
   const pattern = new RegExp(`^${basename(sbin)}\\.(\\d+)\\.tmp$`);
-  for (const name of readdirSync(dirname(sbin))) {
-    const match = pattern.exec(name);
-    if (match && Number(match[1]) !== process.pid && !alive(Number(match[1]))) rmSync(`${dirname(sbin)}/${name}`, { recursive: true, force: true });
-  }
+  for (const name of leftoversOfEnded(dirname(sbin), pattern)) rmSync(`${dirname(sbin)}/${name}`, { recursive: true, force: true });
 }
 
 export async function ensureApplets(runtime: Runtime): Promise<void> {

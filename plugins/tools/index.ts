@@ -3,22 +3,19 @@
 // against its sha256 and renamed, so an extraction killed half-way, or a damaged image,
 // leaves nothing that would be used. Later uses trust the file because of where it is: the
 // build's directory is private to the user and read-only for guests (plugins/runtime-dir).
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
 import { readAt, type ToolRecord } from "../../core/image.ts";
 import { ensureUserDir, GLOBAL_DIR } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { alive } from "../../core/proc.ts";
+import { leftoversOfEnded } from "../../core/proc.ts";
 
 const NAME = "tools";
 
 /** Temporaries (<name>.<pid>.tmp) of extractions whose process is gone. */
 function sweepTemporaries(bin: string): void {
-  for (const name of readdirSync(bin)) {
-    const match = /\.(\d+)\.tmp$/.exec(name);
-    if (match && Number(match[1]) !== process.pid && !alive(Number(match[1]))) rmSync(`${bin}/${name}`, { force: true });
-  }
+  for (const name of leftoversOfEnded(bin, /\.(\d+)\.tmp$/)) rmSync(`${bin}/${name}`, { force: true });
 }
 
 /** Ours, and whole: a file cut by a crash or a full disk is extracted again. */
