@@ -138,10 +138,14 @@ function spawnHolder(runtime: Runtime, argv: string[], dataLock: number): Starti
   resetWorkDirectory(workDirectory(runtime));
   runtime.logger("sandbox").debug(`Holder: ['${argv.join("','")}',]`);
   const errors = openSync(`${mounts}/holder.err`, "w");
-  // Its own session: a terminal's Ctrl-C for the first run must not reach the runs that share it.
-  // Not the guest's environment (launch.env): the holder is shared by runs with their own.
-  const child = Bun.spawn(argv, { stdio: ["ignore", "pipe", errors, dataLock], detached: true, env: process.env });
-  closeSync(errors);
+  let child: Subprocess<"ignore", "pipe", number>;
+  try {
+    // Its own session: a terminal's Ctrl-C for the first run must not reach the runs that share it.
+    // Not the guest's environment (launch.env): the holder is shared by runs with their own.
+    child = Bun.spawn(argv, { stdio: ["ignore", "pipe", errors, dataLock], detached: true, env: process.env });
+  } finally {
+    closeSync(errors);
+  }
   event("holder spawned");
   const ready = (async () => {
     // "ready", or the end of the pipe: its monitor (bwrap) holds it open too, so only the line counts.
@@ -191,7 +195,15 @@ export async function beginJoin(runtime: Runtime, guess?: HolderPlan): Promise<H
       });
     }
     kept = true;
-    return { kind: "free", startLock, guestLock, dataLock, starting: guess && spawnHolder(runtime, guess.argv, dataLock) };
+    let starting: Starting | undefined;
+    try {
+      // Its tools have not been checked yet in this run (one cut short by a crash is extracted
+      // again when the run looks it up): one that cannot start only costs the head start.
+      if (guess) starting = spawnHolder(runtime, guess.argv, dataLock);
+    } catch (error) {
+      runtime.logger("sandbox").debug(`Could not start the holder of the last start's plan: ${(error as Error).message}`);
+    }
+    return { kind: "free", startLock, guestLock, dataLock, starting };
   } finally {
     if (!kept) closeSync(startLock);
   }
