@@ -6,14 +6,16 @@ import { FimError } from "../../core/errors.ts";
 import { execve } from "../../core/libc.ts";
 import { write } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
-import { SANDBOX_STAGE } from "../../core/launch.ts";
-import { guestPid, liveInstances, registerInstance } from "./registry.ts";
+import { PREPARE_STAGE, SANDBOX_STAGE } from "../../core/launch.ts";
+import { claimInstanceDir, guestPid, liveInstances, registerInstance } from "./registry.ts";
 
 const NAME = "instance";
 
 export const instancePlugin: Plugin = {
   name: NAME,
   apply(runtime) {
+    runtime.hooks.prepare.tapPromise({ name: NAME, stage: PREPARE_STAGE.instance }, async (launch) => claimInstanceDir(runtime, launch));
+
     // Last of the sandbox's preparation: from here the run is an instance.
     runtime.hooks.sandbox.tapPromise({ name: NAME, stage: SANDBOX_STAGE.portal + 10 }, async (operations, launch) => {
       registerInstance(runtime, launch.request.root);

@@ -1,26 +1,68 @@
 // Running instances of this build (reference §11): <app>/instance/<pid> directories whose
 // launcher is still the same process (its start time is recorded, so a reused PID is never
 // taken for an instance), sorted by PID.
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { leftoversOfEnded, startTime } from "../../core/proc.ts";
+//
+// A run holds a shared lock on its directory's `.alive` for its whole life (the launcher
+// takes it, the supervisor it becomes keeps it). A directory whose lock can be taken
+// exclusively belongs to a run that has ended, however it ended; the lock also tells a run of
+// another PID namespace sharing this runtime directory (a toolbox container and its host share
+// $XDG_RUNTIME_DIR) from a dead one, which its PID cannot.
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { Launch } from "../../core/launch.ts";
+import { flock, keepAcrossExec, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
+import { alive, startTime } from "../../core/proc.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
 export { startTime };
 
-/**
- * Marks this process's instance directory as a running instance, and removes those of
- * processes that are gone (a start killed before it became an instance has no record, so
- * nothing else would).
- */
-export function registerInstance(runtime: Runtime, root: boolean): void {
-  writeFileSync(`${runtime.paths.instance}/instance.json`, JSON.stringify({ started: startTime("self"), root }));
-  sweepGone(`${runtime.paths.app}/instance`);
+const ALIVE = ".alive";
+
+/** Takes this run's instance directory (its lock kept across the hand-over), and sweeps those of ended runs. */
+export function claimInstanceDir(runtime: Runtime, launch: Launch): void {
+  const { instance, app } = runtime.paths;
+  mkdirSync(instance, { recursive: true });
+  const fd = openSync(`${instance}/${ALIVE}`, "w");
+  flock(fd, LOCK_SH);
+  keepAcrossExec(fd);
+  launch.heldFds.push(fd);
+  sweepEnded(`${app}/instance`);
 }
 
-function sweepGone(dir: string): void {
-  for (const name of leftoversOfEnded(dir, /^([1-9]\d*)$/)) {
+/** Marks this process's instance directory as a running instance. */
+export function registerInstance(runtime: Runtime, root: boolean): void {
+  writeFileSync(`${runtime.paths.instance}/instance.json`, JSON.stringify({ started: startTime("self"), root }));
+}
+
+/** Whether the run of an instance directory has ended: its lock is free; without one (a run killed before it took it), its PID. */
+function ended(dir: string, pid: number): boolean {
+  let fd: number;
+  try {
+    fd = openSync(`${dir}/${pid}/${ALIVE}`, "r");
+  } catch {
+    return !alive(pid);
+  }
+  try {
+    return tryLockExclusive(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function instanceNames(dir: string): number[] {
+  try {
+    return readdirSync(dir)
+      .filter((name) => /^[1-9]\d*$/.test(name) && Number(name) !== process.pid)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function sweepEnded(dir: string): void {
+  for (const pid of instanceNames(dir)) {
+    if (!ended(dir, pid)) continue;
     try {
-      rmSync(`${dir}/${name}`, { recursive: true, force: true });
+      rmSync(`${dir}/${pid}`, { recursive: true, force: true });
     } catch {
       // left for the next sweep: a run must not fail for another's left-overs
     }
@@ -29,27 +71,16 @@ function sweepGone(dir: string): void {
 
 export function liveInstances(runtime: Runtime): number[] {
   const dir = `${runtime.paths.app}/instance`;
-  sweepGone(dir);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return names
-    .filter((name) => /^[1-9]\d*$/.test(name) && Number(name) !== process.pid)
-    .map(Number)
+  sweepEnded(dir);
+  return instanceNames(dir)
     .filter((pid) => {
-      let started: string | undefined;
       try {
-        started = (JSON.parse(readFileSync(`${dir}/${pid}/instance.json`, "utf8")) as { started?: string }).started;
+        const { started } = JSON.parse(readFileSync(`${dir}/${pid}/instance.json`, "utf8")) as { started?: string };
+        // Another process under a reused PID, or a run of another PID namespace: not one to enter.
+        return started !== undefined && started === startTime(pid);
       } catch {
-        return false; // not (yet) an instance: a run still preparing, or another command
+        return false; // not (yet) an instance: a run still preparing
       }
-      if (started !== undefined && started === startTime(pid)) return true;
-      // The record of a run that was killed before it could remove it: swept here.
-      rmSync(`${dir}/${pid}`, { recursive: true, force: true });
-      return false;
     })
     .sort((a, b) => a - b);
 }

@@ -1,6 +1,7 @@
 // fim-instance list and exec: running instances of an image, and commands run inside them.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { flock, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
 import { join } from "node:path";
 import { expectParseError, freshImage, lines, type TestImage } from "../helpers/image.ts";
 
@@ -55,6 +56,13 @@ describe("fim-instance", () => {
     const run = Bun.spawn([image.path, "fim-exec", "sh", "-c", "echo ready; sleep 30"], { stdout: "pipe", stderr: "inherit" });
     await started(run);
     expect(image.run(["fim-instance", "list"]).stdout).toBe(`0:${run.pid}\n`);
+    image.run(["fim-env", "set", "APP=$FIM_DIR_APP"]);
+    const alive = join(image.run(["fim-env", "list"]).stdout.trim().slice("APP=".length), "instance", String(run.pid), ".alive");
+    image.run(["fim-env", "clear"]);
+    // The run's supervisor (the launcher after its hand-over) holds its directory's lock.
+    const probe = openSync(alive, "r");
+    expect(tryLockExclusive(probe)).toBe(false);
+    closeSync(probe);
     run.kill(9);
     await run.exited;
     image.run(["fim-env", "set", "APP=$FIM_DIR_APP"]);
@@ -79,6 +87,26 @@ describe("fim-instance", () => {
     expect(require("node:fs").existsSync(left)).toBe(false);
     expect(require("node:fs").existsSync(mine)).toBe(true);
     rmSync(mine, { recursive: true });
+  });
+
+  test("the directory of a run whose lock is held (a run of another PID namespace) is kept; once the lock is free, swept", () => {
+    image.run(["fim-env", "set", "APP=$FIM_DIR_APP"]);
+    const app = image.run(["fim-env", "list"]).stdout.trim().slice("APP=".length);
+    image.run(["fim-env", "clear"]);
+    // Its PID names no process here, as a run's of another PID namespace would not.
+    const other = join(app, "instance", String(Bun.spawnSync(["true"]).pid));
+    mkdirSync(other, { recursive: true });
+    const lock = openSync(join(other, ".alive"), "w");
+    try {
+      flock(lock, LOCK_SH);
+      expect(image.run(["fim-exec", "true"]).code).toBe(0);
+      expect(image.run(["fim-instance", "list"]).stdout).toBe("");
+      expect(existsSync(other)).toBe(true);
+    } finally {
+      closeSync(lock);
+    }
+    expect(image.run(["fim-exec", "true"]).code).toBe(0);
+    expect(existsSync(other)).toBe(false);
   });
 
   test("a stale instance directory (its PID reused by another process) is not listed", () => {
