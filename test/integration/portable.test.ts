@@ -316,6 +316,30 @@ describe("the runtime directory and its fall-backs", () => {
     }
   }, LONG_TEST);
 
+  test("links above the cache directory (/home -> /var/home, a ~/.cache moved elsewhere) are resolved, not refused", () => {
+    const home = mkdtempSync(join(tmpdir(), "fim-home-"));
+    const elsewhere = mkdtempSync(join(tmpdir(), "fim-cache-"));
+    const link = `${home}.link`;
+    try {
+      symlinkSync(home, link);
+      const throughLink = inMountNamespace("mount -t tmpfs -o size=1m tmpfs /tmp/fim", { HOME: link });
+      expect(throughLink.code).toBe(0);
+      expect(runtimeDirOf(throughLink.stdout)).toStartWith(`${home}/.cache/fim/app/`);
+      // A ~/.cache that is a link to another directory of the user's.
+      spawnSync(["chmod", "-R", "u+rwx", home]);
+      rmSync(join(home, ".cache"), { recursive: true, force: true });
+      symlinkSync(elsewhere, join(home, ".cache"));
+      const moved = inMountNamespace("mount -t tmpfs -o size=1m tmpfs /tmp/fim", { HOME: link });
+      expect(moved.code).toBe(0);
+      expect(runtimeDirOf(moved.stdout)).toStartWith(`${elsewhere}/fim/app/`);
+    } finally {
+      spawnSync(["chmod", "-R", "u+rwx", home, elsewhere]);
+      rmSync(link, { force: true });
+      rmSync(home, { recursive: true, force: true });
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+  }, LONG_TEST);
+
   test("room for the stub's files but not for the tools and busybox's links: ~/.cache, and the run works", () => {
     const home = mkdtempSync(join(tmpdir(), "fim-home-"));
     try {

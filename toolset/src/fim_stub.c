@@ -491,8 +491,22 @@ static int candidates(struct root *roots) {
   roots[n].kinds = "xssp", roots[n++].xdg = 0;
   const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
   if ((cache && cache[0] == '/') || (home && home[0] == '/')) {
-    if (cache && cache[0] == '/') snprintf(roots[n].path, PATH_MAX, "%s/fim/app", cache);
-    else snprintf(roots[n].path, PATH_MAX, "%s/.cache/fim/app", home);
+    char base[PATH_MAX], real[PATH_MAX];
+    if (cache && cache[0] == '/') snprintf(base, sizeof base, "%s", cache);
+    else snprintf(base, sizeof base, "%s/.cache", home);
+    /* Links on the way (Silverblue's /home -> /var/home, a ~/.cache moved to another disk) are
+     * resolved first: the walk then follows none, and checks every directory it meets, so a
+     * link can only lead where the checks would have let the path be. */
+    char *slash = strrchr(base, '/');
+    if (realpath(base, real)) {
+      snprintf(roots[n].path, PATH_MAX, "%s/fim/app", real);
+    } else if (slash && slash != base) {
+      *slash = 0; /* not made yet: its parent's links */
+      if (realpath(base, real)) snprintf(roots[n].path, PATH_MAX, "%s/%s/fim/app", real, slash + 1);
+      else snprintf(roots[n].path, PATH_MAX, "%s/%s/fim/app", base, slash + 1);
+    } else {
+      snprintf(roots[n].path, PATH_MAX, "%s/fim/app", base);
+    }
     roots[n].kinds = "cpp", roots[n++].xdg = 0;
   }
   for (int i = 0; i < n; i++) roots[i].fd = -1, roots[i].why = NULL, roots[i].where[0] = 0;
