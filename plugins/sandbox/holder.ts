@@ -234,8 +234,8 @@ export async function finishJoin(runtime: Runtime, entering: Promise<HolderEntry
       starting = undefined;
     }
     if (starting) {
-      // The same command line: only a mount point removed since can make it fail, and the
-      // run has made its mount points by now.
+      // The same command line: only what the run repairs before it gets here (a mount point
+      // removed, a tool cut short) can make it fail, and then it is started again.
       pid = await starting.ready.catch((error) => {
         log.debug(`The holder started from the last start's plan failed: ${(error as Error).message}`);
         return undefined;
