@@ -81,7 +81,9 @@ export type PrepareStep =
   /** Keeps running; prints the line `ready` once it is (our FUSE server). */
   | { kind: "ready"; argv: string[] }
   /** Each directory must be a mount point (a mount tool may exit 0 having mounted nothing). */
-  | { kind: "mounted"; dirs: string[] };
+  | { kind: "mounted"; dirs: string[] }
+  /** A kernel mount made by the supervisor itself (mount(2): no mount command to start). */
+  | { kind: "mount"; type: string; source: string; options: string; target: string };
 
 /** A clean-up after the guest. */
 export type AfterStep =

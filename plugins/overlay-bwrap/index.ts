@@ -25,7 +25,7 @@ export const overlayBwrapPlugin: Plugin = {
       // backslash. userxattr: its marks (opaque, redirect) as user.overlay.* xattrs, as bwrap does.
       const escape = (path: string) => path.replace(/[\\:,]/g, "\\$&");
       const options = [`lowerdir=${[...launch.lowerDirs].reverse().map(escape).join(":")}`, `upperdir=${escape(upper)}`, `workdir=${escape(workDirectory(runtime))}`, "userxattr"];
-      launch.steps.push({ kind: "run", argv: [await runtime.tool("busybox"), "mount", "-t", "overlay", "overlay", "-o", options.join(","), root] });
+      launch.steps.push({ kind: "mount", type: "overlay", source: "overlay", options: options.join(","), target: root });
       return { kind: "directory", path: root };
     });
   },

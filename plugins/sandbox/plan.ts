@@ -38,6 +38,7 @@ export function supervisorArgs(supervisor: string, plan: SupervisorPlan): string
   for (const step of plan.steps ?? []) {
     if (step.kind === "run") args.push(...record("--step", step.argv));
     else if (step.kind === "ready") args.push(...record("--ready", step.argv));
+    else if (step.kind === "mount") args.push(...record("--mount", [step.type, step.source, step.options, step.target]));
     else args.push(...record("--mounted", step.dirs));
   }
   for (const companion of plan.companions ?? []) args.push(...record("--companion", companion));

@@ -327,6 +327,34 @@ describe("--mounted", () => {
   });
 });
 
+describe("--mount", () => {
+  const inNamespace = (...records: string[]) => new Run(["-r", "-m", BIN, ...records], { command: ["unshare"] }).end();
+
+  test("mounts with mount(2) before the child (no mount command); the child sees it", async () => {
+    const target = path("target");
+    mkdirSync(target);
+    const result = await inNamespace(...record("mount", "tmpfs", "fim-test", "size=1m,mode=0700", target), ...record("mounted", target), ...record("child", ...sh(`grep ' ${target} ' /proc/self/mounts`)));
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(result.stdout).toStartWith(`fim-test ${target} tmpfs rw`);
+    expect(result.stdout).toContain("size=1024k,mode=700");
+  });
+
+  test("a refused mount fails the run with the kernel's reason and the steps' output; no child", async () => {
+    const log = path("log");
+    const missing = path("missing");
+    const supervisor = new Run(["-r", "-m", BIN, "--log", log, ...record("step", ...sh("echo before")), ...record("mount", "tmpfs", "fim-test", "", missing), ...record("child", ...sh("echo child"))], { command: ["unshare"] });
+    const result = await supervisor.end();
+    expect(result).toMatchObject({ code: 125, stdout: "" });
+    expect(result.stderr).toMatch(new RegExp(`^C::sandbox::\\d+::Could not prepare the sandbox: mounting tmpfs on ${missing} failed: No such file or directory; the steps' output:\nbefore\n$`));
+  });
+
+  test("anything but four words is a bad plan", async () => {
+    const result = await run([...record("mount", "tmpfs", "x", "/tmp"), ...record("child", "true")]);
+    expect(result.code).toBe(125);
+    expect(result.stderr).toContain("--mount 3: it takes 4 words (type, source, options, target)");
+  });
+});
+
 describe("--companion", () => {
   test("companions start before the child, in their own process group, and the group gets SIGTERM when the child ends", async () => {
     const channel = fifo("companion");

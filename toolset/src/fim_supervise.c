@@ -7,11 +7,13 @@
  *                 [--expect-parent PID] [--tag TAG] [--hold LOCKFILE] [--notify FD]
  *                 [--linger FD PID] [--status-init] [--end-orphans]
  *                 [--step N argv...] [--ready N argv...] [--mounted N dir...]
+ *                 [--mount 4 type source options target]
  *                 [--companion N argv...] [--after N argv...] [--remove N path...]
  *                 [--child N argv...]
  *   fim_supervise --janitor FD MOUNTPOINT UNMOUNT_ARGV...
  *
- * Steps, servers (--ready) and mount checks run first, in the order given; a failure is
+ * Steps, servers (--ready), mounts made here (--mount: mount(2), one process fewer than a
+ * mount command) and mount checks run first, in the order given; a failure is
  * reported in FlatImage's line format with the log, and ends the run with 125. Then the
  * companions start, then the child; signals are forwarded to it (or to the pid its bwrap
  * names in the --status file); when it ends the companions' groups are stopped, --hold
@@ -45,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -57,8 +60,8 @@
 #define MAX_FDS 64
 #define FAILED 125
 
-enum kind { STEP, READY, MOUNTED, COMPANION, AFTER, REMOVE, CHILD };
-static const char *const KIND_NAME[] = {"--step", "--ready", "--mounted", "--companion", "--after", "--remove", "--child"};
+enum kind { STEP, READY, MOUNTED, MOUNT, COMPANION, AFTER, REMOVE, CHILD };
+static const char *const KIND_NAME[] = {"--step", "--ready", "--mounted", "--mount", "--companion", "--after", "--remove", "--child"};
 
 struct record {
   enum kind kind;
@@ -214,6 +217,7 @@ static void parse(int n, char **args) {
       long words = number(count, opt, INT_MAX);
       if (words > n - i) bad_plan("%s %s: the count is beyond the end of the plan (%d words follow)", opt, count, n - i);
       if (words == 0 && kind != MOUNTED && kind != REMOVE) bad_plan("%s 0: a program is needed", opt);
+      if (kind == MOUNT && words != 4) bad_plan("%s %s: it takes 4 words (type, source, options, target)", opt, count);
       if (plan.nrecords == MAX_RECORDS) bad_plan("more than %d records", MAX_RECORDS);
       struct record *r = &plan.records[plan.nrecords++];
       *r = (struct record){.kind = kind, .argc = (int)words, .argv = args + i};
@@ -291,6 +295,7 @@ static _Noreturn void become(const struct record *r, int out) {
     for (int k = 0; ok && k < plan.nopen; k++) ok = put(plan.opens[k].source, plan.opens[k].fd);
     break;
   case MOUNTED:
+  case MOUNT:
   case REMOVE: break;
   }
   if (!ok) {
@@ -586,6 +591,15 @@ static enum outcome check_mounted(const struct record *r) {
   return DONE;
 }
 
+static enum outcome make_mount(const struct record *r) {
+  const char *type = r->argv[0], *source = r->argv[1], *options = r->argv[2], *target = r->argv[3];
+  if (mount(source, target, type, 0, options[0] ? options : NULL) == 0) return DONE;
+  char what[PATH_MAX + 128];
+  snprintf(what, sizeof what, "mounting %s on %s failed: %s", type, target, strerror(errno));
+  report_with_log(what, NULL, "; the steps' output");
+  return FAIL;
+}
+
 /* ----------------------------------------------------------------- ends */
 /* A companion's group; the companion alone if it left its group (no group has its pid). */
 static void signal_companion(const struct proc *c, int sig) {
@@ -852,6 +866,7 @@ int main(int argc, char **argv) {
     else if (r->kind == STEP) outcome = run_step(r);
     else if (r->kind == READY) outcome = run_ready(r);
     else if (r->kind == MOUNTED) outcome = check_mounted(r);
+    else if (r->kind == MOUNT) outcome = make_mount(r);
   }
   if (outcome == DONE && aborted) outcome = ABORT;
   /* A namespace holder says when its mounts are ready; end of file without it: they are not. */
