@@ -153,6 +153,38 @@ describe("the stub", () => {
     expect(image.run(["fim-exec", "sh", "-c", 'echo "$LD_AUDIT|$FIM_HOST_LD_AUDIT"'], { env: { LD_AUDIT: library } }).stdout).toBe(`${library}|\n`);
   });
 
+  test("short commands run with the baseline JIT put off; no process of the run passes it on, and a user's own setting is kept", async () => {
+    const put = "The baseline JIT is put off for this command (BUN_JSC_thresholdForJITAfterWarmUp,BUN_JSC_thresholdForJITSoon)";
+    expect(image.run(["fim-version", "short"], { env: { FIM_DEBUG: "1" } }).stdout).toContain(put);
+    expect(image.run(["fim-layer", "list"], { env: { FIM_DEBUG: "1" } }).stdout).not.toContain("baseline JIT");
+    // Every process of a running instance (its supervisor, the holder and its mounts, the
+    // portal, the guest): none has the settings or their list.
+    const run = spawn([image.path, "fim-exec", "sh", "-c", "echo ready; read line"], { stdin: "pipe", stdout: "pipe", stderr: "inherit", env: { ...process.env, FIM_OVERLAY: "unionfs" } });
+    try {
+      const reader = run.stdout.getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
+      reader.releaseLock();
+      const ours = readdirSync("/proc")
+        .filter((name) => /^\d+$/.test(name))
+        .map((pid) => {
+          try {
+            return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+          } catch {
+            return [];
+          }
+        })
+        .filter((environ) => environ.includes(`FIM_BIN_SELF=${image.path}`));
+      expect(ours.length).toBeGreaterThanOrEqual(4);
+      expect(ours.flat().filter((entry) => /^(BUN_JSC_|FIM_BOOT_)/.test(entry))).toEqual([]);
+    } finally {
+      run.stdin.end();
+      await run.exited;
+    }
+    const own = image.run(["fim-exec", "sh", "-c", 'echo "$BUN_JSC_thresholdForJITSoon|${BUN_JSC_thresholdForJITAfterWarmUp-unset}"'], { env: { BUN_JSC_thresholdForJITSoon: "7", FIM_DEBUG: "1" } });
+    expect(lines(own.stdout)).toContain("7|unset");
+    expect(own.stdout).toContain("The baseline JIT is put off for this command (BUN_JSC_thresholdForJITAfterWarmUp)");
+  });
+
   test("a CPU without x86-64-v2 gets a clear message, not SIGILL", () => {
     const qemu = Bun.which("qemu-x86_64");
     if (!qemu) throw new Error("this test needs qemu-user: apt-get install qemu-user (scripts/prepare.sh installs it)");

@@ -704,6 +704,42 @@ static int open_build(int root, const char *build, int *lock, const char **why) 
 
 /* ------------------------------------------------------------------- main */
 
+/* Commands whose work in the launcher is a few milliseconds: a run (the guest runs in other
+ * processes) and the configuration commands. Not those that do long work in it (fim-layer,
+ * fim-desktop's icons, fim-recipe, fim-remote, fim-cache), nor any other. */
+static int short_command(int argc, char **argv) {
+  if (argc < 2 || strncmp(argv[1], "fim-", 4) != 0) return 1; /* the boot command */
+  static const char *const names[] = {"fim-exec", "fim-root", "fim-perms", "fim-env", "fim-boot", "fim-bind", "fim-unshare", "fim-version",
+                                      "fim-help", "fim-instance", "fim-casefold", "fim-overlay", "fim-notify", "fim-portal"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    if (strcmp(argv[1], names[i]) == 0) return 1;
+  }
+  return 0;
+}
+
+/* JavaScriptCore compiles a function with its baseline JIT once it has run a few hundred
+ * times: for a launcher that works a few milliseconds, that costs more than it saves (8-10 %
+ * of `fim-exec true` and `fim-perms list`, measured side by side). For those commands it is
+ * put off; FIM_BOOT_JIT names the variables set here, which the launcher removes from the
+ * environment it passes on, so the guest and the helpers that run long (the union
+ * filesystem's server) get the engine's defaults. A variable the user set is left alone. */
+static void delay_jit(int argc, char **argv) {
+  unsetenv("FIM_BOOT_JIT");
+  if (!short_command(argc, argv)) return;
+  static const char *const names[] = {"BUN_JSC_thresholdForJITAfterWarmUp", "BUN_JSC_thresholdForJITSoon"};
+  char set[256] = "";
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    if (getenv(names[i])) continue;
+    setenv(names[i], "5000", 1);
+    if (set[0]) strcat(set, ",");
+    strcat(set, names[i]);
+  }
+  if (set[0]) {
+    setenv("FIM_BOOT_JIT", set, 1);
+    debug("The baseline JIT is put off for this command (%s)", set);
+  }
+}
+
 static void join(char out[PATH_MAX], const char *dir, const char *name) {
   if (snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) fail("The path of the runtime directory is too long: '%s'", dir);
 }
@@ -853,6 +889,7 @@ int main(int argc, char **argv) {
       unsetenv(set_aside[i][0]);
     }
   }
+  delay_jit(argc, argv);
   close(image);
   close(build);
 
