@@ -66,8 +66,11 @@ const planFile = (runtime: Runtime) => `${runtime.paths.mounts}/holder.plan`;
 
 export async function holderPlan(runtime: Runtime, launch: Launch): Promise<HolderPlan> {
   const { mounts, data } = runtime.paths;
-  const [bwrap, supervise] = await Promise.all([runtime.tool("bwrap"), runtime.tool("fim_supervise")]);
-  const inside = supervisorArgs(supervise, {
+  const supervise = await runtime.tool("fim_supervise");
+  const argv = supervisorArgs(supervise, {
+    // Its own user, mount and pid namespaces, where it is root: no new root to make (bwrap's
+    // was most of the mounting time), the host's as it is, with a /proc of its own.
+    namespace: true,
     log: `${mounts}/holder.log`,
     // fd 3: the data directory's lock, held by the holder for as long as it lives.
     close: [3],
@@ -77,7 +80,6 @@ export async function holderPlan(runtime: Runtime, launch: Launch): Promise<Hold
     after: [{ kind: "remove", paths: [`${data}/work`] }],
     hold: `${mounts}/guests.lock`,
   });
-  const argv = [bwrap, "--unshare-user", "--unshare-pid", "--as-pid-1", "--uid", "0", "--gid", "0", "--cap-add", "ALL", "--dev-bind", "/", "/", "--proc", "/proc", "--", ...inside];
   const key = new Bun.CryptoHasher("sha256").update(JSON.stringify({ steps: launch.steps, root: launch.root })).digest("hex");
   const { overlay, casefold } = launch.facts;
   return { key, argv, summary: `overlay ${overlay}, casefold ${casefold ? "on" : "off"}, ${launch.lowerDirs.length} lower layer(s)` };
@@ -148,7 +150,7 @@ function spawnHolder(runtime: Runtime, argv: string[], dataLock: number): Starti
   }
   event("holder spawned");
   const ready = (async () => {
-    // "ready", or the end of the pipe: its monitor (bwrap) holds it open too, so only the line counts.
+    // "ready", or the end of the pipe: its monitor holds it open too, so only the line counts.
     if (!(await readyLine(child.stdout))) {
       await child.exited;
       const report = readFileSync(`${mounts}/holder.err`, "utf8").trim();

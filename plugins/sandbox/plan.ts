@@ -9,6 +9,8 @@ export interface SupervisorPlan {
   statusInit?: boolean;
   /** Adopt the child's orphans and end them when it ends. */
   endOrphans?: boolean;
+  /** Run as pid 1 of a user, mount and pid namespace of its own, as root there (the namespace holder). */
+  namespace?: boolean;
   close?: number[];
   open?: [number, string][];
   steps?: PrepareStep[];
@@ -33,6 +35,7 @@ export function supervisorArgs(supervisor: string, plan: SupervisorPlan): string
   if (plan.status) args.push("--status", plan.status);
   if (plan.statusInit) args.push("--status-init");
   if (plan.endOrphans) args.push("--end-orphans");
+  if (plan.namespace) args.push("--namespace");
   for (const fd of plan.close ?? []) args.push("--close", String(fd));
   for (const [fd, path] of plan.open ?? []) args.push("--open", String(fd), path);
   for (const step of plan.steps ?? []) {

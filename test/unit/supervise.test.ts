@@ -2,7 +2,8 @@
 // Synchronisation is by pipes and FIFOs: a test waits for a line the child prints, and
 // "every holder of this pipe has died" is the end of file of a pipe they all inherited.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { flock, LOCK_SH } from "../../core/libc.ts";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -352,6 +353,37 @@ describe("--mount", () => {
     const result = await run([...record("mount", "tmpfs", "x", "/tmp"), ...record("child", "true")]);
     expect(result.code).toBe(125);
     expect(result.stderr).toContain("--mount 3: it takes 4 words (type, source, options, target)");
+  });
+});
+
+describe("--namespace", () => {
+  test("pid 1 of its own user, mount and pid namespaces, root there, with its own /proc; its mounts stay there; the monitor ends with its status", async () => {
+    const target = path("ns-target");
+    mkdirSync(target);
+    const result = await run([
+      "--namespace",
+      ...record("mount", "tmpfs", "fim-ns", "size=1m", target),
+      ...record("child", ...sh(`echo "$$ $(id -u) $(id -g) $(ls /proc | grep -c '^[0-9]')"; grep -c ' ${target} ' /proc/self/mounts; exit 3`)),
+    ]);
+    expect(result.code).toBe(3);
+    const [ids, mounted] = result.stdout.trim().split("\n");
+    // The child is pid 2 (the supervisor is 1); its /proc shows the namespace's processes only.
+    expect(ids).toMatch(/^2 0 0 [2-5]$/);
+    expect(mounted).toBe("1");
+    expect(readFileSync("/proc/self/mounts", "utf8")).not.toContain(` ${target} `);
+  });
+
+  test("a holder in its namespace: ready once its steps are, killed with its monitor", async () => {
+    const lock = path("ns-guests.lock");
+    const guest = openSync(lock, "w");
+    flock(guest, LOCK_SH);
+    const supervisor = new Run(["--namespace", "--notify", "1", "--hold", lock, ...record("step", "true")]);
+    expect(await supervisor.output((out) => out.includes("\n"))).toBe("ready\n");
+    const [pid1] = readFileSync(`/proc/${supervisor.proc.pid}/task/${supervisor.proc.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
+    expect(readFileSync(`/proc/${pid1}/status`, "utf8")).toMatch(/^NSpid:\s+\d+\s+1$/m);
+    supervisor.proc.kill("SIGKILL");
+    await until(() => dead(pid1!));
+    closeSync(guest);
   });
 });
 

@@ -5,7 +5,7 @@
  *
  *   fim_supervise [--log FILE] [--status FILE] [--close FD]... [--open FD FILE]...
  *                 [--expect-parent PID] [--tag TAG] [--hold LOCKFILE] [--notify FD]
- *                 [--linger FD PID] [--status-init] [--end-orphans]
+ *                 [--linger FD PID] [--status-init] [--end-orphans] [--namespace]
  *                 [--step N argv...] [--ready N argv...] [--mounted N dir...]
  *                 [--mount 4 type source options target]
  *                 [--companion N argv...] [--after N argv...] [--remove N path...]
@@ -32,6 +32,12 @@
  * (up to 2 s) for the holder PID to end when it was the last guest, so that a normal exit
  * leaves no process behind.
  *
+ * --namespace: the supervisor runs as pid 1 of a user, mount and pid namespace of its own,
+ * where it is root (the user mapped to uid 0, with every capability there) with its own
+ * /proc; mounts made there propagate nowhere. This process stays outside as its monitor, ends
+ * with it, and takes it along if it is killed. (The namespace holder's: bwrap made it before,
+ * and its new root, bound, pivoted to and the old one unmounted, was most of the holder's time.)
+ *
  * Janitor mode: waits until FD (a pipe whose writer is a FUSE server) reports end of file,
  * then, when MOUNTPOINT is still mounted, execs UNMOUNT_ARGV. */
 #define _GNU_SOURCE
@@ -40,6 +46,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -79,6 +86,7 @@ static struct {
   const char *log, *status, *tag, *hold;
   bool status_init; /* the status names an init whose child the signals are for */
   bool end_orphans;  /* adopt the child's orphans; end them when it ends */
+  bool namespace;    /* run as pid 1 of a user, mount and pid namespace of our own */
   int notify;    /* -1: none */
   int linger_fd; /* -1: none */
   pid_t linger_pid;
@@ -171,6 +179,8 @@ static void parse(int n, char **args) {
       plan.status_init = true;
     } else if (!strcmp(opt, "--end-orphans")) {
       plan.end_orphans = true;
+    } else if (!strcmp(opt, "--namespace")) {
+      plan.namespace = true;
     } else if (!strcmp(opt, "--notify")) {
       NEED(1);
       plan.notify = (int)number(args[i++], "--notify", 1 << 20);
@@ -816,9 +826,65 @@ static int janitor(int n, char **args) {
 }
 
 /* ----------------------------------------------------------------- main */
+/* ------------------------------------------------------------ namespace */
+static bool write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+  close(fd);
+  return ok;
+}
+
+/* Returns in the namespace's pid 1; the monitor outside never returns. */
+static void enter_namespace(void) {
+  uid_t uid = getuid();
+  gid_t gid = getgid();
+  char map[64];
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0) {
+    report("Could not make the namespace of the mounts: unshare: %s", strerror(errno));
+    _exit(FAILED);
+  }
+  snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
+  bool mapped = write_file("/proc/self/uid_map", map) && write_file("/proc/self/setgroups", "deny\n");
+  snprintf(map, sizeof map, "0 %u 1\n", (unsigned)gid);
+  if (!mapped || !write_file("/proc/self/gid_map", map)) {
+    report("Could not map the user into the namespace of the mounts: %s", strerror(errno));
+    _exit(FAILED);
+  }
+  /* Host mounts still reach us (a disk plugged in later); ours reach nobody. */
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0) {
+    report("Could not make the mounts of the namespace its own: %s", strerror(errno));
+    _exit(FAILED);
+  }
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    report("Could not start the namespace of the mounts: fork: %s", strerror(errno));
+    _exit(FAILED);
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
+      report("Could not mount /proc in the namespace of the mounts: %s", strerror(errno));
+      _exit(FAILED);
+    }
+    return;
+  }
+  /* The monitor: what the namespace's pid 1 ends with, we end with (no descriptor of its is
+   * needed here: the lock it holds is its own copy). */
+  for (int fd = 3; fd < 1024; fd++) close(fd);
+  int status;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) _exit(FAILED);
+  }
+  _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "--janitor")) return janitor(argc - 2, argv + 2);
   parse(argc - 1, argv + 1);
+  self = getpid();
+  if (plan.namespace) enter_namespace();
   self = getpid();
   if (plan.end_orphans) prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (plan.expect) {
