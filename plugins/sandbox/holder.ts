@@ -68,8 +68,8 @@ export async function holderPlan(runtime: Runtime, launch: Launch): Promise<Hold
   const { mounts, data } = runtime.paths;
   const supervise = await runtime.tool("fim_supervise");
   const argv = supervisorArgs(supervise, {
-    // Its own user, mount and pid namespaces, where it is root: no new root to make (bwrap's
-    // was most of the mounting time), the host's as it is, with a /proc of its own.
+    // Its own user, mount and pid namespaces, where it is root: the host's root as it is, with
+    // a /proc of its own (bwrap made a new root the holder does not need, in one process more).
     namespace: true,
     log: `${mounts}/holder.log`,
     // fd 3: the data directory's lock, held by the holder for as long as it lives.

@@ -36,7 +36,7 @@
  * where it is root (the user mapped to uid 0, with every capability there) with its own
  * /proc; mounts made there propagate nowhere. This process stays outside as its monitor, ends
  * with it, and takes it along if it is killed. (The namespace holder's: bwrap made it before,
- * and its new root, bound, pivoted to and the old one unmounted, was most of the holder's time.)
+ * with a new root the holder does not need and one process more.)
  *
  * Janitor mode: waits until FD (a pipe whose writer is a FUSE server) reports end of file,
  * then, when MOUNTPOINT is still mounted, execs UNMOUNT_ARGV. */
