@@ -105,12 +105,13 @@ describe("a packaged X11 program under Xvfb", () => {
   let dir: string;
   let server: XServer;
 
+  // Xvfb's start can outlast bun's 5 s for a hook on a busy machine (seen once in CI).
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "fim-test-x11-"));
     server = await startXvfb(dir);
     succeeded(image.run(["fim-perms", "add", "xorg"]), "fim-perms add xorg");
     succeeded(image.run(["fim-boot", "set", "xterm", "-fa", "Mono"]), "fim-boot set xterm");
-  });
+  }, 30_000);
 
   afterAll(async () => {
     await server?.stop();
