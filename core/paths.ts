@@ -1,7 +1,7 @@
 // Where things live on the host (reference §6.2, §7.3, §7.4), computed once per process.
 // Directories are created by whoever needs them, not here: a configuration command
 // must work next to an image in a read-only directory.
-import { chmodSync, lstatSync, mkdirSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { locateDataDir, type DataDirChoice } from "./data-dir.ts";
 import type { Image } from "./image.ts";
@@ -121,4 +121,13 @@ export function ensureUserDir(uid = process.getuid?.() ?? 0): string {
 /** $XDG_RUNTIME_DIR, or /run/user/<uid> (reference §6.1). */
 export function runtimeDir(): string {
   return process.env.XDG_RUNTIME_DIR || `/run/user/${process.getuid?.() ?? 0}`;
+}
+
+/** The names in a directory; none when it cannot be read (absent, not ours): for sweeps and listings that skip what they cannot see. */
+export function entriesOf(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }

@@ -1,5 +1,6 @@
 // Facts about processes read from /proc.
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { entriesOf } from "./paths.ts";
 
 /** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat): with the PID, it names one process. */
 export function startTime(pid: number | "self"): string | undefined {
@@ -35,13 +36,7 @@ export function alive(pid: number): boolean {
  * PID; never this process's): what a killed process left behind. None when `dir` cannot be read.
  */
 export function leftoversOfEnded(dir: string, pattern: RegExp): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  return names.filter((name) => {
+  return entriesOf(dir).filter((name) => {
     const pid = Number(pattern.exec(name)?.[1] ?? 0);
     return pid > 0 && pid !== process.pid && !alive(pid);
   });

@@ -10,6 +10,7 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Launch } from "../../core/launch.ts";
 import { flock, keepAcrossExec, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
+import { entriesOf } from "../../core/paths.ts";
 import { alive, startTime } from "../../core/proc.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
@@ -49,13 +50,9 @@ function ended(dir: string, pid: number): boolean {
 }
 
 function instanceNames(dir: string): number[] {
-  try {
-    return readdirSync(dir)
-      .filter((name) => /^[1-9]\d*$/.test(name) && Number(name) !== process.pid)
-      .map(Number);
-  } catch {
-    return [];
-  }
+  return entriesOf(dir)
+    .filter((name) => /^[1-9]\d*$/.test(name) && Number(name) !== process.pid)
+    .map(Number);
 }
 
 function sweepEnded(dir: string): void {

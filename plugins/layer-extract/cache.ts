@@ -2,11 +2,12 @@
 // lower directory), <key>.size its size in bytes, <key>.lock a lock held shared by every run
 // using it (exclusively while it is extracted or removed). The key is the layer's sha256;
 // <dir>/keys.json remembers the keys of layer files by identity, so a layer is hashed once.
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statfsSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statfsSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { FimError } from "../../core/errors.ts";
 import { flock, LOCK_EX, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
 import type { LayerRecord } from "../../core/image.ts";
+import { entriesOf } from "../../core/paths.ts";
 import { alive } from "../../core/proc.ts";
 import { removeAll, removeTree, treeSize } from "../runtime-dir/store.ts";
 
@@ -156,13 +157,7 @@ export interface CachedLayer {
 export function cachedLayers(dirs: string[]): CachedLayer[] {
   const found: CachedLayer[] = [];
   for (const dir of dirs) {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names.filter((entry) => /^[0-9a-f]{32}$/.test(entry))) {
+    for (const name of entriesOf(dir).filter((entry) => /^[0-9a-f]{32}$/.test(entry))) {
       const path = `${dir}/${name}`;
       let used = 0;
       let size = 0;
@@ -189,14 +184,8 @@ export function cachedLayers(dirs: string[]): CachedLayer[] {
  * have been reused).
  */
 export function sweepTemporaries(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
   const removed: string[] = [];
-  for (const name of names) {
+  for (const name of entriesOf(dir)) {
     const match = /^(?:([0-9a-f]{32})|keys\.json)\.(\d+)\.tmp$/.exec(name);
     if (!match || Number(match[2]) === process.pid) continue;
     let stale = !alive(Number(match[2]));

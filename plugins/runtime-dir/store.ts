@@ -5,6 +5,7 @@
 import { chmodSync, closeSync, lstatSync, openSync, readdirSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { tryLockExclusive } from "../../core/libc.ts";
+import { entriesOf } from "../../core/paths.ts";
 import { alive } from "../../core/proc.ts";
 
 /** Builds kept by the automatic sweep (the current one included). */
@@ -55,14 +56,8 @@ function lastTouched(path: string): number {
 }
 
 export function builds(root: string): Build[] {
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return [];
-  }
   const found: Build[] = [];
-  for (const name of names) {
+  for (const name of entriesOf(root)) {
     const path = join(root, name);
     if (!BUILD_ID.test(name) || !ownDirectory(path)) continue;
     try {
@@ -90,11 +85,7 @@ function withLock<T>(build: Build, locked: () => T, busy: T): T {
 
 /** A build of the earlier layout (no lock) is in use while an instance of it runs, and for a day after it was last touched. */
 function unlockedInUse(build: Build, now: number): boolean {
-  try {
-    if (readdirSync(join(build.path, "instance")).some((pid) => /^\d+$/.test(pid) && alive(Number(pid)))) return true;
-  } catch {
-    // no instances
-  }
+  if (entriesOf(join(build.path, "instance")).some((pid) => /^\d+$/.test(pid) && alive(Number(pid)))) return true;
   return now - build.used < UNLOCKED_GRACE_MS;
 }
 
@@ -163,13 +154,7 @@ export function removeTree(path: string): boolean {
 
 /** Leftovers of removals that were interrupted, or that could not remove everything. */
 export function sweepRemovals(root: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return;
-  }
-  for (const name of names) {
+  for (const name of entriesOf(root)) {
     const match = /^\..*\.removing\.(\d+)$/.exec(name);
     if (match && (Number(match[1]) === process.pid || !alive(Number(match[1])))) removeAll(join(root, name));
   }
@@ -179,13 +164,7 @@ export function sweepRemovals(root: string): void {
 export function treeSize(path: string): number {
   let total = 0;
   const walk = (dir: string) => {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return;
-    }
-    for (const name of names) {
+    for (const name of entriesOf(dir)) {
       const entry = join(dir, name);
       try {
         const info = lstatSync(entry);
