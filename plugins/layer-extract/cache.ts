@@ -9,7 +9,7 @@ import { flock, LOCK_EX, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
 import type { LayerRecord } from "../../core/image.ts";
 import { entriesOf } from "../../core/paths.ts";
 import { alive } from "../../core/proc.ts";
-import { removeAll, removeTree, treeSize } from "../runtime-dir/store.ts";
+import { removeAll, removeTree, treeSize } from "../../core/tree.ts";
 
 /** FIM_LAYER_CACHE_MAX, in MiB. */
 export const DEFAULT_LIMIT_MIB = 4096;

@@ -16,7 +16,7 @@ import type { Runtime } from "../../core/runtime.ts";
 import { discoverLayers, type Layer } from "../layer/discover.ts";
 import { kernelOverlayInUserns } from "../overlay/index.ts";
 import { registerCache } from "../runtime-dir/index.ts";
-import { sweepRemovals } from "../runtime-dir/store.ts";
+import { sweepRemovals } from "../../core/tree.ts";
 import { cachedLayers, cacheDirs, cacheLimit, chooseDir, ensureExtracted, estimatedSize, evict, findExtracted, layerInUse, layerKey, removeCachedLayer, sweepTemporaries } from "./cache.ts";
 import { fuseStatus } from "./fuse.ts";
 

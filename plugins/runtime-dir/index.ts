@@ -12,7 +12,8 @@ import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { buildInUse, builds, removeBuild, runtimeRoots, treeSize } from "./store.ts";
+import { treeSize } from "../../core/tree.ts";
+import { buildInUse, builds, removeBuild, runtimeRoots } from "./store.ts";
 
 const NAME = "runtime-dir";
 /** After every permission and bind (a bound $HOME must not make them writable again). */

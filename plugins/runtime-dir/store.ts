@@ -2,11 +2,12 @@
 // glibc it runs on and the tools the stub and the tools plugin extract), each with a lock
 // file held shared by every process of the build while it runs. Kept only for the builds
 // used most recently; one in use is never removed.
-import { chmodSync, closeSync, lstatSync, openSync, readdirSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { closeSync, lstatSync, openSync, statSync, type Stats } from "node:fs";
+import { dirname, join } from "node:path";
 import { tryLockExclusive } from "../../core/libc.ts";
 import { entriesOf } from "../../core/paths.ts";
 import { alive } from "../../core/proc.ts";
+import { removeTree, sweepRemovals } from "../../core/tree.ts";
 
 /** Builds kept by the automatic sweep (the current one included). */
 export const KEEP_BUILDS = 3;
@@ -102,81 +103,6 @@ export function buildInUse(build: Build, now = Date.now()): boolean {
 export function removeBuild(build: Build, now = Date.now()): boolean {
   if (!build.locked) return !unlockedInUse(build, now) && removeTree(build.path);
   return withLock(build, () => removeTree(build.path), false);
-}
-
-/** Our directories below `path` made writable again (a guest's `chmod 500` of a directory with files, kept in a layer). */
-function makeWritable(path: string): void {
-  let info: Stats;
-  try {
-    info = lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!info.isDirectory() || info.uid !== process.getuid?.()) return;
-  try {
-    if ((info.mode & 0o700) !== 0o700) chmodSync(path, info.mode | 0o700);
-    for (const name of readdirSync(path)) makeWritable(join(path, name));
-  } catch {
-    // left as it is
-  }
-}
-
-/** Removes a tree, whatever its directories' modes; false when something stays (a mount point in use). Never throws. */
-export function removeAll(path: string): boolean {
-  try {
-    rmSync(path, { recursive: true, force: true });
-    return true;
-  } catch {
-    makeWritable(path);
-    try {
-      rmSync(path, { recursive: true, force: true });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-}
-
-/**
- * Moves a directory out of the way (one rename, so nothing half-removed is ever used), then
- * removes it; what cannot be removed yet is left for sweepRemovals. Never throws.
- */
-export function removeTree(path: string): boolean {
-  const doomed = join(dirname(path), `.${basename(path)}.removing.${process.pid}`);
-  try {
-    renameSync(path, doomed);
-  } catch {
-    return false;
-  }
-  removeAll(doomed);
-  return true;
-}
-
-/** Leftovers of removals that were interrupted, or that could not remove everything. */
-export function sweepRemovals(root: string): void {
-  for (const name of entriesOf(root)) {
-    const match = /^\..*\.removing\.(\d+)$/.exec(name);
-    if (match && (Number(match[1]) === process.pid || !alive(Number(match[1])))) removeAll(join(root, name));
-  }
-}
-
-/** Bytes in a directory tree (files, not following links). */
-export function treeSize(path: string): number {
-  let total = 0;
-  const walk = (dir: string) => {
-    for (const name of entriesOf(dir)) {
-      const entry = join(dir, name);
-      try {
-        const info = lstatSync(entry);
-        if (info.isDirectory()) walk(entry);
-        else total += info.size;
-      } catch {
-        // gone
-      }
-    }
-  };
-  walk(path);
-  return total;
 }
 
 /**
