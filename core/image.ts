@@ -1,9 +1,10 @@
 // The image file (reference §7.1, our layout):
 //   [0, E)        the boot stub (static ELF, toolset/src/fim_stub.c); bytes 8..10 are the magic "FI\x01"
 //   E             header: "FIMAGE\0\x02", u32 LE length N, N bytes of JSON (build metadata, where each part is)
-//   E+12+N        the boot table: the stub's binary digest of the header (fim_stub.c, scripts/assemble.ts)
-//                 then the tools' provenance (JSON), the boot parts (zstd: the launcher, the glibc
-//                 loader and libraries) and the helper tools (zstd), back to back
+//   E+12+N        the boot table: the stub's binary digest of the header and the names of the brief
+//                 commands (fim_stub.c, scripts/assemble.ts), then the tools' provenance (JSON), the
+//                 boot parts (zstd: the launcher, the glibc loader and libraries) and the helper
+//                 tools (zstd), back to back
 //   RSV           reserved space, 4 MiB (slots of reference §7.2, see reserved.ts)
 //   RSV+4MiB      layers: u64 LE size, then the layer bytes; repeated
 import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
@@ -13,7 +14,7 @@ import { flock, LOCK_EX } from "./libc.ts";
 
 export const MAGIC = Buffer.from([0x46, 0x49, 0x01]); // "FI\x01" at bytes 8..10
 export const HEADER_MAGIC = Buffer.from("FIMAGE\0\x02", "latin1");
-export const BOOT_TABLE_MAGIC = Buffer.from("FIMBOOT\x01", "latin1");
+export const BOOT_TABLE_MAGIC = Buffer.from("FIMBOOT\x02", "latin1");
 export const RESERVED_SIZE = 4 * 1024 * 1024;
 const HEADER_PREFIX = 12;
 const MAX_HEADER = 1024 * 1024;

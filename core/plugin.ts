@@ -26,6 +26,12 @@ export interface Command {
   /** One line for `fim-help`. */
   summary: string;
   help: HelpUsage[];
+  /**
+   * Done in milliseconds (a run's start, reading or writing the configuration): the boot
+   * stub puts the engine's baseline JIT off for it, where compiling costs more than it
+   * saves. The build lists these commands in the boot table.
+   */
+  brief?: boolean;
   /** Console level while it runs: "I" for configuration commands, "C" for guest runs. */
   consoleLevel?: Level;
   /**

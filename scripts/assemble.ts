@@ -46,6 +46,8 @@ export interface AssembleOptions {
   metadata: Pick<Header, "version" | "commit" | "timestamp" | "distribution">;
   /** zstd level of the launcher, loader, libraries and tools. */
   level: number;
+  /** Commands that declare themselves brief (the stub puts the baseline JIT off for them). */
+  briefCommands: string[];
   /** Bytes written into the reserved space at build time (e.g. the preset remote), by offset in it. */
   reserved?: { offset: number; data: Buffer }[];
   progress: (text: string) => void;
@@ -54,6 +56,16 @@ export interface AssembleOptions {
 const CHUNK = 8 * 1024 * 1024;
 const TABLE_HEAD = 256;
 const TABLE_ENTRY = 128;
+/** The stub's room for the brief commands' names (BRIEF_MAX in fim_stub.c). */
+const BRIEF_MAX = 4096;
+
+/** The names, each ended by a NUL, as the stub reads them. */
+function briefNames(names: string[]): Buffer {
+  for (const name of names) if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`command name '${name}' cannot go into the boot table`);
+  const bytes = Buffer.from(names.map((name) => `${name}\0`).join(""), "latin1");
+  if (bytes.length > BRIEF_MAX) throw new Error(`the brief commands' names take ${bytes.length} bytes; the stub reads at most ${BRIEF_MAX}`);
+  return bytes;
+}
 
 function elfEnd(bytes: Buffer): number {
   return Number(bytes.readBigUInt64LE(0x28)) + bytes.readUInt16LE(0x3a) * bytes.readUInt16LE(0x3c);
@@ -105,14 +117,15 @@ function field(table: Buffer, at: number, size: number, text: string): void {
 }
 
 /** The stub's binary digest of the header (layout in toolset/src/fim_stub.c). */
-function bootTable(header: Omit<Header, "boot"> & { boot: Omit<Header["boot"], "table"> }, modes: Map<string, number>): Buffer {
+function bootTable(header: Omit<Header, "boot"> & { boot: Omit<Header["boot"], "table"> }, modes: Map<string, number>, brief: Buffer): Buffer {
   const { parts } = header.boot;
-  const table = Buffer.alloc(TABLE_HEAD + TABLE_ENTRY * parts.length);
+  const table = Buffer.alloc(TABLE_HEAD + TABLE_ENTRY * parts.length + brief.length);
   BOOT_TABLE_MAGIC.copy(table, 0);
   table.writeUInt32LE(table.length, 8);
   table.writeUInt32LE(parts.length, 12);
   table.writeBigUInt64LE(BigInt(header.reserved), 16);
   table.writeUInt32LE(header.boot.cpuLevel, 24);
+  table.writeUInt32LE(brief.length, 28);
   field(table, 32, 64, header.buildId);
   field(table, 96, 64, header.boot.loader);
   field(table, 160, 64, header.boot.launcher);
@@ -126,6 +139,7 @@ function bootTable(header: Omit<Header, "boot"> & { boot: Omit<Header["boot"], "
     Buffer.from(part.storedSha256, "hex").copy(table, at + 88);
     table.writeUInt32LE(modes.get(part.path)!, at + 120);
   });
+  brief.copy(table, TABLE_HEAD + TABLE_ENTRY * parts.length);
   return table;
 }
 
@@ -157,6 +171,7 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
   for (const { input } of tools) provenance[input.name] = { version: input.version, source: input.source, licenses: input.licenses };
   const deps = Buffer.from(JSON.stringify(provenance));
   const modes = new Map(options.boot.map((input) => [input.path, input.mode]));
+  const brief = briefNames(options.briefCommands);
 
   // Offsets depend on the header's length, which depends on the offsets: iterate to a fixed point.
   let headerLength = 0;
@@ -164,7 +179,7 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
   let json = "";
   for (let round = 0; round < 8; round++) {
     const tableOffset = end + 12 + headerLength;
-    const tableSize = TABLE_HEAD + TABLE_ENTRY * boot.length;
+    const tableSize = TABLE_HEAD + TABLE_ENTRY * boot.length + brief.length;
     const depsOffset = tableOffset + tableSize;
     let offset = depsOffset + deps.length;
     const parts: BootPart[] = boot.map((part) => {
@@ -192,7 +207,7 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
     headerLength = Buffer.byteLength(json);
   }
   if (!header) throw new Error("unreachable");
-  const table = bootTable(header, modes);
+  const table = bootTable(header, modes, brief);
 
   const temporary = `${options.output}.${process.pid}.tmp`;
   const fd = openSync(temporary, "w", 0o755);

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { dumpJson } from "../core/json.ts";
-import type { Bundle } from "../core/plugin.ts";
+import type { Bundle, Plugin } from "../core/plugin.ts";
+import { Runtime } from "../core/runtime.ts";
 import { SLOTS, textBytes } from "../core/reserved.ts";
 import { assembleImage, type Provenance, type ToolInput } from "./assemble.ts";
 import { compileLauncher } from "./compile.ts";
@@ -131,6 +132,16 @@ const git = Bun.spawnSync(["git", "rev-parse", "--short=7", "HEAD"], { cwd: root
 const commit = git.exitCode === 0 ? git.stdout.toString().trim() : "0000000";
 const timestamp = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
 const bundleModule = (await import(`${root}/bundles/${bundleName}/index.ts`)) as { default: Bundle };
+// The commands that declare themselves brief, as the launcher has them (the boot stub reads the list).
+let briefCommands: string[];
+try {
+  const extras = await Promise.all(plugins.map(async (path) => ((await import(path)) as { default: Plugin }).default));
+  const commands = new Runtime({ ...bundleModule.default, plugins: [...bundleModule.default.plugins, ...extras] }).commands;
+  briefCommands = [...commands.values()].filter((command) => command.brief).map((command) => command.name);
+} catch (error) {
+  step(`applying the plugins of '${bundleName}' failed: ${(error as Error).message}`);
+  process.exit(1);
+}
 // The recipe remote a fresh image shows (upstream's release images have theirs preset).
 const remote = values.remote ?? bundleModule.default.remote ?? "";
 if (remote) step(`recipe remote: ${remote}`);
@@ -161,6 +172,7 @@ const size = await assembleImage({
   output,
   tools,
   layers,
+  briefCommands,
   metadata: { version: `v${pkg.version}`, commit, timestamp, distribution: bundleModule.default.distribution },
   reserved: remote ? [{ offset: SLOTS.remote.offset, data: textBytes(dumpJson({ url: remote }), SLOTS.remote) }] : [],
   progress: step,

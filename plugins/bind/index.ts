@@ -33,6 +33,7 @@ export const bindPlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-bind", {
         name: "fim-bind",
+        brief: true,
         summary: "Bind paths from the host to inside the container",
         help: [
           {

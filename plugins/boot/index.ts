@@ -36,6 +36,7 @@ export const bootPlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) => {
       commands.set("fim-boot", {
         name: "fim-boot",
+        brief: true,
         summary: "Configure the default startup command",
         help: [
           {
@@ -79,6 +80,7 @@ export const bootPlugin: Plugin = {
 
       commands.set(DEFAULT_COMMAND, {
         name: DEFAULT_COMMAND,
+        brief: true,
         summary: "Run the stored boot command",
         hidden: true,
         consoleLevel: "C",

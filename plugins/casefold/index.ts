@@ -20,6 +20,7 @@ export const casefoldPlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-casefold", {
         name: "fim-casefold",
+        brief: true,
         summary: "Enables casefold for the filesystem (ignore case)",
         help: [{ usage: "fim-casefold <on|off>", args: [["on", "Enables casefold"], ["off", "Disables casefold"]] }],
         parse(args) {

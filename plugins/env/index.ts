@@ -52,6 +52,7 @@ export const envPlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-env", {
         name: "fim-env",
+        brief: true,
         summary: "Edit the environment variables of the flatimage",
         // Never in place: `list` may run `$(…)` for as long as it likes, and a process that
         // executes the image file blocks every writer (ETXTBSY).

@@ -41,6 +41,7 @@ export const helpPlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-help", {
         name: "fim-help",
+        brief: true,
         summary: "See usage details for specified command",
         help: [{ usage: "fim-help <cmd>", args: [["cmd", "Name of the command to display help details (also: fim-<cmd> --help)"]], examples: ["fim-help bind"] }],
         parse(args) {

@@ -25,6 +25,7 @@ export const instancePlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-instance", {
         name: "fim-instance",
+        brief: true,
         summary: "Manage running instances of the FlatImage",
         help: [
           {

@@ -43,6 +43,7 @@ export const notifyPlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-notify", {
         name: "fim-notify",
+        brief: true,
         summary: "Notify with 'notify-send' when the program starts",
         help: [{ usage: "fim-notify <on|off>", args: [["on", "Enables notify-send to notify the program start"], ["off", "Disables the start notification"]] }],
         parse(args) {

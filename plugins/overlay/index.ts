@@ -74,6 +74,7 @@ export const overlayPlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-overlay", {
         name: "fim-overlay",
+        brief: true,
         summary: "Show or select the default overlay filesystem",
         get help(): HelpUsage[] {
           return [

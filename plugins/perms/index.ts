@@ -49,6 +49,7 @@ export const permsPlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-perms", {
         name: "fim-perms",
+        brief: true,
         summary: "Edit current permissions for the flatimage",
         get help(): HelpUsage[] {
           const names = [...permissionHooks(runtime).permissions.keys()].sort();

@@ -16,6 +16,7 @@ export function portalCommand(runtime: Runtime): Command {
   const log = runtime.logger("portal");
   return {
     name: "fim-portal",
+    brief: true,
     summary: "Choose the host programs that guests may run with fim_portal",
     help: [
       {

@@ -12,6 +12,7 @@ const NAME = "run";
 function command(runtime: Runtime, name: "fim-exec" | "fim-root", root: boolean): Command {
   return {
     name,
+    brief: true,
     summary: root ? "Executes a command as the root user" : "Executes a command through the FlatImage launcher",
     consoleLevel: "C",
     help: [

@@ -67,6 +67,7 @@ export const unsharePlugin: Plugin = {
     runtime.hooks.commands.tap("unshare", (commands) =>
       commands.set("fim-unshare", {
         name: "fim-unshare",
+        brief: true,
         summary: "Edit the namespaces the sandbox unshares from the host",
         help: [
           {

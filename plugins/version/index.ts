@@ -14,6 +14,7 @@ export const versionPlugin: Plugin = {
     runtime.hooks.commands.tap(NAME, (commands) =>
       commands.set("fim-version", {
         name: "fim-version",
+        brief: true,
         summary: "Displays version information of FlatImage",
         help: [
           {

@@ -42,6 +42,7 @@ export async function syntheticImage(options: { layers?: Buffer[] } = {}): Promi
     output,
     tools: [{ name: "tool", path: tool, ...provenance }],
     layers,
+    briefCommands: ["default", "fim-exec"],
     metadata: { version: "v0.0.0", commit: "abcdef0", timestamp: "20260101000000", distribution: "BLUEPRINT" },
     progress: () => {},
   });

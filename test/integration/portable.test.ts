@@ -290,6 +290,27 @@ describe("damaged parts are detected by their hash", () => {
       copy.cleanup();
     }
   });
+
+  test("a damaged list of brief commands in the boot table is reported by the stub", () => {
+    const copy = freshImage(image.path, "brief.flatimage");
+    try {
+      const { table } = Image.open(copy.path).header.boot;
+      const patch = (bytes: Buffer, at: number) => {
+        const fd = openSync(copy.path, "r+");
+        writeSync(fd, bytes, 0, bytes.length, at);
+        closeSync(fd);
+      };
+      const size = readFileSync(copy.path).readUInt32LE(table.offset + 28);
+      patch(Buffer.from("x"), table.offset + table.size - 1); // the last name loses its NUL
+      expect(lines(runFresh(copy.path, ["fim-version", "short"]).stderr)[0]).toMatch(/^E::'.*brief\.flatimage' has a damaged boot table \(the brief commands' names\)$/);
+      const wrong = Buffer.alloc(4);
+      wrong.writeUInt32LE(size + 1);
+      patch(wrong, table.offset + 28);
+      expect(lines(runFresh(copy.path, ["fim-version", "short"]).stderr)[0]).toMatch(/^E::'.*brief\.flatimage' has a damaged boot table \(\d+ parts and \d+ bytes of names in \d+ bytes\)$/);
+    } finally {
+      copy.cleanup();
+    }
+  });
 });
 
 describe("the runtime directory and its fall-backs", () => {

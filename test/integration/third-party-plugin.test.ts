@@ -37,6 +37,13 @@ test("the plugin's command runs, logs through the runtime and appears in help", 
   expect(image.run(["fim-help", "hello"]).stdout).toStartWith("Flatimage - Portable Linux Applications\nfim-hello : Greets whoever is named\nUsage: fim-hello <name>\n");
 });
 
+test("a command from outside that declares itself brief gets the baseline JIT put off, as the runtime's own", () => {
+  const put = "The baseline JIT is put off for this command";
+  expect(image.run(["fim-hello", "world"], { env: { FIM_DEBUG: "1" } }).stdout).toContain(put);
+  expect(image.run(["fim-perms", "list"], { env: { FIM_DEBUG: "1" } }).stdout).toContain(put);
+  expect(image.run(["fim-layer", "list"], { env: { FIM_DEBUG: "1" } }).stdout).not.toContain(put);
+});
+
 test("its errors follow the runtime's conventions", () => {
   const result = image.run(["fim-hello"]);
   expect(result.code).toBe(125);

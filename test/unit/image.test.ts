@@ -20,11 +20,20 @@ describe("image format", () => {
     expect(image.reservedOffset).toBe(tool!.offset + tool!.size);
     const { boot } = image.header;
     expect(boot.parts.map((part) => [part.path, stored(part)])).toEqual([["bin/fim_boot", "launcher bytes"], ["lib/ld-linux-x86-64.so.2", "loader bytes"]]);
-    // The stub's table: magic, size, part count, reserved offset, CPU level, names, then the parts.
+    // The stub's table: magic, size, part count, reserved offset, CPU level, the brief
+    // commands' bytes, names, then the parts and the brief commands.
     const table = bytes.subarray(boot.table.offset, boot.table.offset + boot.table.size);
     const text = (at: number, size: number) => table.subarray(at, at + size).toString("latin1").replace(/\0+$/, "");
-    expect(text(0, 8)).toBe("FIMBOOT\x01");
-    expect([table.readUInt32LE(8), table.readUInt32LE(12), Number(table.readBigUInt64LE(16)), table.readUInt32LE(24)]).toEqual([256 + 2 * 128, 2, image.reservedOffset, 2]);
+    expect(text(0, 8)).toBe("FIMBOOT\x02");
+    const brief = "default\0fim-exec\0";
+    expect([table.readUInt32LE(8), table.readUInt32LE(12), Number(table.readBigUInt64LE(16)), table.readUInt32LE(24), table.readUInt32LE(28)]).toEqual([
+      256 + 2 * 128 + brief.length,
+      2,
+      image.reservedOffset,
+      2,
+      brief.length,
+    ]);
+    expect(table.subarray(256 + 2 * 128).toString("latin1")).toBe(brief);
     expect([text(32, 64), text(96, 64), text(160, 64), text(224, 32)]).toEqual([image.header.buildId, "lib/ld-linux-x86-64.so.2", "bin/fim_boot", "lib"]);
     const loader = table.subarray(256 + 128, 256 + 256);
     const [part] = boot.parts.slice(1);

@@ -7,10 +7,12 @@
  *
  * What it reads is the boot table that follows the image header (scripts/assemble.ts writes
  * it; core/image.ts describes the layout):
- *   "FIMBOOT\x01" u32 table size, u32 part count, u64 reserved-space offset, u32 CPU level,
- *   u32 flags, build id[64], loader[64], launcher[64], library dir[32], then per part:
- *   path[64] (relative to the build directory), u64 offset, u64 stored size, u64 size,
- *   sha256[32] of the stored bytes, u32 mode, u32 zero.
+ *   "FIMBOOT\x02" u32 table size, u32 part count, u64 reserved-space offset, u32 CPU level,
+ *   u32 size B of the brief commands' list, build id[64], loader[64], launcher[64], library
+ *   dir[32], then per part: path[64] (relative to the build directory), u64 offset, u64
+ *   stored size, u64 size, sha256[32] of the stored bytes, u32 mode, u32 zero; then B bytes:
+ *   the names of the commands that declare themselves brief (core/plugin.ts), each ended by
+ *   a NUL.
  *
  * The runtime directory R is the first usable of $XDG_RUNTIME_DIR/fim/app,
  * /tmp/fim/app/<uid>, ${XDG_CACHE_HOME:-~/.cache}/fim/app: every directory on the way is
@@ -286,6 +288,7 @@ static void check_cpu(unsigned level) { (void)level; }
 /* -------------------------------------------------------------- the image */
 
 #define PART_MAX 32
+#define BRIEF_MAX 4096
 #define RESERVED_SIZE (4ULL * 1024 * 1024)
 
 struct part {
@@ -300,6 +303,9 @@ struct table {
   uint32_t cpu_level, count;
   char build[65], loader[65], launcher[65], libdir[33];
   struct part parts[PART_MAX];
+  /* NUL-ended names, back to back (`brief_size` bytes). */
+  char brief[BRIEF_MAX];
+  uint32_t brief_size;
 };
 
 static const char *image_path;
@@ -345,14 +351,17 @@ static void read_table(int fd, uint64_t file_size, struct table *t) {
   }
   uint64_t at = end + 12 + le(prefix + 8, 4);
   uint8_t head[256];
-  if (at + sizeof head > file_size || read_at(fd, head, sizeof head, at) != 0 || memcmp(head, "FIMBOOT\x01", 8) != 0) {
+  if (at + sizeof head > file_size || read_at(fd, head, sizeof head, at) != 0 || memcmp(head, "FIMBOOT\x02", 8) != 0) {
     fail("'%s' is truncated or damaged: its boot table is missing (offset %llu)", image_path, (unsigned long long)at);
   }
   uint32_t size = le(head + 8, 4);
   t->count = le(head + 12, 4);
   t->reserved = le(head + 16, 8);
   t->cpu_level = le(head + 24, 4);
-  if (t->count == 0 || t->count > PART_MAX || size != 256 + 128 * t->count) fail("'%s' has a damaged boot table (%u parts in %u bytes)", image_path, t->count, size);
+  t->brief_size = le(head + 28, 4);
+  if (t->count == 0 || t->count > PART_MAX || t->brief_size > BRIEF_MAX || size != 256 + 128 * t->count + t->brief_size) {
+    fail("'%s' has a damaged boot table (%u parts and %u bytes of names in %u bytes)", image_path, t->count, t->brief_size, size);
+  }
   if (t->reserved + RESERVED_SIZE > file_size) {
     fail("'%s' is truncated: the reserved space (offset %llu, 4 MiB) extends past the end of the file (%llu bytes)", image_path,
          (unsigned long long)t->reserved, (unsigned long long)file_size);
@@ -380,6 +389,9 @@ static void read_table(int fd, uint64_t file_size, struct table *t) {
     has_launcher |= strcmp(p->path, t->launcher) == 0;
   }
   if (!has_loader || !has_launcher) fail("'%s' has a damaged boot table (no loader or launcher)", image_path);
+  if (t->brief_size > 0 && (read_at(fd, t->brief, t->brief_size, at + 256 + 128 * t->count) != 0 || t->brief[t->brief_size - 1] != 0)) {
+    fail("'%s' has a damaged boot table (the brief commands' names)", image_path);
+  }
 }
 
 /* ------------------------------------------------------ the runtime directory */
@@ -707,25 +719,25 @@ static int open_build(int root, const char *build, int *lock, const char **why) 
 /* Commands whose work in the launcher is a few milliseconds: a run (the guest runs in other
  * processes) and the configuration commands. Not those that do long work in it (fim-layer,
  * fim-desktop's icons, fim-recipe, fim-remote, fim-cache), nor any other. */
-static int short_command(int argc, char **argv) {
-  if (argc < 2 || strncmp(argv[1], "fim-", 4) != 0) return 1; /* the boot command */
-  static const char *const names[] = {"fim-exec", "fim-root", "fim-perms", "fim-env", "fim-boot", "fim-bind", "fim-unshare", "fim-version",
-                                      "fim-help", "fim-instance", "fim-casefold", "fim-overlay", "fim-notify", "fim-portal"};
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-    if (strcmp(argv[1], names[i]) == 0) return 1;
+/* Whether the command argv names declared itself brief (the build lists those in the boot
+ * table). Anything but a `fim-` word is the default command's, as the dispatch plugin says. */
+static int brief_command(const struct table *t, int argc, char **argv) {
+  const char *name = argc < 2 || strncmp(argv[1], "fim-", 4) != 0 ? "default" : argv[1];
+  for (uint32_t at = 0; at < t->brief_size; at += (uint32_t)strlen(t->brief + at) + 1) {
+    if (strcmp(t->brief + at, name) == 0) return 1;
   }
   return 0;
 }
 
 /* JavaScriptCore compiles a function with its baseline JIT once it has run a few hundred
  * times: for a launcher that works a few milliseconds, that costs more than it saves (8-10 %
- * of `fim-exec true` and `fim-perms list`, measured side by side). For those commands it is
+ * of `fim-exec true` and `fim-perms list`, measured side by side). For brief commands it is
  * put off; FIM_BOOT_JIT names the variables set here, which the launcher removes from the
  * environment it passes on, so the guest and the helpers that run long (the union
  * filesystem's server) get the engine's defaults. A variable the user set is left alone. */
-static void delay_jit(int argc, char **argv) {
+static void delay_jit(const struct table *t, int argc, char **argv) {
   unsetenv("FIM_BOOT_JIT");
-  if (!short_command(argc, argv)) return;
+  if (!brief_command(t, argc, argv)) return;
   static const char *const names[] = {"BUN_JSC_thresholdForJITAfterWarmUp", "BUN_JSC_thresholdForJITSoon"};
   char set[256] = "";
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -889,7 +901,7 @@ int main(int argc, char **argv) {
       unsetenv(set_aside[i][0]);
     }
   }
-  delay_jit(argc, argv);
+  delay_jit(&t, argc, argv);
   close(image);
   close(build);
 
