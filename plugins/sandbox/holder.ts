@@ -11,12 +11,12 @@
 // When the run's own plan turns out to be the same, that holder is kept; otherwise it is
 // ended (nobody can have joined it: the start lock is held until then) and the run's own is
 // started.
-import { closeSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { FimError } from "../../core/errors.ts";
 import type { Launch } from "../../core/launch.ts";
 import { flock, LOCK_SH, tryLock, LOCK_EX } from "../../core/libc.ts";
-import { childrenOf, startTime } from "../../core/proc.ts";
+import { childrenOf, leftoversOfEnded, startTime } from "../../core/proc.ts";
 import { event } from "../../core/profile.ts";
 import { resetWorkDirectory, tryLockDataDirectory, workDirectory } from "../../core/run-services.ts";
 import type { Runtime } from "../../core/runtime.ts";
@@ -98,6 +98,8 @@ export function savedPlan(runtime: Runtime): HolderPlan | undefined {
 
 function savePlan(runtime: Runtime, plan: HolderPlan): void {
   const file = planFile(runtime);
+  // What a start killed while saving left (it held the start lock this one holds now).
+  for (const name of leftoversOfEnded(runtime.paths.mounts, /^holder\.plan\.(\d+)\.tmp$/)) rmSync(`${runtime.paths.mounts}/${name}`, { force: true });
   writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(plan));
   renameSync(`${file}.${process.pid}.tmp`, file);
 }

@@ -236,4 +236,22 @@ describe("a start mounts while it is planned, with the last start's plan", () =>
     }
     expect(run().stdout).toContain(kept);
   });
+
+  test("what a start killed while saving its plan left is swept by the next that saves one", async () => {
+    const file = planFile();
+    const ended = Bun.spawn(["true"]);
+    await ended.exited;
+    const saving = Bun.spawn(["sleep", "30"]);
+    try {
+      writeFileSync(`${file}.${ended.pid}.tmp`, "{half");
+      writeFileSync(`${file}.${saving.pid}.tmp`, "{half");
+      writeFileSync(file, "{not json"); // so that this start saves its own
+      expect(run().code).toBe(0);
+      expect(existsSync(`${file}.${ended.pid}.tmp`)).toBe(false);
+      expect(existsSync(`${file}.${saving.pid}.tmp`)).toBe(true);
+      expect(run().stdout).toContain(kept);
+    } finally {
+      saving.kill();
+    }
+  });
 });
