@@ -856,6 +856,14 @@ static void enter_namespace(void) {
     report("Could not make the mounts of the namespace its own: %s", strerror(errno));
     _exit(FAILED);
   }
+  /* The monitor holds `alive[1]` for as long as it lives. In the new pid namespace pid 1's
+   * getppid() is 0, so whether the monitor died before the parent-death signal was set is
+   * asked of the pipe: no writer left means it did. */
+  int alive[2];
+  if (pipe2(alive, O_CLOEXEC) != 0) {
+    report("Could not start the namespace of the mounts: pipe: %s", strerror(errno));
+    _exit(FAILED);
+  }
   fflush(stderr);
   pid_t pid = fork();
   if (pid < 0) {
@@ -864,6 +872,10 @@ static void enter_namespace(void) {
   }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(alive[1]);
+    struct pollfd monitor = {.fd = alive[0], .events = POLLIN};
+    if (poll(&monitor, 1, 0) != 0) _exit(FAILED); /* POLLHUP: it is gone */
+    close(alive[0]);
     if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
       report("Could not mount /proc in the namespace of the mounts: %s", strerror(errno));
       _exit(FAILED);
@@ -872,7 +884,9 @@ static void enter_namespace(void) {
   }
   /* The monitor: what the namespace's pid 1 ends with, we end with (no descriptor of its is
    * needed here: the lock it holds is its own copy). */
-  for (int fd = 3; fd < 1024; fd++) close(fd);
+  for (int fd = 3; fd < 1024; fd++) {
+    if (fd != alive[1]) close(fd);
+  }
   int status;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) _exit(FAILED);
