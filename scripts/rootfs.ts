@@ -65,7 +65,7 @@ export async function rootfsLayer(bundle: string, script: string, toolsDir: stri
   try {
     try {
       const progressOf = { label: `root filesystem of '${bundle}': compressing`, sourceBytes: treeBytes(dir), output: temporary, say: progress };
-      await runTool(mkfs, [...compressionOptions(7), "--all-root", "--quiet", temporary, dir], "mkfs.erofs", progressOf);
+      await runTool([mkfs], [...compressionOptions(7), "--all-root", "--quiet", temporary, dir], "mkfs.erofs", progressOf);
     } catch (error) {
       throw new Error(`${(error as Error).message} on the root filesystem of '${bundle}'`);
     }

@@ -28,12 +28,14 @@ export interface ToolProgress {
 }
 
 /**
- * `quiet`: lines of the tool's stderr that are known to be harmless go to `debug` instead
- * (the rest is passed through).
+ * `command`: the program and what comes before `args` (a wrapper that binds the tool's life to
+ * ours keeps its PID, so /proc/<pid>/io is still the tool's). `quiet`: lines of the tool's
+ * stderr that are known to be harmless go to `debug` instead (the rest is passed through).
  */
-export async function runTool(tool: string, args: string[], label: string, progress?: ToolProgress, quiet?: { patterns: RegExp[]; debug: (line: string) => void }): Promise<void> {
+export async function runTool(command: string[], args: string[], label: string, progress?: ToolProgress, quiet?: { patterns: RegExp[]; debug: (line: string) => void }): Promise<void> {
   const { execa } = await import("execa");
-  const child = execa(tool, args, { stdin: "ignore", stdout: "inherit", stderr: quiet ? "pipe" : "inherit", reject: false, buffer: false });
+  const [program, ...before] = command;
+  const child = execa(program!, [...before, ...args], { stdin: "ignore", stdout: "inherit", stderr: quiet ? "pipe" : "inherit", reject: false, buffer: false });
   if (quiet) {
     let pending = "";
     const flush = (text: string) => {

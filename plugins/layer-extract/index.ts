@@ -35,8 +35,8 @@ const mib = (bytes: number) => `${Math.round(bytes / 1048576)} MiB`;
 
 function extractCommand(bwrap: string, fsck: string, layer: Layer, temporary: string): string[] {
   // Root of a user namespace: owners are kept (root in the layer is the user outside), and
-  // whiteouts can be made.
-  return [bwrap, "--unshare-user", "--uid", "0", "--gid", "0", "--dev-bind", "/", "/", "--", fsck, `--extract=${temporary}`, `--offset=${layer.offset}`, "--xattrs", layer.path];
+  // whiteouts can be made. A killed launcher takes the extraction with it.
+  return [bwrap, "--die-with-parent", "--unshare-user", "--uid", "0", "--gid", "0", "--dev-bind", "/", "/", "--", fsck, `--extract=${temporary}`, `--offset=${layer.offset}`, "--xattrs", layer.path];
 }
 
 async function extractLayers(runtime: Runtime, launch: Launch, why: string): Promise<void> {

@@ -2,7 +2,7 @@
 // changes it was committing still visible (in the upper directory, or in the new layer).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freshImage, lines, type TestImage } from "../helpers/image.ts";
 
@@ -23,6 +23,28 @@ beforeAll(() => {
 });
 afterAll(() => image.cleanup());
 
+/** The running processes (not zombies) that a run of the image started: they have its FIM_BIN_SELF. */
+function helpersOf(path: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2)[0] === "Z") continue;
+      if (!readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`FIM_BIN_SELF=${path}`)) continue;
+      found.push(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]!);
+    } catch {
+      // gone, or not ours
+    }
+  }
+  return found;
+}
+
+/** What `list` gives once it is empty, or after a second (a killed process's children get their signal at once, but not in the same instant). */
+async function noneLeft(list: () => string[]): Promise<string[]> {
+  for (let i = 0; i < 100 && list().length > 0; i++) await Bun.sleep(10);
+  return list();
+}
+
 function viewIsIntact(): void {
   const script = Object.keys(files).map((path) => `cat ${path} | md5sum`).join("; ");
   const result = image.run(["fim-exec", "sh", "-c", script]);
@@ -41,7 +63,8 @@ test("kill -9 at several points of a commit", async () => {
     await Bun.sleep(delay);
     commit.kill(9);
     await commit.exited;
-    await Bun.sleep(300); // let an orphaned mkfs.erofs finish or fail
+    // Its mkfs.erofs dies with it (fim_sigdfl --die-with-parent): nothing works on.
+    expect(await noneLeft(() => helpersOf(image.path))).toEqual([]);
     const listed = image.run(["fim-layer", "list"]);
     expect(listed.code).toBe(0);
     const count = listed.stdout.trim() === "" ? 0 : listed.stdout.trim().split("\n").length;

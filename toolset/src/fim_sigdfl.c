@@ -2,16 +2,36 @@
  * runs the given program. The runtime starts bubblewrap with SIGINT ignored, so that a
  * Ctrl-C on the terminal does not kill the sandbox's supervisors; the guest program is
  * started through this so that it gets Ctrl-C as usual. (A shell cannot do this: signals
- * ignored on entry to a non-interactive shell cannot be reset.) */
+ * ignored on entry to a non-interactive shell cannot be reset.)
+ *
+ * `--die-with-parent PID`: the program is also killed when PID, the process that started
+ * this one, ends (the launcher's helpers, e.g. mkfs.erofs, must not work on after it was
+ * killed); when PID has already ended, nothing runs (exit 127). The program keeps this
+ * process's PID, so the launcher can follow it in /proc. */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <errno.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: fim_sigdfl <program> [args...]\n");
+  int first = 1;
+  if (argc > 2 && strcmp(argv[1], "--die-with-parent") == 0) {
+    char *end;
+    long parent = strtol(argv[2], &end, 10);
+    if (*argv[2] == 0 || *end != 0 || parent <= 0) {
+      fprintf(stderr, "fim_sigdfl: --die-with-parent takes a process id, not '%s'\n", argv[2]);
+      return 127;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != (pid_t)parent) return 127; /* it ended before the signal was set */
+    first = 3;
+  }
+  if (argc <= first) {
+    fprintf(stderr, "usage: fim_sigdfl [--die-with-parent PID] <program> [args...]\n");
     return 127;
   }
   for (int sig = 1; sig < NSIG; sig++) {
@@ -20,7 +40,7 @@ int main(int argc, char **argv) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  execvp(argv[1], argv + 1);
-  fprintf(stderr, "fim_sigdfl: %s: %s\n", argv[1], strerror(errno));
+  execvp(argv[first], argv + first);
+  fprintf(stderr, "fim_sigdfl: %s: %s\n", argv[first], strerror(errno));
   return errno == ENOENT ? 127 : 126;
 }
