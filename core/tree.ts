@@ -81,4 +81,3 @@ export function treeSize(path: string): number {
   walk(path);
   return total;
 }
-

@@ -716,11 +716,10 @@ static int open_build(int root, const char *build, int *lock, const char **why) 
 
 /* ------------------------------------------------------------------- main */
 
-/* Commands whose work in the launcher is a few milliseconds: a run (the guest runs in other
- * processes) and the configuration commands. Not those that do long work in it (fim-layer,
- * fim-desktop's icons, fim-recipe, fim-remote, fim-cache), nor any other. */
-/* Whether the command argv names declared itself brief (the build lists those in the boot
- * table). Anything but a `fim-` word is the default command's, as the dispatch plugin says. */
+/* Whether the command argv names declared itself brief, its work in the launcher being a few
+ * milliseconds (a run: the guest runs in other processes; the configuration commands): the
+ * build lists those in the boot table. Anything but a `fim-` word is the default command's,
+ * as the dispatch plugin says. */
 static int brief_command(const struct table *t, int argc, char **argv) {
   const char *name = argc < 2 || strncmp(argv[1], "fim-", 4) != 0 ? "default" : argv[1];
   for (uint32_t at = 0; at < t->brief_size; at += (uint32_t)strlen(t->brief + at) + 1) {
