@@ -28,8 +28,8 @@ export interface Command {
   help: HelpUsage[];
   /**
    * Done in milliseconds (a run's start, reading or writing the configuration): the boot
-   * stub puts the engine's baseline JIT off for it, where compiling costs more than it
-   * saves. The build lists these commands in the boot table.
+   * stub tunes the engine for that (no baseline JIT, no heap warm-up thread: work a short
+   * process throws away). The build lists these commands in the boot table.
    */
   brief?: boolean;
   /** Console level while it runs: "I" for configuration commands, "C" for guest runs. */

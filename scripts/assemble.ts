@@ -46,7 +46,7 @@ export interface AssembleOptions {
   metadata: Pick<Header, "version" | "commit" | "timestamp" | "distribution">;
   /** zstd level of the launcher, loader, libraries and tools. */
   level: number;
-  /** Commands that declare themselves brief (the stub puts the baseline JIT off for them). */
+  /** Commands that declare themselves brief (the stub tunes the engine for them). */
   briefCommands: string[];
   /** Bytes written into the reserved space at build time (e.g. the preset remote), by offset in it. */
   reserved?: { offset: number; data: Buffer }[];

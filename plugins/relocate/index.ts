@@ -5,7 +5,7 @@
 // (FIM_DIR_APP), the descriptor of the build's lock (FIM_BOOT_LOCK_FD: held shared by every
 // process of the build, so that a sweep never removes one in use), the host's LD_PRELOAD
 // and LD_AUDIT (set aside for our glibc, given back to the guest) and the engine settings
-// made for this process alone (FIM_BOOT_JIT).
+// made for this process alone (FIM_BOOT_ENGINE).
 import { FimError } from "../../core/errors.ts";
 import { Image } from "../../core/image.ts";
 import { SANDBOX_STAGE } from "../../core/launch.ts";
@@ -39,9 +39,9 @@ function takeFacts(env: NodeJS.ProcessEnv): BootFacts {
   const result = { lockFd: fd, extracted: env.FIM_BOOT_EXTRACTED === "1", hostPreload: env.FIM_HOST_LD_PRELOAD, hostAudit: env.FIM_HOST_LD_AUDIT };
   delete env.FIM_BOOT_LOCK_FD;
   delete env.FIM_BOOT_EXTRACTED;
-  // The engine settings the stub made for this process alone (fim_stub.c, delay_jit).
-  for (const name of env.FIM_BOOT_JIT?.split(",") ?? []) if (/^BUN_JSC_\w+$/.test(name)) delete env[name];
-  delete env.FIM_BOOT_JIT;
+  // The engine settings the stub made for this process alone (fim_stub.c, tune_engine).
+  for (const name of env.FIM_BOOT_ENGINE?.split(",") ?? []) if (/^BUN_JSC_\w+$/.test(name)) delete env[name];
+  delete env.FIM_BOOT_ENGINE;
   delete env.FIM_HOST_LD_PRELOAD;
   delete env.FIM_HOST_LD_AUDIT;
   return result;

@@ -153,10 +153,10 @@ describe("the stub", () => {
     expect(image.run(["fim-exec", "sh", "-c", 'echo "$LD_AUDIT|$FIM_HOST_LD_AUDIT"'], { env: { LD_AUDIT: library } }).stdout).toBe(`${library}|\n`);
   });
 
-  test("short commands run with the baseline JIT put off; no process of the run passes it on, and a user's own setting is kept", async () => {
-    const put = "The baseline JIT is put off for this command (BUN_JSC_thresholdForJITAfterWarmUp,BUN_JSC_thresholdForJITSoon)";
+  test("brief commands run with the engine tuned for them; no process of the run passes it on, and a user's own setting is kept", async () => {
+    const put = "The engine is tuned for this brief command (BUN_JSC_thresholdForJITAfterWarmUp,BUN_JSC_thresholdForJITSoon,BUN_JSC_useWarmUpMarkedBlocks)";
     expect(image.run(["fim-version", "short"], { env: { FIM_DEBUG: "1" } }).stdout).toContain(put);
-    expect(image.run(["fim-layer", "list"], { env: { FIM_DEBUG: "1" } }).stdout).not.toContain("baseline JIT");
+    expect(image.run(["fim-layer", "list"], { env: { FIM_DEBUG: "1" } }).stdout).not.toContain("The engine is tuned");
     // Every process of a running instance (its supervisor, the holder and its mounts, the
     // portal, the guest): none has the settings or their list.
     const run = spawn([image.path, "fim-exec", "sh", "-c", "echo ready; read line"], { stdin: "pipe", stdout: "pipe", stderr: "inherit", env: { ...process.env, FIM_OVERLAY: "unionfs" } });
@@ -182,7 +182,7 @@ describe("the stub", () => {
     }
     const own = image.run(["fim-exec", "sh", "-c", 'echo "$BUN_JSC_thresholdForJITSoon|${BUN_JSC_thresholdForJITAfterWarmUp-unset}"'], { env: { BUN_JSC_thresholdForJITSoon: "7", FIM_DEBUG: "1" } });
     expect(lines(own.stdout)).toContain("7|unset");
-    expect(own.stdout).toContain("The baseline JIT is put off for this command (BUN_JSC_thresholdForJITAfterWarmUp)");
+    expect(own.stdout).toContain("The engine is tuned for this brief command (BUN_JSC_thresholdForJITAfterWarmUp,BUN_JSC_useWarmUpMarkedBlocks)");
   });
 
   test("a CPU without x86-64-v2 gets a clear message, not SIGILL", () => {

@@ -37,8 +37,8 @@ test("the plugin's command runs, logs through the runtime and appears in help", 
   expect(image.run(["fim-help", "hello"]).stdout).toStartWith("Flatimage - Portable Linux Applications\nfim-hello : Greets whoever is named\nUsage: fim-hello <name>\n");
 });
 
-test("a command from outside that declares itself brief gets the baseline JIT put off, as the runtime's own", () => {
-  const put = "The baseline JIT is put off for this command";
+test("a command from outside that declares itself brief gets the engine tuned for it, as the runtime's own", () => {
+  const put = "The engine is tuned for this brief command";
   expect(image.run(["fim-hello", "world"], { env: { FIM_DEBUG: "1" } }).stdout).toContain(put);
   expect(image.run(["fim-perms", "list"], { env: { FIM_DEBUG: "1" } }).stdout).toContain(put);
   expect(image.run(["fim-layer", "list"], { env: { FIM_DEBUG: "1" } }).stdout).not.toContain(put);

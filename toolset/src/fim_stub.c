@@ -728,26 +728,33 @@ static int brief_command(const struct table *t, int argc, char **argv) {
   return 0;
 }
 
-/* JavaScriptCore compiles a function with its baseline JIT once it has run a few hundred
- * times: for a launcher that works a few milliseconds, that costs more than it saves (8-10 %
- * of `fim-exec true` and `fim-perms list`, measured side by side). For brief commands it is
- * put off; FIM_BOOT_JIT names the variables set here, which the launcher removes from the
- * environment it passes on, so the guest and the helpers that run long (the union
- * filesystem's server) get the engine's defaults. A variable the user set is left alone. */
-static void delay_jit(const struct table *t, int argc, char **argv) {
-  unsetenv("FIM_BOOT_JIT");
+/* Engine settings for a brief command, each measured side by side. JavaScriptCore compiles a
+ * function with its baseline JIT once it has run a few hundred times: for a launcher that
+ * works a few milliseconds that costs more than it saves (8-10 % of `fim-exec true` and
+ * `fim-perms list`). Once its heap has grown a little, it starts a thread that makes heap
+ * blocks ahead of need: work thrown away by a configuration command (4-7 % of `fim-perms
+ * list`; none either way for `fim-exec true`). FIM_BOOT_ENGINE names the variables set here,
+ * which the launcher removes from the environment it passes on, so the guest and the helpers
+ * that run long (the union filesystem's server) get the engine's defaults. A variable the
+ * user set is left alone. */
+static void tune_engine(const struct table *t, int argc, char **argv) {
+  unsetenv("FIM_BOOT_ENGINE");
   if (!brief_command(t, argc, argv)) return;
-  static const char *const names[] = {"BUN_JSC_thresholdForJITAfterWarmUp", "BUN_JSC_thresholdForJITSoon"};
+  static const char *const settings[][2] = {
+      {"BUN_JSC_thresholdForJITAfterWarmUp", "5000"},
+      {"BUN_JSC_thresholdForJITSoon", "5000"},
+      {"BUN_JSC_useWarmUpMarkedBlocks", "0"},
+  };
   char set[256] = "";
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-    if (getenv(names[i])) continue;
-    setenv(names[i], "5000", 1);
+  for (size_t i = 0; i < sizeof settings / sizeof *settings; i++) {
+    if (getenv(settings[i][0])) continue;
+    setenv(settings[i][0], settings[i][1], 1);
     if (set[0]) strcat(set, ",");
-    strcat(set, names[i]);
+    strcat(set, settings[i][0]);
   }
   if (set[0]) {
-    setenv("FIM_BOOT_JIT", set, 1);
-    debug("The baseline JIT is put off for this command (%s)", set);
+    setenv("FIM_BOOT_ENGINE", set, 1);
+    debug("The engine is tuned for this brief command (%s)", set);
   }
 }
 
@@ -900,7 +907,7 @@ int main(int argc, char **argv) {
       unsetenv(set_aside[i][0]);
     }
   }
-  delay_jit(&t, argc, argv);
+  tune_engine(&t, argc, argv);
   close(image);
   close(build);
 
