@@ -2,8 +2,7 @@
 // hand-over keep the PID), flock (serialised writes; the data directory's lock), linkat
 // (giving a name to an O_TMPFILE file) and isatty (node:tty costs ~4 ms of every start).
 // Failures carry the C library's errno text.
-import { ptr } from "bun:ffi";
-import { errnoText, libc } from "../lib/libc.ts";
+import { errnoText, libc, pointerOf as ptr } from "../lib/libc.ts";
 
 const cString = (text: string) => Buffer.from(`${text}\0`);
 

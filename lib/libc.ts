@@ -1,10 +1,22 @@
 // The one FFI binding to the C library: every call Bun does not expose, for the runtime
 // (execve, flock, fcntl) and for the FUSE server (stat with nanoseconds, xattrs, mount…).
-// Loaded on first use: dlopen costs about 1 ms.
-import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
+// Loaded on first use, bun:ffi itself too: a command that makes no such call (fim-perms
+// list) does not pay for them (dlopen ~0.5 ms, the module ~0.2 ms).
+import type { Pointer } from "bun:ffi";
+
+type Ffi = typeof import("bun:ffi");
+let ffiModule: Ffi | undefined;
+
+/** bun:ffi, loaded on first use. */
+export function ffi(): Ffi {
+  return (ffiModule ??= require("bun:ffi") as Ffi);
+}
+
+/** The address of a buffer's bytes, for a call. */
+export const pointerOf = (buffer: NodeJS.TypedArray | DataView): Pointer => ffi().ptr(buffer);
 
 const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
-const { i32, i64, u64, ptr, cstring } = FFIType;
+const [i32, i64, u64, ptr, cstring] = ["i32", "i64", "u64", "ptr", "cstring"] as const;
 
 const symbols = {
   __errno_location: { args: [], returns: ptr },
@@ -30,7 +42,7 @@ const symbols = {
   fallocate: { args: [i32, i32, i64, i64], returns: i32 },
 } as const;
 
-export type Libc = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+export type Libc = ReturnType<typeof import("bun:ffi").dlopen<typeof symbols>>["symbols"];
 let loaded: Libc | undefined;
 
 export function libc(): Libc {
@@ -38,7 +50,7 @@ export function libc(): Libc {
   const failures: string[] = [];
   for (const name of LIBC_NAMES) {
     try {
-      loaded = dlopen(name, symbols).symbols;
+      loaded = ffi().dlopen(name, symbols).symbols;
       return loaded;
     } catch (error) {
       failures.push(`${name}: ${(error as Error).message}`);
@@ -49,7 +61,7 @@ export function libc(): Libc {
 
 /** The errno of the last failed call. */
 export function errno(): number {
-  return read.i32(libc().__errno_location() as Pointer, 0);
+  return ffi().read.i32(libc().__errno_location() as Pointer, 0);
 }
 
 /** The C library's text for an errno, as upstream prints it (e.g. "No such file or directory"). */

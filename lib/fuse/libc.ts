@@ -1,9 +1,8 @@
 // The C library calls a FUSE server needs (bound in lib/libc.ts): stat with nanoseconds,
 // mknod, utimensat, extended attributes, mount/umount2 and descriptor passing. Paths go in
 // as bytes (a latin1 string is a byte string), so names that are not UTF-8 survive.
-import { ptr as pointerOf, read } from "bun:ffi";
 import { constants } from "node:os";
-import { errno, libc } from "../libc.ts";
+import { errno, libc, pointerOf } from "../libc.ts";
 
 export { errno };
 
