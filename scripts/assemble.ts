@@ -1,7 +1,8 @@
 // Writes an image file from its parts (layout in core/image.ts). The result appears under
 // its final name only when complete: it is written next to it and renamed.
 import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
-import { BOOT_TABLE_MAGIC, HEADER_MAGIC, MAGIC, RESERVED_SIZE, type BootPart, type Header } from "../core/image.ts";
+import * as v from "valibot";
+import { BOOT_TABLE_MAGIC, HEADER_PREFIX, HeaderSchema, headerBytes, MAGIC, RESERVED_SIZE, type BootPart, type Header } from "../core/image.ts";
 import { compress, compressInFrames } from "./compress.ts";
 
 export interface License {
@@ -178,7 +179,7 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
   let header: Header | undefined;
   let json = "";
   for (let round = 0; round < 8; round++) {
-    const tableOffset = end + 12 + headerLength;
+    const tableOffset = end + HEADER_PREFIX + headerLength;
     const tableSize = TABLE_HEAD + TABLE_ENTRY * boot.length + brief.length;
     const depsOffset = tableOffset + tableSize;
     let offset = depsOffset + deps.length;
@@ -207,16 +208,17 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
     headerLength = Buffer.byteLength(json);
   }
   if (!header) throw new Error("unreachable");
+  // A launcher takes an intact header as it is: only one its schema accepts is written.
+  const checked = v.safeParse(HeaderSchema, header);
+  if (!checked.success) throw new Error(`the image header does not fit its schema (${checked.issues[0].path?.map((item) => String(item.key)).join(".")}: ${checked.issues[0].message})`);
   const table = bootTable(header, modes, brief);
 
   const temporary = `${options.output}.${process.pid}.tmp`;
   const fd = openSync(temporary, "w", 0o755);
   try {
     writeSync(fd, stubBytes, 0, stubBytes.length, 0);
-    const prefix = Buffer.alloc(12);
-    HEADER_MAGIC.copy(prefix);
-    prefix.writeUInt32LE(headerLength, 8);
-    writeSync(fd, Buffer.concat([prefix, Buffer.from(json), table, deps]), 0, 12 + headerLength + table.length + deps.length, end);
+    const head = Buffer.concat([headerBytes(json), table, deps]);
+    writeSync(fd, head, 0, head.length, end);
     boot.forEach((part, i) => writeSync(fd, part.stored, 0, part.stored.length, header.boot.parts[i]!.offset));
     tools.forEach((tool, i) => writeSync(fd, tool.stored, 0, tool.stored.length, header.tools[i]!.offset));
     const reserved = Buffer.alloc(RESERVED_SIZE);

@@ -141,10 +141,10 @@ describe("damaged images", () => {
       const offset = Number(copy.run([], { env: { FIM_MAIN_OFFSET: "" } }).stdout.trim());
       const bytes = readFileSync(copy.path);
       const header = Number(bytes.readBigUInt64LE(0x28)) + bytes.readUInt16LE(0x3a) * bytes.readUInt16LE(0x3c); // ELF end
-      expect(bytes.subarray(header, header + 8).toString("latin1")).toBe("FIMAGE\0\x02");
+      expect(bytes.subarray(header, header + 8).toString("latin1")).toBe("FIMAGE\0\x03");
       expect(header).toBeLessThan(offset);
       const fd = openSync(copy.path, "r+");
-      writeSync(fd, Buffer.from("{{{{"), 0, 4, header + 12);
+      writeSync(fd, Buffer.from("{{{{"), 0, 4, header + 44);
       closeSync(fd);
       const result = copy.run(["fim-perms", "list"]);
       expect(result.code).toBe(125);

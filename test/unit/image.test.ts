@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { FimError } from "../../core/errors.ts";
-import { embeddedLayers, Image, RESERVED_SIZE } from "../../core/image.ts";
+import { embeddedLayers, HEADER_PREFIX, Image, RESERVED_SIZE } from "../../core/image.ts";
 import { syntheticImage } from "../helpers/synthetic.ts";
 
 describe("image format", () => {
@@ -63,18 +63,39 @@ describe("image format", () => {
     expect(() => Image.open(`${other}.missing`)).toThrow(/Could not open image file/);
   });
 
-  test("a header that fails the schema names the field", async () => {
+  /** The synthetic image's header JSON, changed by `change` (the same length), written back without its digest. */
+  async function withHeader(change: (header: Record<string, unknown>) => void): Promise<string> {
     const path = await syntheticImage();
     const bytes = readFileSync(path);
     const length = bytes.readUInt32LE(64 + 8);
-    const header = JSON.parse(bytes.subarray(76, 76 + length).toString());
-    header.timestamp = "yesterday";
+    const header = JSON.parse(bytes.subarray(64 + HEADER_PREFIX, 64 + HEADER_PREFIX + length).toString());
+    change(header);
     const replaced = Buffer.from(JSON.stringify(header).padEnd(length, " "));
     expect(replaced.length).toBe(length);
     const fd = openSync(path, "r+");
-    writeSync(fd, replaced, 0, length, 76);
+    writeSync(fd, replaced, 0, length, 64 + HEADER_PREFIX);
     closeSync(fd);
+    return path;
+  }
+
+  test("a header that fails the schema names the field", async () => {
+    const path = await withHeader((header) => (header.timestamp = "yesterday"));
     expect(() => Image.open(path)).toThrow(/corrupt image header \(timestamp: /);
+  });
+
+  test("a header that fits the schema but is not what the build wrote is refused too (a digit changed in an offset)", async () => {
+    const path = await withHeader((header) => (header.reserved = (header.reserved as number) - 1));
+    expect(() => Image.open(path)).toThrow(/corrupt image header \(it does not match its sha256\)$/);
+  });
+
+  test("the header is stored with the sha256 of its JSON", async () => {
+    const path = await syntheticImage();
+    const bytes = readFileSync(path);
+    const length = bytes.readUInt32LE(64 + 8);
+    expect(bytes.subarray(64, 72).toString("latin1")).toBe("FIMAGE\0\x03");
+    const json = bytes.subarray(64 + HEADER_PREFIX, 64 + HEADER_PREFIX + length);
+    expect(bytes.subarray(64 + 12, 64 + HEADER_PREFIX).toString("hex")).toBe(new Bun.CryptoHasher("sha256").update(json).digest("hex"));
+    expect(JSON.parse(json.toString()).buildId).toBe(Image.open(path).header.buildId);
   });
 
   test("a layer running past the end of the file is damage: an error naming the layer, not a layer dropped", async () => {

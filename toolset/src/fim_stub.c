@@ -345,11 +345,11 @@ static void read_table(int fd, uint64_t file_size, struct table *t) {
   uint8_t ident[64];
   if (read_at(fd, ident, sizeof ident, 0) != 0 || memcmp(ident, "\177ELF", 4) != 0) fail("'%s' is not an ELF executable", image_path);
   uint64_t end = le(ident + 0x28, 8) + le(ident + 0x3a, 2) * le(ident + 0x3c, 2);
-  uint8_t prefix[12];
-  if (end + sizeof prefix > file_size || read_at(fd, prefix, sizeof prefix, end) != 0 || memcmp(prefix, "FIMAGE\0\x02", 8) != 0) {
+  uint8_t prefix[44]; /* magic, u32 length, sha256 of the JSON (the launcher's to check) */
+  if (end + sizeof prefix > file_size || read_at(fd, prefix, sizeof prefix, end) != 0 || memcmp(prefix, "FIMAGE\0\x03", 8) != 0) {
     fail("'%s' has no image header after its launcher (offset %llu): not an image, or a damaged one", image_path, (unsigned long long)end);
   }
-  uint64_t at = end + 12 + le(prefix + 8, 4);
+  uint64_t at = end + sizeof prefix + le(prefix + 8, 4);
   uint8_t head[256];
   if (at + sizeof head > file_size || read_at(fd, head, sizeof head, at) != 0 || memcmp(head, "FIMBOOT\x02", 8) != 0) {
     fail("'%s' is truncated or damaged: its boot table is missing (offset %llu)", image_path, (unsigned long long)at);
