@@ -11,6 +11,7 @@
 import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import * as v from "valibot";
 import { FimError } from "./errors.ts";
+import { lazy } from "./lazy.ts";
 import { flock, LOCK_EX } from "./libc.ts";
 
 export const MAGIC = Buffer.from([0x46, 0x49, 0x01]); // "FI\x01" at bytes 8..10
@@ -20,48 +21,50 @@ export const RESERVED_SIZE = 4 * 1024 * 1024;
 export const HEADER_PREFIX = 44;
 const MAX_HEADER = 1024 * 1024;
 
-const Extent = { offset: v.pipe(v.number(), v.integer(), v.minValue(0)), size: v.pipe(v.number(), v.integer(), v.minValue(0)) };
-const Sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
-/** A zstd-compressed part: `size` bytes stored at `offset`, `rawSize` bytes with `sha256` once decompressed. */
-const Stored = { ...Extent, rawSize: v.pipe(v.number(), v.integer(), v.minValue(0)), sha256: Sha256 };
-
-const ToolSchema = v.object({ name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.+-]+$/)), ...Stored });
-
-/** A file the stub extracts into the build's runtime directory (`path` is relative to it). */
-const BootPartSchema = v.object({ path: v.pipe(v.string(), v.regex(/^(bin|lib)\/[A-Za-z0-9_.+-]+$/)), ...Stored, storedSha256: Sha256 });
-
-/** Where each tool came from (fim-version deps); kept out of the header, read on demand. */
-export const DepsSchema = v.record(
-  v.string(),
-  v.object({ version: v.string(), source: v.string(), licenses: v.array(v.object({ type: v.string(), url: v.string() })) }),
-);
-export type Deps = v.InferOutput<typeof DepsSchema>;
-
-export const HeaderSchema = v.object({
-  format: v.literal(2),
-  version: v.string(),
-  commit: v.string(),
-  timestamp: v.pipe(v.string(), v.regex(/^\d{14}$/)),
-  distribution: v.pipe(v.string(), v.regex(/^[A-Z0-9_]+$/)),
-  buildId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/)),
-  reserved: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 32 - 1)),
-  stub: v.object({ size: v.pipe(v.number(), v.integer(), v.minValue(64)), sha256: Sha256 }),
-  boot: v.object({
-    table: v.object(Extent),
-    /** Paths in the build's runtime directory: the glibc loader, the launcher, the libraries' directory. */
-    loader: v.string(),
-    launcher: v.string(),
-    library: v.string(),
-    /** The x86-64 micro-architecture level the launcher needs (checked by the stub). */
-    cpuLevel: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4)),
-    parts: v.array(BootPartSchema),
-  }),
-  deps: v.object(Extent),
-  tools: v.array(ToolSchema),
+// The header's schema is the build's check of what it writes, and says what is wrong with a
+// damaged header; an intact one (its sha256 matches) is taken as it is, so a start never
+// builds the schemas.
+const schemas = lazy(() => {
+  const Extent = { offset: v.pipe(v.number(), v.integer(), v.minValue(0)), size: v.pipe(v.number(), v.integer(), v.minValue(0)) };
+  const Sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+  /** A zstd-compressed part: `size` bytes stored at `offset`, `rawSize` bytes with `sha256` once decompressed. */
+  const Stored = { ...Extent, rawSize: v.pipe(v.number(), v.integer(), v.minValue(0)), sha256: Sha256 };
+  const Tool = v.object({ name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.+-]+$/)), ...Stored });
+  /** A file the stub extracts into the build's runtime directory (`path` is relative to it). */
+  const BootPart = v.object({ path: v.pipe(v.string(), v.regex(/^(bin|lib)\/[A-Za-z0-9_.+-]+$/)), ...Stored, storedSha256: Sha256 });
+  const Header = v.object({
+    format: v.literal(3),
+    version: v.string(),
+    commit: v.string(),
+    timestamp: v.pipe(v.string(), v.regex(/^\d{14}$/)),
+    distribution: v.pipe(v.string(), v.regex(/^[A-Z0-9_]+$/)),
+    buildId: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/)),
+    reserved: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2 ** 32 - 1)),
+    stub: v.object({ size: v.pipe(v.number(), v.integer(), v.minValue(64)), sha256: Sha256 }),
+    boot: v.object({
+      table: v.object(Extent),
+      /** Paths in the build's runtime directory: the glibc loader, the launcher, the libraries' directory. */
+      loader: v.string(),
+      launcher: v.string(),
+      library: v.string(),
+      /** The x86-64 micro-architecture level the launcher needs (checked by the stub). */
+      cpuLevel: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(4)),
+      parts: v.array(BootPart),
+    }),
+    deps: v.object(Extent),
+    tools: v.array(Tool),
+  });
+  /** Where each tool came from (fim-version deps); kept out of the header, read on demand. */
+  const Deps = v.record(v.string(), v.object({ version: v.string(), source: v.string(), licenses: v.array(v.object({ type: v.string(), url: v.string() })) }));
+  return { Header, Tool, BootPart, Deps };
 });
-export type Header = v.InferOutput<typeof HeaderSchema>;
-export type ToolRecord = v.InferOutput<typeof ToolSchema>;
-export type BootPart = v.InferOutput<typeof BootPartSchema>;
+type Schemas = ReturnType<typeof schemas>;
+
+export const headerSchema = () => schemas().Header;
+export type Header = v.InferOutput<Schemas["Header"]>;
+export type ToolRecord = v.InferOutput<Schemas["Tool"]>;
+export type BootPart = v.InferOutput<Schemas["BootPart"]>;
+export type Deps = v.InferOutput<Schemas["Deps"]>;
 
 const sha256 = (bytes: Buffer) => new Bun.CryptoHasher("sha256").update(bytes).digest();
 
@@ -266,7 +269,7 @@ export class Image {
       throw broken(`'${path}' has a corrupt image header (invalid JSON)`);
     }
     if (!intact) {
-      const parsed = v.safeParse(HeaderSchema, json);
+      const parsed = v.safeParse(headerSchema(), json);
       if (!parsed.success) {
         const issue = parsed.issues[0];
         const where = issue.path?.map((item) => String(item.key)).join(".") ?? "header";
@@ -300,7 +303,7 @@ export function readDeps(image: Image): Deps {
     } catch {
       throw broken(`'${image.path}' has corrupt tool metadata (invalid JSON)`);
     }
-    const parsed = v.safeParse(DepsSchema, json);
+    const parsed = v.safeParse(schemas().Deps, json);
     if (!parsed.success) throw broken(`'${image.path}' has corrupt tool metadata (${parsed.issues[0].message})`);
     return parsed.output;
   } finally {

@@ -2,7 +2,7 @@
 // its final name only when complete: it is written next to it and renamed.
 import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import * as v from "valibot";
-import { BOOT_TABLE_MAGIC, HEADER_PREFIX, HeaderSchema, headerBytes, MAGIC, RESERVED_SIZE, type BootPart, type Header } from "../core/image.ts";
+import { BOOT_TABLE_MAGIC, HEADER_PREFIX, headerBytes, headerSchema, MAGIC, RESERVED_SIZE, type BootPart, type Header } from "../core/image.ts";
 import { compress, compressInFrames } from "./compress.ts";
 
 export interface License {
@@ -194,7 +194,7 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
       return record;
     });
     header = {
-      format: 2,
+      format: 3,
       ...options.metadata,
       buildId,
       reserved: offset,
@@ -209,7 +209,7 @@ export async function assembleImage(options: AssembleOptions): Promise<number> {
   }
   if (!header) throw new Error("unreachable");
   // A launcher takes an intact header as it is: only one its schema accepts is written.
-  const checked = v.safeParse(HeaderSchema, header);
+  const checked = v.safeParse(headerSchema(), header);
   if (!checked.success) throw new Error(`the image header does not fit its schema (${checked.issues[0].path?.map((item) => String(item.key)).join(".")}: ${checked.issues[0].message})`);
   const table = bootTable(header, modes, brief);
 
