@@ -65,7 +65,7 @@ export const bindPlugin: Plugin = {
             return () =>
               withContext("Failed to add binding", () => {
                 let index = 0;
-                updateJson(runtime.image, SLOTS.bindings, BindingsSchema, (bindings = {}) => {
+                updateJson(runtime.image, SLOTS.bindings, BindingsSchema(), (bindings = {}) => {
                   index = Object.keys(bindings).reduce((high, key) => Math.max(high, Number(key) + 1), 0);
                   return { ...bindings, [String(index)]: { src, dst, type } };
                 });
@@ -81,7 +81,7 @@ export const bindPlugin: Plugin = {
             return () =>
               withContext("Failed to delete binding", () => {
                 let found = false;
-                updateJson(runtime.image, SLOTS.bindings, BindingsSchema, (bindings = {}) => {
+                updateJson(runtime.image, SLOTS.bindings, BindingsSchema(), (bindings = {}) => {
                   found = Object.keys(bindings).some((key) => Number(key) === index);
                   const kept = Object.fromEntries(Object.entries(bindings).filter(([key]) => Number(key) !== index));
                   return renumber(ordered(kept));
@@ -92,7 +92,7 @@ export const bindPlugin: Plugin = {
           if (rest.length > 0) throw new FimError("'list' command takes no arguments", { level: "C" });
           return () =>
             withContext("Failed to list bindings", () => {
-              const bindings = readJson(runtime.image, SLOTS.bindings, BindingsSchema) ?? {};
+              const bindings = readJson(runtime.image, SLOTS.bindings, BindingsSchema()) ?? {};
               if (Object.keys(bindings).length > 0) write(1, `${dumpJson(bindings)}\n`);
             });
         },

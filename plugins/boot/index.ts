@@ -1,6 +1,7 @@
 // fim-boot (reference §4.8) and the default command: running the image without a fim-*
 // word runs the stored boot program with the stored args, then the user's (reference §5).
 import * as v from "valibot";
+import { lazy } from "../../core/lazy.ts";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { asFimError, FimError, withContext } from "../../core/errors.ts";
 import { expandOrKeep } from "../../core/expand.ts";
@@ -14,8 +15,8 @@ import { guestCommand } from "../run/index.ts";
 
 const NAME = "boot";
 const OPS = ["set", "show", "clear"] as const;
-const BootSchema = v.object({ program: v.string(), args: v.array(v.string()) });
-type Boot = v.InferOutput<typeof BootSchema>;
+const BootSchema = lazy(() => v.object({ program: v.string(), args: v.array(v.string()) }));
+type Boot = v.InferOutput<ReturnType<typeof BootSchema>>;
 
 /**
  * The stored boot command; an empty slot means none (bash). Damaged data is an error naming
@@ -23,7 +24,7 @@ type Boot = v.InferOutput<typeof BootSchema>;
  */
 function readBoot(runtime: Runtime): Boot {
   try {
-    return readJson(runtime.image, SLOTS.boot, BootSchema) ?? { program: "", args: [] };
+    return readJson(runtime.image, SLOTS.boot, BootSchema()) ?? { program: "", args: [] };
   } catch (error) {
     throw asFimError(error).context("The boot command stored in the image is damaged: store it again with 'fim-boot set <program> [args...]' (or 'fim-boot clear')", "C");
   }

@@ -27,7 +27,7 @@ const emptyJson = () => new FimError("Empty json data", { level: "W" });
 export const desktopHooks = hooksOf(() => ({ integrated: new AsyncSeriesHook<[{ name: string; icon: string }]>(["app"]) }));
 
 function readDesktop(runtime: Runtime): Desktop | undefined {
-  const stored = readJson(runtime.image, SLOTS.desktop, StoredSchema);
+  const stored = readJson(runtime.image, SLOTS.desktop, StoredSchema());
   if (!stored) return undefined;
   let integrations: Item[];
   try {
@@ -111,7 +111,7 @@ export const desktopPlugin: Plugin = {
             const items = ITEMS.filter((item) => chosen.has(item));
             return () =>
               withContext("Failed to enable desktop integration", () => {
-                updateJson(runtime.image, SLOTS.desktop, StoredSchema, (stored) => {
+                updateJson(runtime.image, SLOTS.desktop, StoredSchema(), (stored) => {
                   if (!stored) throw emptyJson();
                   return storedForm({ name: stored.name, categories: stored.categories, integrations: items });
                 });

@@ -1,27 +1,30 @@
 // The desktop configuration (reference §13.1): the setup file and the stored JSON.
 import * as v from "valibot";
+import { lazy } from "../../core/lazy.ts";
 import { compareBytes } from "../../core/json.ts";
 
 /** Canonical order, as upstream stores and prints them. */
 export const ITEMS = ["ENTRY", "MIMETYPE", "ICON", "NONE"] as const;
 export type Item = (typeof ITEMS)[number];
 
-const Categories = v.array(v.string("categories must be strings"), "categories must be an array of strings");
-
 /** The setup file: `icon` is only needed by setup; integrations default to none. */
-export const SetupSchema = v.object({
-  name: v.string("name must be a string"),
-  icon: v.optional(v.unknown()),
-  categories: Categories,
-  integrations: v.optional(v.unknown()),
-});
+export const SetupSchema = lazy(() =>
+  v.object({
+    name: v.string("name must be a string"),
+    icon: v.optional(v.unknown()),
+    categories: v.array(v.string("categories must be strings"), "categories must be an array of strings"),
+    integrations: v.optional(v.unknown()),
+  }),
+);
 
 /** What is stored in the desktop slot (without the icon). */
-export const StoredSchema = v.object({
-  name: v.string(),
-  categories: v.array(v.string()),
-  integrations: v.optional(v.unknown()),
-});
+export const StoredSchema = lazy(() =>
+  v.object({
+    name: v.string(),
+    categories: v.array(v.string()),
+    integrations: v.optional(v.unknown()),
+  }),
+);
 
 export interface Desktop {
   name: string;

@@ -47,7 +47,7 @@ export function parseSetupFile(file: string): DesktopSetup {
 
 /** Checks a setup given as JSON data (a file's, or a recipe's `desktop` section); `source` names it in errors. */
 export function parseSetup(json: unknown, source: string): DesktopSetup {
-  const parsed = v.safeParse(SetupSchema, json);
+  const parsed = v.safeParse(SetupSchema(), json);
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const where = issue.path?.map((item) => String(item.key)).join(".");

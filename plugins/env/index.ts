@@ -1,6 +1,7 @@
 // fim-env (reference §4.4). Values are stored verbatim and expanded like a shell word when
 // used (core/expand.ts): no truncation at spaces, nothing executed but `$(…)`.
 import * as v from "valibot";
+import { lazy } from "../../core/lazy.ts";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";
@@ -14,12 +15,12 @@ export { expandedEnv, readEnv } from "./store.ts";
 const NAME = "env";
 const OPS = ["add", "set", "del", "list", "clear"] as const;
 // Any key but an empty one: a key may be expanded when used (`$(echo $META)=WORLD`).
-const Assignment = v.pipe(v.string(), v.regex(/^[^=]+=/));
+const Assignment = lazy(() => v.pipe(v.string(), v.regex(/^[^=]+=/)));
 
 /** Splits `K=V` at the first `=`; rejects entries without a key. */
 function parseAssignments(entries: string[]): [string, string][] {
   return entries.map((entry) => {
-    if (!v.is(Assignment, entry)) throw new FimError(`Variable assignment '${entry}' is invalid`, { level: "C" });
+    if (!v.is(Assignment(), entry)) throw new FimError(`Variable assignment '${entry}' is invalid`, { level: "C" });
     const at = entry.indexOf("=");
     return [entry.slice(0, at), entry.slice(at + 1)];
   });
@@ -30,7 +31,7 @@ export const envPlugin: Plugin = {
   apply(runtime) {
     const log = runtime.logger(NAME);
     const update = (change: (env: Record<string, string>) => void) =>
-      updateJson(runtime.image, SLOTS.environment, EnvSchema, (env = {}) => {
+      updateJson(runtime.image, SLOTS.environment, EnvSchema(), (env = {}) => {
         change(env);
         return env;
       });

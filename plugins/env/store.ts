@@ -1,15 +1,16 @@
 // The stored environment (reference §4.4): a JSON object in the environment slot.
 import * as v from "valibot";
+import { lazy } from "../../core/lazy.ts";
 import { expandOrKeep } from "../../core/expand.ts";
 import type { Logger } from "../../core/log.ts";
 import { readJson, SLOTS } from "../../core/reserved.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
-export const EnvSchema = v.record(v.string(), v.string());
-export type StoredEnv = v.InferOutput<typeof EnvSchema>;
+export const EnvSchema = lazy(() => v.record(v.string(), v.string()));
+export type StoredEnv = v.InferOutput<ReturnType<typeof EnvSchema>>;
 
 export function readEnv(runtime: Runtime): StoredEnv {
-  return readJson(runtime.image, SLOTS.environment, EnvSchema) ?? {};
+  return readJson(runtime.image, SLOTS.environment, EnvSchema()) ?? {};
 }
 
 /**

@@ -3,6 +3,7 @@
 // Empty by default: the portal runs nothing until the image's owner allows it. The daemon
 // enforces the list (the guest controls the client); this module only stores it.
 import * as v from "valibot";
+import { lazy } from "../../core/lazy.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Image } from "../../core/image.ts";
 import { readJson, SLOTS, updateJson, writeJson } from "../../core/reserved.ts";
@@ -29,20 +30,22 @@ export function programProblem(word: string): string | undefined {
   return undefined;
 }
 
-const Program = v.pipe(
-  v.string(),
-  v.check((word) => programProblem(word) === undefined, "not a program name or absolute path"),
-);
-const PolicySchema = v.object({ all: v.optional(v.boolean(), false), programs: v.optional(v.array(Program), []) });
+const PolicySchema = lazy(() => {
+  const Program = v.pipe(
+    v.string(),
+    v.check((word) => programProblem(word) === undefined, "not a program name or absolute path"),
+  );
+  return v.object({ all: v.optional(v.boolean(), false), programs: v.optional(v.array(Program), []) });
+});
 
 /** The stored policy; an empty slot is the closed default. Corrupt data is an error. */
 export function readPolicy(image: Image): PortalPolicy {
-  return readJson(image, SLOTS.portal, PolicySchema) ?? { ...CLOSED };
+  return readJson(image, SLOTS.portal, PolicySchema()) ?? { ...CLOSED };
 }
 
 /** Read-modify-write under the image lock. */
 export function updatePolicy(image: Image, change: (policy: PortalPolicy) => PortalPolicy): void {
-  updateJson(image, SLOTS.portal, PolicySchema, (stored) => change(stored ?? { ...CLOSED }), TOO_LARGE);
+  updateJson(image, SLOTS.portal, PolicySchema(), (stored) => change(stored ?? { ...CLOSED }), TOO_LARGE);
 }
 
 /** Back to the default; also replaces data that no longer parses. */

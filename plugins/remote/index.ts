@@ -1,5 +1,6 @@
 // fim-remote (reference §4.9): the URL recipes are fetched from.
 import * as v from "valibot";
+import { lazy } from "../../core/lazy.ts";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";
@@ -11,13 +12,13 @@ const NAME = "remote";
 /** Upstream's recipe repository, preset in the bundles it has recipes for (alpine, arch). */
 export const UPSTREAM_REMOTE = "https://raw.githubusercontent.com/flatimage/recipes/master";
 const OPS = ["set", "show", "clear"] as const;
-const RemoteSchema = v.object({ url: v.optional(v.string()) });
-const HttpUrl = v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//i, "the URL must start with http:// or https://"));
+const RemoteSchema = lazy(() => v.object({ url: v.optional(v.string()) }));
+const HttpUrl = lazy(() => v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//i, "the URL must start with http:// or https://")));
 const TOO_LONG = "Not enough space to fit remote URL";
 
 /** The configured remote URL; throws `No remote URL configured` when there is none. */
 export function remoteUrl(runtime: Runtime): string {
-  const url = readJson(runtime.image, SLOTS.remote, RemoteSchema)?.url;
+  const url = readJson(runtime.image, SLOTS.remote, RemoteSchema())?.url;
   if (!url) throw new FimError("No remote URL configured");
   return url;
 }
@@ -48,7 +49,7 @@ export const remotePlugin: Plugin = {
             const [url, ...trailing] = rest;
             if (url === undefined) throw new FimError("Missing URL for 'set' operation", { level: "C" });
             rejectTrailing("fim-remote", trailing);
-            const checked = v.safeParse(HttpUrl, url);
+            const checked = v.safeParse(HttpUrl(), url);
             if (!checked.success) throw new FimError(`Invalid remote URL '${url}': ${checked.issues[0].message}`, { level: "C" });
             return () =>
               withContext("Failed to set remote URL", () => {

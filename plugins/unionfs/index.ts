@@ -37,7 +37,7 @@ export const unionfsPlugin: Plugin = {
         consoleLevel: "C",
         help: [{ usage: `${SERVE_COMMAND} <json>` }],
         parse(args) {
-          const parsed = v.safeParse(ServeRequestSchema, args.length === 1 ? JSON.parse(args[0]!) : undefined);
+          const parsed = v.safeParse(ServeRequestSchema(), args.length === 1 ? JSON.parse(args[0]!) : undefined);
           if (!parsed.success) throw new FimError(`${SERVE_COMMAND} takes one JSON request: ${parsed.issues[0].message}`, { level: "C" });
           // The server is loaded only in its own process, not by every command.
           return async () => (await import("./serve.ts")).serve(parsed.output);

@@ -1,7 +1,9 @@
 // What a run asks of the union filesystem's process (one JSON argument).
 import * as v from "valibot";
+import { lazy } from "../../core/lazy.ts";
 
-export const ServeRequestSchema = v.object({
+export const ServeRequestSchema = lazy(() =>
+  v.object({
   mountpoint: v.string(),
   upper: v.string(),
   lowers: v.array(v.string()),
@@ -14,5 +16,6 @@ export const ServeRequestSchema = v.object({
   janitor: v.optional(v.string()),
   /** Seconds the kernel caches names and attributes. */
   ttl: v.number(),
-});
-export type ServeRequest = v.InferOutput<typeof ServeRequestSchema>;
+  }),
+);
+export type ServeRequest = v.InferOutput<ReturnType<typeof ServeRequestSchema>>;
