@@ -5,6 +5,8 @@ import { removeAll } from "./tree.ts";
 export interface LaunchRequest {
   program: string;
   args: string[];
+  /** `program` is a builtin of the guest's shell (`echo`, `command`, `type`…): that shell runs it itself. */
+  builtin?: boolean;
   /** Run as uid 0 inside the sandbox (fim-root, FIM_ROOT=1). */
   root: boolean;
 }

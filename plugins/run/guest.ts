@@ -1,7 +1,7 @@
 // The program a run starts (reference §9.1). Upstream's launcher runs `"<program>" "$@"` in
 // bash, so a shell builtin works as the program: `fim-exec command -v jq`, `fim-exec type ls`,
 // and `echo`, `test`, `kill` are bash's own. The sandbox here execs the program directly (it
-// becomes the supervised process), so a builtin is handed to the guest's bash instead.
+// becomes the supervised process), so a builtin is run by the bash that starts the guest.
 
 /** bash 5.2's builtins (`compgen -b` of the tool set's bash). Keywords do not count: upstream quotes the word. */
 const BUILTINS = new Set(
@@ -11,10 +11,10 @@ const BUILTINS = new Set(
 export interface GuestCommand {
   program: string;
   args: string[];
+  builtin: boolean;
 }
 
-/** `program args…` as the sandbox should start it: builtins through `bash -c '"$@"'`. */
+/** `program args…` as the sandbox should start it: a builtin is run by the guest's shell. */
 export function guestCommand(program: string, args: string[]): GuestCommand {
-  if (!BUILTINS.has(program)) return { program, args };
-  return { program: "bash", args: ["-c", '"$@"', "bash", program, ...args] };
+  return { program, args, builtin: BUILTINS.has(program) };
 }

@@ -39,8 +39,9 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, jo
 
   // Planned while the holder mounts (the first run's) or is joined.
   // The guest is started by a shell so that a missing program gives the shell's own
-  // "not found" and 127; fim_sigdfl gives it back the SIGINT/SIGQUIT its parents ignore.
-  const guestLauncher = 'p=$1; shift; exec -- "$p" "$@"';
+  // "not found" and 127, and a builtin runs in it; fim_sigdfl gives it back the
+  // SIGINT/SIGQUIT its parents ignore.
+  const guestLauncher = launch.request.builtin ? '"$@"' : 'p=$1; shift; exec -- "$p" "$@"';
   const guest = renderBwrap(operations, (line) => log.debug(`Sandbox: ${line}`));
   const visible = operations.flatMap((op) => (op.op === "bind" && op.source === op.dest ? [op.dest] : []));
   // The guest's /tmp is always its own (documented): a directory there is not worth a line.

@@ -62,6 +62,9 @@ describe.each(LOCALES)("upstream expectations, %s", (_label, locale) => {
     expect(busybox.code).toBe(0);
     expect(busybox.stdout).toEndWith("/bin/busybox\n");
     expect(run(["fim-exec", "type", "-t", "cd"])).toEqual({ code: 0, stdout: "builtin\n", stderr: "" });
+    // The shell that starts the guest runs the builtin itself (it used to exec a second bash for it).
+    expect(run(["fim-exec", "eval", 'tr "\\0" " " </proc/$$/cmdline; echo']).stdout).toMatch(/\/bash -c "\$@" -- eval /);
+    expect(run(["fim-exec", "exit", "7"]).code).toBe(7);
     expect(run(["fim-root", "command", "-v", "cd"])).toEqual({ code: 0, stdout: "cd\n", stderr: "" });
     // The boot command too, and a program that is not a builtin still runs as itself.
     expect(run(["fim-boot", "set", "command", "-v"]).code).toBe(0);
