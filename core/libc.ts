@@ -2,7 +2,7 @@
 // hand-over keep the PID), flock (serialised writes; the data directory's lock), linkat
 // (giving a name to an O_TMPFILE file) and isatty (node:tty costs ~4 ms of every start).
 // Failures carry the C library's errno text.
-import { errnoText, libc, pointerOf as ptr } from "../lib/libc.ts";
+import { errnoText, libc, pointerOf as ptr, withPinned } from "../lib/libc.ts";
 
 const cString = (text: string) => Buffer.from(`${text}\0`);
 
@@ -14,15 +14,15 @@ function pointerArray(buffers: Buffer[]): BigUint64Array {
 
 /** Replaces the process image; returns only on failure, with the errno text. */
 export function execve(path: string, argv: string[], env: Record<string, string | undefined>): string {
-  const file = cString(path);
   const args = argv.map(cString);
   const vars = Object.entries(env)
     .filter((entry): entry is [string, string] => entry[1] !== undefined)
     .map(([key, value]) => cString(`${key}=${value}`));
-  const argvArray = pointerArray(args);
-  const envArray = pointerArray(vars);
-  libc().execve(ptr(file), ptr(argvArray), ptr(envArray));
-  return errnoText();
+  // The strings are only pointed to from the arrays: pinned until the call returns (on failure).
+  return withPinned([...args, ...vars], () => {
+    libc().execve(cString(path), pointerArray(args), pointerArray(vars));
+    return errnoText();
+  });
 }
 
 export const LOCK_SH = 1;
@@ -53,7 +53,7 @@ const AT_SYMLINK_FOLLOW = 0x400;
 
 /** Links the file open on `fd` (e.g. made with O_TMPFILE) at `path`; throws with the errno. */
 export function linkDescriptor(fd: number, path: string): void {
-  if (libc().linkat(AT_FDCWD, ptr(cString(`/proc/self/fd/${fd}`)), AT_FDCWD, ptr(cString(path)), AT_SYMLINK_FOLLOW) === 0) return;
+  if (libc().linkat(AT_FDCWD, cString(`/proc/self/fd/${fd}`), AT_FDCWD, cString(path), AT_SYMLINK_FOLLOW) === 0) return;
   throw new Error(`linkat '${path}': ${errnoText()}`);
 }
 

@@ -15,6 +15,22 @@ export function ffi(): Ffi {
 /** The address of a buffer's bytes, for a call. */
 export const pointerOf = (buffer: NodeJS.TypedArray | DataView): Pointer => ffi().ptr(buffer);
 
+const pinned = new Set<readonly object[]>();
+
+/**
+ * Runs `call` with `buffers` kept alive. A buffer passed as an argument is kept alive by the
+ * call; one only pointed to from another buffer (argv's strings, a msghdr's iovec) is not,
+ * since its address is a number, and the collector may take it while the call runs.
+ */
+export function withPinned<T>(buffers: readonly object[], call: () => T): T {
+  pinned.add(buffers);
+  try {
+    return call();
+  } finally {
+    pinned.delete(buffers);
+  }
+}
+
 const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so"];
 const [i32, i64, u64, ptr, cstring] = ["i32", "i64", "u64", "ptr", "cstring"] as const;
 

@@ -2,7 +2,7 @@
 // mknod, utimensat, extended attributes, mount/umount2 and descriptor passing. Paths go in
 // as bytes (a latin1 string is a byte string), so names that are not UTF-8 survive.
 import { constants } from "node:os";
-import { errno, libc, pointerOf } from "../libc.ts";
+import { errno, libc, pointerOf, withPinned } from "../libc.ts";
 
 export { errno };
 
@@ -206,7 +206,8 @@ export function receiveFd(socket: number): number | undefined {
   msg.writeBigUInt64LE(BigInt(addressOf(control)), 32);
   msg.writeBigUInt64LE(BigInt(control.length), 40);
   for (;;) {
-    const received = Number(libc().recvmsg(socket, msg, 0));
+    // data and iov are only pointed to (from iov and msg): pinned while the call waits.
+    const received = withPinned([data, iov], () => Number(libc().recvmsg(socket, msg, 0)));
     if (received < 0) {
       if (errno() === 4) continue;
       throw errno();
