@@ -2,7 +2,7 @@
 // D and I go to stdout, W/E/C to stderr. (Upstream also appends every line to a per-instance
 // boot.log; instance directories here live only as long as their run, so there is none.)
 import { writeSync } from "node:fs";
-import { createConsola, type ConsolaReporter, type LogObject } from "consola/core";
+import type { ConsolaInstance, ConsolaReporter, LogObject } from "consola/core";
 import type { Level } from "./errors.ts";
 
 const RANK: Record<Level, number> = { D: 0, I: 1, W: 2, E: 3, C: 4 };
@@ -46,9 +46,16 @@ const reporter: ConsolaReporter = {
   },
 };
 
-// Made on first use: a start that logs nothing (most commands) does not pay for it.
-let consola: ReturnType<typeof createConsola> | undefined;
-const instance = () => (consola ??= createConsola({ level: 5, reporters: [reporter], throttle: 0 }));
+// Made on first use, consola's module loaded then too: a start that logs nothing (most
+// commands) does not pay for either.
+let consola: ConsolaInstance | undefined;
+function instance(): ConsolaInstance {
+  if (!consola) {
+    const { createConsola } = require("consola/core") as typeof import("consola/core");
+    consola = createConsola({ level: 5, reporters: [reporter], throttle: 0 });
+  }
+  return consola;
+}
 
 export interface Logger {
   debug(message: string): void;
@@ -65,7 +72,7 @@ export interface Logger {
  * goes nowhere, and making consola instances for them was ~2 ms of every run.
  */
 export function logger(tag: string): Logger {
-  let tagged: ReturnType<ReturnType<typeof createConsola>["withTag"]> | undefined;
+  let tagged: ConsolaInstance | undefined;
   const at = (level: Level, message: string) => {
     if (RANK[level] >= RANK[threshold]) (tagged ??= instance().withTag(tag))[TYPE_OF_LEVEL[level]](message);
   };
