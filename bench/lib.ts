@@ -8,6 +8,8 @@ export interface Timing {
   median: number;
   p10: number;
   p90: number;
+  /** Each run's time, in the order of the rounds (round i of every command ran back to back). */
+  samples: number[];
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -29,15 +31,23 @@ export function compare(commands: Record<string, string[]>, runs = 50, warmup = 
     }
   }
   return names.map((name) => {
-    const sorted = samples[name]!.sort((a, b) => a - b);
-    return { name, median: quantile(sorted, 0.5), p10: quantile(sorted, 0.1), p90: quantile(sorted, 0.9) };
+    const sorted = [...samples[name]!].sort((a, b) => a - b);
+    return { name, median: quantile(sorted, 0.5), p10: quantile(sorted, 0.1), p90: quantile(sorted, 0.9), samples: samples[name]! };
   });
+}
+
+/**
+ * The median of the round-by-round ratios: steadier than the ratio of the medians on a noisy
+ * machine, where a slow stretch hits both commands of a round but not the same rounds of each.
+ */
+export function pairedRatio(timing: Timing, base: Timing): number {
+  return quantile(timing.samples.map((sample, round) => sample / base.samples[round]!).sort((a, b) => a - b), 0.5);
 }
 
 export function report(timings: Timing[], baseline: string): void {
   const base = timings.find((t) => t.name === baseline)!;
   for (const t of timings) {
-    console.log(`${t.name.padEnd(28)} median ${t.median.toFixed(2)} ms  (p10 ${t.p10.toFixed(2)}, p90 ${t.p90.toFixed(2)})  ratio ${(t.median / base.median).toFixed(2)}x`);
+    console.log(`${t.name.padEnd(28)} median ${t.median.toFixed(2)} ms  (p10 ${t.p10.toFixed(2)}, p90 ${t.p90.toFixed(2)})  ratio ${(t.median / base.median).toFixed(2)}x  paired ${pairedRatio(t, base).toFixed(2)}x`);
   }
 }
 
