@@ -52,12 +52,13 @@ mkdirSync(join(work, "baseline"), { recursive: true });
 sh([bun, join(root, "scripts/build.ts"), "blueprint", "--out", images.stub]);
 sh([bun, join(baseTree, "scripts/build.ts"), "blueprint", "--out", images.baseline, "--tools", baseTools], baseTree);
 
-/** The build id in the image header (both layouts keep it at the end of the ELF part). */
+/** The build id in the image header (every layout keeps it at the end of the ELF part; format 3 puts a sha256 before the JSON). */
 function buildId(path: string): string {
   const bytes = readFileSync(path);
   const end = Number(bytes.readBigUInt64LE(0x28)) + bytes.readUInt16LE(0x3a) * bytes.readUInt16LE(0x3c);
   const length = bytes.readUInt32LE(end + 8);
-  return (JSON.parse(bytes.subarray(end + 12, end + 12 + length).toString()) as { buildId: string }).buildId;
+  const json = end + (bytes[end + 7]! >= 3 ? 44 : 12);
+  return (JSON.parse(bytes.subarray(json, json + length).toString()) as { buildId: string }).buildId;
 }
 const uid = process.getuid!();
 // The stub extracts into $XDG_RUNTIME_DIR/fim/app when it is set: a private one, emptied for first starts.

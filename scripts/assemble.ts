@@ -62,7 +62,8 @@ const BRIEF_MAX = 4096;
 
 /** The names, each ended by a NUL, as the stub reads them. */
 function briefNames(names: string[]): Buffer {
-  for (const name of names) if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`command name '${name}' cannot go into the boot table`);
+  // The stub compares bytes: any name without NUL or blanks goes (dispatch takes any `fim-` word).
+  for (const name of names) if (!/^[\x21-\x7e]+$/.test(name)) throw new Error(`command name '${name}' cannot go into the boot table (printable ASCII only)`);
   const bytes = Buffer.from(names.map((name) => `${name}\0`).join(""), "latin1");
   if (bytes.length > BRIEF_MAX) throw new Error(`the brief commands' names take ${bytes.length} bytes; the stub reads at most ${BRIEF_MAX}`);
   return bytes;

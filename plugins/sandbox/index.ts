@@ -41,6 +41,8 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, jo
   // The guest is started by a shell so that a missing program gives the shell's own
   // "not found" and 127, and a builtin runs in it; fim_sigdfl gives it back the
   // SIGINT/SIGQUIT its parents ignore.
+  // Its $0 is `--`, as upstream's `bash -c '"<program>" "$@"' --`: a builtin's error reads
+  // `--: line 1: cd: /nope: No such file or directory` there too.
   const guestLauncher = launch.request.builtin ? '"$@"' : 'p=$1; shift; exec -- "$p" "$@"';
   const guest = renderBwrap(operations, (line) => log.debug(`Sandbox: ${line}`));
   const visible = operations.flatMap((op) => (op.op === "bind" && op.source === op.dest ? [op.dest] : []));

@@ -65,6 +65,8 @@ describe.each(LOCALES)("upstream expectations, %s", (_label, locale) => {
     // The shell that starts the guest runs the builtin itself (it used to exec a second bash for it).
     expect(run(["fim-exec", "eval", 'tr "\\0" " " </proc/$$/cmdline; echo']).stdout).toMatch(/\/bash -c "\$@" -- eval /);
     expect(run(["fim-exec", "exit", "7"]).code).toBe(7);
+    // Its $0 is `--`, as in upstream's `bash -c '"<program>" "$@"' -- …` (reference §9).
+    expect(run(["fim-exec", "cd", "/nope"])).toEqual({ code: 1, stdout: "", stderr: "--: line 1: cd: /nope: No such file or directory\n" });
     expect(run(["fim-root", "command", "-v", "cd"])).toEqual({ code: 0, stdout: "cd\n", stderr: "" });
     // The boot command too, and a program that is not a builtin still runs as itself.
     expect(run(["fim-boot", "set", "command", "-v"]).code).toBe(0);

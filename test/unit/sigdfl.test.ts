@@ -36,6 +36,11 @@ test("--die-with-parent: the program keeps the process's PID and is killed when 
   expect(await running(pid)).toBe(false);
 });
 
+test("--die-with-parent leaves the inherited dispositions (a nohup'd commit keeps SIGHUP ignored)", () => {
+  const script = `trap '' HUP; ${BIN} --die-with-parent $$ sh -c 'kill -HUP $$; echo survived'`;
+  expect(Bun.spawnSync(["sh", "-c", script]).stdout.toString()).toBe("survived\n");
+});
+
 test("--die-with-parent: nothing runs when the parent named is not the parent (it has ended)", () => {
   const marker = join(dir, "ran");
   const result = Bun.spawnSync([BIN, "--die-with-parent", "1", "touch", marker]);

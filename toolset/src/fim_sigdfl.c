@@ -4,9 +4,10 @@
  * started through this so that it gets Ctrl-C as usual. (A shell cannot do this: signals
  * ignored on entry to a non-interactive shell cannot be reset.)
  *
- * `--die-with-parent PID`: the program is also killed when PID, the process that started
- * this one, ends (the launcher's helpers, e.g. mkfs.erofs, must not work on after it was
- * killed); when PID has already ended, nothing runs (exit 127). The program keeps this
+ * `--die-with-parent PID`, for the launcher's helpers (mkfs.erofs must not work on after the
+ * launcher was killed): the program is killed when PID, the process that started this one,
+ * ends, and nothing runs (exit 127) when PID has already ended. Its signal dispositions are
+ * then left as inherited (a `nohup`'d commit keeps SIGHUP ignored). The program keeps this
  * process's PID, so the launcher can follow it in /proc. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 int main(int argc, char **argv) {
-  int first = 1;
+  int first = 1, bound = 0;
   if (argc > 2 && strcmp(argv[1], "--die-with-parent") == 0) {
     char *end;
     long parent = strtol(argv[2], &end, 10);
@@ -28,18 +29,20 @@ int main(int argc, char **argv) {
     }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != (pid_t)parent) return 127; /* it ended before the signal was set */
-    first = 3;
+    first = 3, bound = 1;
   }
   if (argc <= first) {
     fprintf(stderr, "usage: fim_sigdfl [--die-with-parent PID] <program> [args...]\n");
     return 127;
   }
-  for (int sig = 1; sig < NSIG; sig++) {
-    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  if (!bound) {
+    for (int sig = 1; sig < NSIG; sig++) {
+      if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
   }
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
   execvp(argv[first], argv + first);
   fprintf(stderr, "fim_sigdfl: %s: %s\n", argv[first], strerror(errno));
   return errno == ENOENT ? 127 : 126;
