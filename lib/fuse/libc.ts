@@ -206,8 +206,8 @@ export function receiveFd(socket: number): number | undefined {
   msg.writeBigUInt64LE(BigInt(addressOf(control)), 32);
   msg.writeBigUInt64LE(BigInt(control.length), 40);
   for (;;) {
-    // data and iov are only pointed to (from iov and msg): pinned while the call waits.
-    const received = withPinned([data, iov], () => Number(libc().recvmsg(socket, msg, 0)));
+    // data, iov and control are only pointed to (from iov and msg): pinned while the call waits.
+    const received = withPinned([data, iov, control], () => Number(libc().recvmsg(socket, msg, 0)));
     if (received < 0) {
       if (errno() === 4) continue;
       throw errno();
