@@ -1,6 +1,5 @@
 // One sandboxed run as it travels through the lifecycle hooks: what was asked, the facts
 // computed once for it, and the plan the hooks build (steps, root, companions, clean-ups).
-import { rmSync } from "node:fs";
 import { removeAll } from "./tree.ts";
 
 export interface LaunchRequest {
@@ -138,15 +137,7 @@ export class Launch {
   async unwind(onError: (error: unknown) => void): Promise<void> {
     for (const step of this.after.splice(0)) {
       if (step.kind === "remove") {
-        for (const path of step.paths) {
-          if (removeAll(path)) continue;
-          // What stayed, with the reason (EBUSY: a mount point in use…).
-          try {
-            rmSync(path, { recursive: true, force: true });
-          } catch (error) {
-            onError(error);
-          }
-        }
+        for (const path of step.paths) removeAll(path, onError);
         continue;
       }
       const result = Bun.spawnSync(step.argv, { stdout: "ignore", stderr: "ignore" });

@@ -24,8 +24,11 @@ function makeWritable(path: string): void {
   }
 }
 
-/** Removes a tree, whatever its directories' modes; false when something stays (a mount point in use). Never throws. */
-export function removeAll(path: string): boolean {
+/**
+ * Removes a tree, whatever its directories' modes; false when something stays (a mount point
+ * in use), `why` then told the error. Never throws.
+ */
+export function removeAll(path: string, why?: (error: unknown) => void): boolean {
   try {
     rmSync(path, { recursive: true, force: true });
     return true;
@@ -34,7 +37,8 @@ export function removeAll(path: string): boolean {
     try {
       rmSync(path, { recursive: true, force: true });
       return true;
-    } catch {
+    } catch (error) {
+      why?.(error);
       return false;
     }
   }

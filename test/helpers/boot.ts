@@ -4,7 +4,7 @@ import { spawnSync } from "bun";
 import { chmodSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
-import { HEADER_PREFIX, Image } from "../../core/image.ts";
+import { HEADER_PREFIX, headerBytes, Image } from "../../core/image.ts";
 import { ROOT } from "./image.ts";
 
 export const TOOLS = join(ROOT, "toolset/out/x86_64/bin");
@@ -40,10 +40,11 @@ export function withBuildId(source: string, target: string, suffix: string): str
     readSync(fd, head, 0, head.length, start);
     const from = Buffer.from(old);
     for (let at = head.indexOf(from); at >= 0; at = head.indexOf(from, at + 1)) writeSync(fd, Buffer.from(id), 0, id.length, start + at);
-    // The header's digest, for its new bytes (the launcher refuses a header that differs from it).
+    // The header again with its new bytes' digest (the launcher refuses one that differs from it).
     const json = Buffer.alloc(head.readUInt32LE(8));
     readSync(fd, json, 0, json.length, start + HEADER_PREFIX);
-    writeSync(fd, new Bun.CryptoHasher("sha256").update(json).digest(), 0, 32, start + 12);
+    const header = headerBytes(json.toString());
+    writeSync(fd, header, 0, header.length, start);
   } finally {
     closeSync(fd);
   }

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freshImage, lines, type TestImage } from "../helpers/image.ts";
+import { isRunning } from "../helpers/proc.ts";
 
 let image: TestImage;
 const files: Record<string, string> = {};
@@ -28,8 +29,7 @@ function helpersOf(path: string): string[] {
   const found: string[] = [];
   for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2)[0] === "Z") continue;
+      if (!isRunning(Number(pid))) continue;
       if (!readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`FIM_BIN_SELF=${path}`)) continue;
       found.push(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]!);
     } catch {

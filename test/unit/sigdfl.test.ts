@@ -4,12 +4,7 @@ import { afterAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-
-/** Running: neither gone nor a zombie (an orphan's zombie waits for init, which may be slow to reap it). */
-async function running(pid: number): Promise<boolean> {
-  const stat = await Bun.file(`/proc/${pid}/stat`).text().catch(() => "");
-  return stat !== "" && stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-}
+import { isRunning } from "../helpers/proc.ts";
 
 const BIN = join(import.meta.dir, "../../toolset/out/x86_64/bin/fim_sigdfl");
 if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build the tool set (toolset/build.sh)`);
@@ -32,8 +27,8 @@ test("--die-with-parent: the program keeps the process's PID and is killed when 
   expect((await Bun.file(`/proc/${pid}/cmdline`).text()).split("\0")).toEqual(["sleep", "60", ""]);
   parent.kill("SIGKILL");
   await parent.exited;
-  for (let i = 0; i < 200 && (await running(pid)); i++) await Bun.sleep(5);
-  expect(await running(pid)).toBe(false);
+  for (let i = 0; i < 200 && isRunning(pid); i++) await Bun.sleep(5);
+  expect(isRunning(pid)).toBe(false);
 });
 
 test("--die-with-parent leaves the inherited dispositions (a nohup'd commit keeps SIGHUP ignored)", () => {
