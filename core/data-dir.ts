@@ -12,7 +12,7 @@
 // the sandbox. The data directory, its `root` and `tmp`, and every directory the image
 // creates on the way to it must be owned by this user and not writable by others (a
 // group's write bit is fine when the group is the user's own private group).
-import { accessSync, constants, lstatSync, mkdirSync, readFileSync, statSync, type Stats } from "node:fs";
+import { accessSync, canAccess, constants, lstatSync, mkdirSync, readFileSync, statSync, type Stats } from "../lib/fs.ts";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { FimError } from "./errors.ts";
@@ -37,14 +37,10 @@ function statOrUndefined(path: string): Stats | undefined {
   }
 }
 
-function canWrite(dir: string): boolean {
-  try {
-    accessSync(dir, constants.W_OK | constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const F_OK = 0;
+const W_OK = 2;
+const X_OK = 1;
+const canWrite = (dir: string) => canAccess(dir, W_OK | X_OK);
 
 /** `~/.local/share`, or $XDG_DATA_HOME when it is absolute; a $HOME of someone else (sudo keeps it) is not used. */
 function dataHome(env: NodeJS.ProcessEnv, uid: number): string {
@@ -53,10 +49,24 @@ function dataHome(env: NodeJS.ProcessEnv, uid: number): string {
   return `${home}/.local/share`;
 }
 
+/** Where the per-user data directory of the image at `image` is in a data home. */
+function userDataName(image: string): string {
+  const hash = new Bun.CryptoHasher("sha256").update(image).digest("hex").slice(0, 16);
+  return `flatimage/${basename(image)}-${hash}.data`;
+}
+
 /** The per-user data directory of the image at `image` (an absolute path). */
 export function userDataDir(image: string, env: NodeJS.ProcessEnv = process.env, uid = uidOf()): string {
-  const hash = new Bun.CryptoHasher("sha256").update(image).digest("hex").slice(0, 16);
-  return `${dataHome(env, uid)}/flatimage/${basename(image)}-${hash}.data`;
+  return `${dataHome(env, uid)}/${userDataName(image)}`;
+}
+
+/** Whether the per-user data directory was made; access(2) says no without node:fs when it is in no data home dataHome can choose. */
+function userDataDirExists(image: string, env: NodeJS.ProcessEnv, uid: number): boolean {
+  // os.homedir() is $HOME when that is set (Node's rule, Bun's too): no need to ask it then.
+  const home = env.HOME && env.HOME === process.env.HOME ? [env.HOME] : [...(env.HOME ? [env.HOME] : []), homedir()];
+  const homes = env.XDG_DATA_HOME?.startsWith("/") ? [env.XDG_DATA_HOME] : home.map((dir) => `${dir}/.local/share`);
+  if (!homes.some((home) => canAccess(`${home}/${userDataName(image)}`, F_OK))) return false;
+  return statOrUndefined(userDataDir(image, env, uid))?.isDirectory() === true;
 }
 
 export function locateDataDir(image: string, env: NodeJS.ProcessEnv = process.env, uid = uidOf()): DataDirChoice {
@@ -64,16 +74,17 @@ export function locateDataDir(image: string, env: NodeJS.ProcessEnv = process.en
   const dir = dirname(image);
   const beside: DataDirChoice = { path: join(dir, `.${basename(image)}.data`), source: "image" };
   const fallback = (reason: string): DataDirChoice => ({ path: userDataDir(image, env, uid), source: "user", reason });
-  const perUser = () => statOrUndefined(userDataDir(image, env, uid))?.isDirectory() === true;
-  const existing = statOrUndefined(beside.path);
-  if (existing) {
+  // access(2), not stat: a brief command then decides without node:fs (lib/fs.ts).
+  if (canAccess(beside.path, F_OK)) {
     // Where this user could have made it, someone else's is refused (prepareDataDir says
     // why); where they could not, it was never theirs to use.
-    if (canWrite(dir) || (existing.uid === uid && canWrite(beside.path))) return beside;
-    return fallback(existing.uid === uid ? `'${beside.path}' is not writable` : `'${beside.path}' is not yours and '${dir}' is not writable`);
+    if (canWrite(dir)) return beside;
+    const existing = statOrUndefined(beside.path);
+    if (existing?.uid === uid && canWrite(beside.path)) return beside;
+    return fallback(existing?.uid === uid ? `'${beside.path}' is not writable` : `'${beside.path}' is not yours and '${dir}' is not writable`);
   }
   if (!canWrite(dir)) return fallback(`'${dir}' is not writable`);
-  if (perUser()) return fallback(`a per-user data directory was made while '${dir}' was not writable`);
+  if (userDataDirExists(image, env, uid)) return fallback(`a per-user data directory was made while '${dir}' was not writable`);
   return beside;
 }
 

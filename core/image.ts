@@ -8,7 +8,7 @@
 //                 tools (zstd), back to back
 //   RSV           reserved space, 4 MiB (slots of reference §7.2, see reserved.ts)
 //   RSV+4MiB      layers: u64 LE size, then the layer bytes; repeated
-import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import { closeFile, closeSync, fdatasyncSync, fstatSync, openForReading, openSync, readAt, sizeOf, statSync, writeSync } from "../lib/fs.ts";
 import * as v from "valibot";
 import { FimError } from "./errors.ts";
 import { lazy } from "./lazy.ts";
@@ -80,17 +80,6 @@ export function headerBytes(json: string): Buffer {
 
 export function broken(message: string): FimError {
   return new FimError(message, { level: "E" });
-}
-
-export function readAt(fd: number, position: number, length: number): Buffer {
-  const buffer = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, buffer, done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done === length ? buffer : buffer.subarray(0, done);
 }
 
 export function pwriteAll(fd: number, data: Buffer, position: number): void {
@@ -231,19 +220,19 @@ export class Image {
   static open(path: string): Image {
     let fd: number;
     try {
-      fd = openSync(path, "r");
+      fd = openForReading(path);
     } catch (error) {
       throw broken(`Could not open image file '${path}': ${(error as Error).message}`);
     }
     try {
       return Image.read(fd, path);
     } finally {
-      closeSync(fd);
+      closeFile(fd);
     }
   }
 
   static read(fd: number, path: string): Image {
-    const size = fstatSync(fd).size;
+    const size = sizeOf(fd);
     const end = elfEnd(fd, path);
     if (!hasMagic(fd)) throw broken(`'${path}' is not a FlatImage (magic bytes FI\\x01 missing at offset 8)`);
     if (end >= size) throw broken(`'${path}' is a bare launcher: it carries no image header, tools or reserved space`);
@@ -294,7 +283,7 @@ export class Image {
 
 /** The provenance of the embedded tools. */
 export function readDeps(image: Image): Deps {
-  const fd = openSync(image.path, "r");
+  const fd = openForReading(image.path);
   try {
     const text = readAt(fd, image.header.deps.offset, image.header.deps.size).toString("utf8");
     let json: unknown;
@@ -307,7 +296,7 @@ export function readDeps(image: Image): Deps {
     if (!parsed.success) throw broken(`'${image.path}' has corrupt tool metadata (${parsed.issues[0].message})`);
     return parsed.output;
   } finally {
-    closeSync(fd);
+    closeFile(fd);
   }
 }
 
@@ -327,13 +316,13 @@ export interface LayerRecord {
  * whatever the other layers hold, or an empty root).
  */
 export function embeddedLayers(image: Image, note: (message: string) => void): LayerRecord[] {
-  const fd = openSync(image.path, "r");
+  const fd = openForReading(image.path);
   // C level: a run shows only those, and a run is where this is found.
   const damaged = (what: string) => new FimError(`The image '${image.path}' is damaged (truncated?): ${what}`, { level: "C" });
   try {
     // The size of the file read now: it may have been replaced since `image` was parsed
     // (fim-layer remove/squash); what comes before the layers is the same in both.
-    const total = fstatSync(fd).size;
+    const total = sizeOf(fd);
     const layers: LayerRecord[] = [];
     let position = image.layersOffset;
     while (position < total) {
@@ -351,6 +340,6 @@ export function embeddedLayers(image: Image, note: (message: string) => void): L
     }
     return layers;
   } finally {
-    closeSync(fd);
+    closeFile(fd);
   }
 }

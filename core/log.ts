@@ -1,7 +1,7 @@
 // Diagnostics in FlatImage's line format (reference §2): `<L>::<tag>::<pid>::<message>`.
 // D and I go to stdout, W/E/C to stderr. (Upstream also appends every line to a per-instance
 // boot.log; instance directories here live only as long as their run, so there is none.)
-import { writeSync } from "node:fs";
+import { writeAll } from "../lib/fs.ts";
 import type { ConsolaInstance, ConsolaReporter, LogObject } from "consola/core";
 import type { Level } from "./errors.ts";
 
@@ -29,7 +29,7 @@ export function consoleLevel(): Level {
 /** Writes to a standard stream; a closed pipe (e.g. `| head`) is not an error worth dying for. */
 export function write(fd: 1 | 2, text: string): void {
   try {
-    writeSync(fd, text);
+    writeAll(fd, text);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EPIPE") throw error;
   }

@@ -1,7 +1,7 @@
 // Where things live on the host (reference §6.2, §7.3, §7.4), computed once per process.
 // Directories are created by whoever needs them, not here: a configuration command
 // must work next to an image in a read-only directory.
-import { chmodSync, lstatSync, mkdirSync, readdirSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, readdirSync } from "../lib/fs.ts";
 import { dirname } from "node:path";
 import { locateDataDir, type DataDirChoice } from "./data-dir.ts";
 import type { Image } from "./image.ts";

@@ -1,5 +1,5 @@
 // Facts about processes read from /proc.
-import { readFileSync } from "node:fs";
+import { readFileSync } from "../lib/fs.ts";
 import { entriesOf } from "./paths.ts";
 
 /** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat): with the PID, it names one process. */

@@ -1,7 +1,7 @@
 // Start-up profile: FIM_PROFILE=1 prints, on stderr, how long each phase took and, below it,
 // each plugin's apply and taps of the runtime's hooks (the slowest first), so that a slow
 // start can be traced to the plugin that spends the time.
-import { writeSync } from "node:fs";
+import { nodeFsLoaded, writeSync } from "../lib/fs.ts";
 
 const enabled = process.env.FIM_PROFILE === "1";
 const marks: [string, number][] = [];
@@ -69,6 +69,8 @@ export function printProfile(): void {
     return line;
   });
   for (const [what, at] of events) lines.push(`profile: ${what} at ${at.toFixed(2)} ms`);
+  const fs = nodeFsLoaded();
+  lines.push(fs ? `profile: node:fs loaded at ${fs.at.toFixed(2)} ms ${fs.by}`.trimEnd() : "profile: node:fs not loaded");
   const slowest = [...taps].sort((a, b) => b[1] - a[1]).filter(([, ms]) => ms >= 0.05);
   for (const [key, ms] of slowest) lines.push(`profile:   ${ms.toFixed(2).padStart(7)} ms  ${key}`);
   writeSync(2, `${lines.join("\n")}\n`); // not process.stderr: it costs ~10 ms to make

@@ -2,10 +2,10 @@
 // Writes are serialised with flock on the image and made atomic with a journal kept in
 // the unused tail of the reserved space: record, apply, clear. A reader that finds a
 // complete record sees its content, so a write killed half-way is never observed.
-import { closeSync, openSync } from "node:fs";
+import { closeFile, openForReading, readAt } from "../lib/fs.ts";
 import * as v from "valibot";
 import { FimError } from "./errors.ts";
-import { Image, readAt, RESERVED_SIZE, withShortWrites, type ShortWrites } from "./image.ts";
+import { Image, RESERVED_SIZE, withShortWrites, type ShortWrites } from "./image.ts";
 import { dumpJson } from "./json.ts";
 
 export interface Slot {
@@ -60,7 +60,7 @@ function readJournal(fd: number, base: number): PendingWrite | undefined {
 
 /** Bytes of a slot as a reader should see them (a pending journal record wins). */
 export function readSlot(image: Image, target: Slot): Buffer {
-  const fd = openSync(image.path, "r");
+  const fd = openForReading(image.path);
   try {
     const pending = readJournal(fd, image.reservedOffset);
     const bytes = readAt(fd, image.reservedOffset + target.offset, target.size);
@@ -71,7 +71,7 @@ export function readSlot(image: Image, target: Slot): Buffer {
     }
     return bytes;
   } finally {
-    closeSync(fd);
+    closeFile(fd);
   }
 }
 
@@ -79,7 +79,7 @@ const TEXT_CHUNK = 16 * 1024;
 
 /** Text of a NUL-terminated slot (up to the first NUL), read in chunks: slots are mostly tiny. */
 export function readText(image: Image, target: Slot): string {
-  const fd = openSync(image.path, "r");
+  const fd = openForReading(image.path);
   try {
     const pending = readJournal(fd, image.reservedOffset);
     if (pending && pending.offset === target.offset) return textOf(pending.data);
@@ -94,7 +94,7 @@ export function readText(image: Image, target: Slot): string {
     }
     return Buffer.concat(chunks).toString("utf8");
   } finally {
-    closeSync(fd);
+    closeFile(fd);
   }
 }
 

@@ -1,5 +1,5 @@
 // Services a run's plugins share: the data directory's lock and the overlay's work directory.
-import { chmodSync, existsSync, mkdirSync, openSync, closeSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, rmSync } from "../lib/fs.ts";
 import { tryLockExclusive } from "./libc.ts";
 import type { Runtime } from "./runtime.ts";
 

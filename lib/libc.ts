@@ -1,7 +1,8 @@
 // The one FFI binding to the C library: every call Bun does not expose, for the runtime
 // (execve, flock, fcntl) and for the FUSE server (stat with nanoseconds, xattrs, mount…).
-// Loaded on first use, bun:ffi itself too: a command that makes no such call (fim-perms
-// list) does not pay for them (dlopen ~0.5 ms, the module ~0.2 ms).
+// Loaded on first use, bun:ffi itself too, in two tables: the few calls a brief command
+// makes instead of loading node:fs (lib/fs.ts), and the rest (dlopen ~0.5 ms), which a
+// command that makes none of them (fim-perms list) does not bind.
 import type { Pointer } from "bun:ffi";
 
 type Ffi = typeof import("bun:ffi");
@@ -35,7 +36,6 @@ const LIBC_NAMES = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.
 const [i32, i64, u64, ptr, cstring] = ["i32", "i64", "u64", "ptr", "cstring"] as const;
 
 const symbols = {
-  __errno_location: { args: [], returns: ptr },
   strerror: { args: [i32], returns: cstring },
   execve: { args: [ptr, ptr, ptr], returns: i32 },
   flock: { args: [i32, i32], returns: i32 },
@@ -58,16 +58,27 @@ const symbols = {
   fallocate: { args: [i32, i32, i64, i64], returns: i32 },
 } as const;
 
-export type Libc = ReturnType<typeof import("bun:ffi").dlopen<typeof symbols>>["symbols"];
-let loaded: Libc | undefined;
+// What a brief command calls (lib/fs.ts: read the image, ask whether a directory is
+// writable, print), bound on its own: binding the table above costs ~0.5 ms, this a tenth.
+const basicSymbols = {
+  __errno_location: { args: [], returns: ptr },
+  open: { args: [ptr, i32], returns: i32 },
+  pread: { args: [i32, ptr, u64, i64], returns: i64 },
+  write: { args: [i32, ptr, u64], returns: i64 },
+  lseek: { args: [i32, i64, i32], returns: i64 },
+  close: { args: [i32], returns: i32 },
+  access: { args: [ptr, i32], returns: i32 },
+} as const;
 
-export function libc(): Libc {
-  if (loaded) return loaded;
+type Bound<S extends Record<string, import("bun:ffi").FFIFunction>> = ReturnType<typeof import("bun:ffi").dlopen<S>>["symbols"];
+export type Libc = Bound<typeof symbols>;
+export type BasicLibc = Bound<typeof basicSymbols>;
+
+function bind<S extends Record<string, import("bun:ffi").FFIFunction>>(table: S): Bound<S> {
   const failures: string[] = [];
   for (const name of LIBC_NAMES) {
     try {
-      loaded = ffi().dlopen(name, symbols).symbols;
-      return loaded;
+      return ffi().dlopen(name, table).symbols;
     } catch (error) {
       failures.push(`${name}: ${(error as Error).message}`);
     }
@@ -75,9 +86,15 @@ export function libc(): Libc {
   throw new Error(`Could not load the C library (${failures.join("; ")})`);
 }
 
+let loaded: Libc | undefined;
+let basic: BasicLibc | undefined;
+
+export const libc = (): Libc => (loaded ??= bind(symbols));
+export const basicLibc = (): BasicLibc => (basic ??= bind(basicSymbols));
+
 /** The errno of the last failed call. */
 export function errno(): number {
-  return ffi().read.i32(libc().__errno_location() as Pointer, 0);
+  return ffi().read.i32(basicLibc().__errno_location() as Pointer, 0);
 }
 
 /** The C library's text for an errno, as upstream prints it (e.g. "No such file or directory"). */

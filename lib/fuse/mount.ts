@@ -3,7 +3,7 @@
 //   namespace): nothing needs setuid, and the mount vanishes with the namespace;
 // - the setuid fusermount3, which mounts and passes the descriptor back over a socket
 //   (_FUSE_COMMFD, SCM_RIGHTS), for a regular user on the host.
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync } from "../fs.ts";
 import * as libc from "./libc.ts";
 
 export interface MountOptions {

@@ -2,7 +2,7 @@
 // it, calls the filesystem and writes one reply. Blocking reads on one thread: the cost of a
 // request is the kernel round trip, not the handler (see notes/fuse-in-typescript.md).
 // Handlers throw a positive errno (a number) to fail a request.
-import { readSync, writeSync } from "node:fs";
+import { readSync, writeSync } from "../fs.ts";
 import { constants as osConstants } from "node:os";
 import { kernelDev, type Stat, type StatFs } from "./libc.ts";
 

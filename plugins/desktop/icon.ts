@@ -5,7 +5,7 @@
 // it is written in place under the image lock in three synced steps: clear the size and
 // extension (readers now see no icon), write the zero-padded data, then the extension and
 // size. A write killed half-way leaves no icon, never a torn one.
-import { fdatasyncSync } from "node:fs";
+import { fdatasyncSync } from "../../lib/fs.ts";
 import { FimError } from "../../core/errors.ts";
 import { type Image, pwriteAll, withWriteLock } from "../../core/image.ts";
 import { readSlot, SLOTS } from "../../core/reserved.ts";

@@ -1,6 +1,6 @@
 // Automatic integration (reference §13.3), the start notification (§13.6) and clean (§13.4).
 // Loaded only when a desktop JSON is stored.
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "../../lib/fs.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Runtime } from "../../core/runtime.ts";

@@ -1,5 +1,5 @@
 // fim-desktop setup (reference §13.1): validate the file, resolve the icon, store both.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "../../lib/fs.ts";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import * as v from "valibot";

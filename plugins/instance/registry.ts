@@ -7,7 +7,7 @@
 // exclusively belongs to a run that has ended, however it ended; the lock also tells a run of
 // another PID namespace sharing this runtime directory (a toolbox container and its host share
 // $XDG_RUNTIME_DIR) from a dead one, which its PID cannot.
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "../../lib/fs.ts";
 import type { Launch } from "../../core/launch.ts";
 import { flock, keepAcrossExec, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
 import { entriesOf } from "../../core/paths.ts";

@@ -2,7 +2,7 @@
 // type and size (for `fim-layer list --long`). Only metadata is read: inodes and directory
 // blocks, which mkfs.erofs stores uncompressed; file data is never decompressed.
 // On-disk format: the kernel's Documentation/filesystems/erofs.rst and erofs_fs.h.
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync } from "../../lib/fs.ts";
 import type { LayerEntry, LayerEntryType } from "../../core/plugin.ts";
 
 const SUPERBLOCK = 1024;

@@ -2,7 +2,7 @@
 // much of the source it has read and how much it has written, from /proc/<pid>/io (at the
 // default levels mkfs.erofs reads each file once, so what it read of the source's bytes is
 // a fair percentage).
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "../../lib/fs.ts";
 import { FimError } from "../../core/errors.ts";
 import { mib, percent, Progress } from "../../core/progress.ts";
 

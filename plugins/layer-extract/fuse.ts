@@ -1,7 +1,7 @@
 // Whether FUSE can be used here: /dev/fuse must be the FUSE device (character device 10:229;
 // containers often bind /dev/null there) and open for reading and writing. FIM_NO_FUSE=1
 // says not to use it.
-import { closeSync, openSync, statSync } from "node:fs";
+import { closeSync, openSync, statSync } from "../../lib/fs.ts";
 import type { Runtime } from "../../core/runtime.ts";
 
 export interface FuseStatus {

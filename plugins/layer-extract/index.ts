@@ -6,7 +6,7 @@
 // extraction runs as root of a user namespace, so owners, whiteouts (0/0 devices) and
 // extended attributes come out as the kernel overlay expects them. The cache is bounded
 // (FIM_LAYER_CACHE_MAX MiB, default 4096): the least recently used layers no run uses go.
-import { closeSync, mkdirSync } from "node:fs";
+import { closeSync, mkdirSync } from "../../lib/fs.ts";
 import { release } from "node:os";
 import { FimError } from "../../core/errors.ts";
 import type { Launch } from "../../core/launch.ts";

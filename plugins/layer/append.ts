@@ -2,7 +2,7 @@
 // with its previous layers: under the image lock, trailing bytes of an earlier interrupted
 // append are cut off, the record goes in with a zero size word (which ends the layer scan),
 // and the real size is written last.
-import { closeSync, fdatasyncSync, ftruncateSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, fdatasyncSync, ftruncateSync, openSync, readSync, statSync } from "../../lib/fs.ts";
 import { embeddedLayers, Image, pwriteAll, withWriteLock } from "../../core/image.ts";
 
 export function appendLayer(image: Image, file: string): void {

@@ -3,7 +3,7 @@
 // from the upper directory. What the bundle declares as not the application (its package
 // manager's lists and caches) is left out of a commit's layer and stays in the upper
 // directory, so the next install does not need to refresh them.
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync } from "../../lib/fs.ts";
 import { prepareDataDir } from "../../core/data-dir.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";

@@ -1,8 +1,8 @@
 // Layer discovery (reference §8.1), lowest first: layers appended to the image, then
 // FIM_LAYERS (files, or directories of files sorted by path), then <data>/layers.
 // Each layer's format is known by its own magic number, so mixed images work.
-import { closeSync, openSync, readdirSync, statSync } from "node:fs";
-import { embeddedLayers, readAt, type LayerRecord } from "../../core/image.ts";
+import { closeSync, openSync, readAt, readdirSync, statSync } from "../../lib/fs.ts";
+import { embeddedLayers, type LayerRecord } from "../../core/image.ts";
 import { FimError } from "../../core/errors.ts";
 import { expandOrKeep } from "../../core/expand.ts";
 import type { Logger } from "../../core/log.ts";

@@ -5,7 +5,7 @@
 // Paths the caller leaves out (a bundle's package lists and caches) are neither walked nor
 // listed: they go into the layer tool's exclusions and stay where they are.
 import { isUtf8 } from "node:buffer";
-import { accessSync, constants, lstatSync, readdirSync } from "node:fs";
+import { accessSync, constants, lstatSync, readdirSync } from "../../lib/fs.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
 

@@ -1,7 +1,7 @@
 // Managing layers after the fact: fim-layer list --long, remove, squash. Indices are those of
 // fim-layer list (mount order). Layers embedded in the image are changed by rewriting the
 // image (rewrite.ts); a layer in the data directory's layers/ is a file of its own.
-import { mkdirSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, statSync, unlinkSync } from "../../lib/fs.ts";
 import { dirname, resolve } from "node:path";
 import { FimError } from "../../core/errors.ts";
 import { write, type Logger } from "../../core/log.ts";

@@ -10,7 +10,7 @@
 //  * opacity marks (user./trusted.overlay.opaque=y, user.fuseoverlayfs.opaque=y, a
 //    `.wh..wh..opq` file) are kept, unless nothing lies below.
 // Paths are byte strings (latin1), so names that are not UTF-8 survive.
-import { chmodSync, lstatSync, readdirSync, renameSync, rmSync, type Stats, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, readdirSync, renameSync, rmSync, type Stats, unlinkSync, writeFileSync } from "../../lib/fs.ts";
 import * as libc from "../../lib/fuse/libc.ts";
 
 const OPAQUE_MARKS = ["user.overlay.opaque", "trusted.overlay.opaque", "user.fuseoverlayfs.opaque"];

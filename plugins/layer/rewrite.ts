@@ -22,7 +22,7 @@ import {
   readSync,
   renameSync,
   rmSync,
-} from "node:fs";
+} from "../../lib/fs.ts";
 import { basename, dirname } from "node:path";
 import { FimError } from "../../core/errors.ts";
 import { embeddedLayers, Image, lockImage, pwriteAll, type LayerRecord } from "../../core/image.ts";
@@ -34,7 +34,8 @@ import { alive } from "../../core/proc.ts";
 /** A layer of the new list: one the image has, or a new layer file. */
 export type Piece = { record: LayerRecord } | { file: string; size: number };
 
-const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY;
+// Read when used: fs.constants differ between architectures, and reading them loads node:fs.
+const O_TMPFILE = () => 0o20000000 | constants.O_DIRECTORY;
 
 /** Removes the named temporary files that interrupted rewrites left (only where O_TMPFILE was not available). */
 function sweep(dir: string, base: string, log: Logger): void {
@@ -58,7 +59,7 @@ function temporaryBeside(path: string, mode: number): Temporary {
   const dir = dirname(path);
   const named = (suffix: string) => `${dir}/.${basename(path)}.fim-layer-${process.pid}.${suffix}`;
   try {
-    const fd = openSync(dir, O_TMPFILE | constants.O_RDWR, 0o600);
+    const fd = openSync(dir, O_TMPFILE() | constants.O_RDWR, 0o600);
     return {
       fd,
       publish(target) {

@@ -2,7 +2,7 @@
 // <data>/root (reference §8.3), mounted once in the namespace every run of the data
 // directory shares (bubblewrap's own --overlay would mount one per guest).
 import type { Plugin } from "../../core/plugin.ts";
-import { mkdirSync } from "node:fs";
+import { mkdirSync } from "../../lib/fs.ts";
 import { workDirectory } from "../../core/run-services.ts";
 import { registerOverlayType } from "../overlay/index.ts";
 

@@ -1,7 +1,7 @@
 // The OVERLAYFS overlay type: fuse-overlayfs stacks the layers under <data>/root at
 // <mounts>/root, inside the namespace the data directory's runs share; each guest's root is
 // bound from there.
-import { mkdirSync } from "node:fs";
+import { mkdirSync } from "../../lib/fs.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { workDirectory } from "../../core/run-services.ts";
 import { registerOverlayType } from "../overlay/index.ts";

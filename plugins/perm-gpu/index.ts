@@ -2,7 +2,7 @@
 // read-only at their usual paths (reference §9.3). Their mount points are empty files in a
 // directory stacked as the top lower layer, so nothing is created in the data directory and
 // nothing ends up in a committed layer.
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync } from "../../lib/fs.ts";
 import { dirname } from "node:path";
 import { MOUNT_STAGE, type SandboxOp } from "../../core/launch.ts";
 import { permissionMapper } from "../perms/index.ts";

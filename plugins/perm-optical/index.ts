@@ -1,5 +1,5 @@
 // optical: CD/DVD drives (/dev/srN and /dev/sgN), up to the first N where neither exists.
-import { existsSync } from "node:fs";
+import { existsSync } from "../../lib/fs.ts";
 import type { SandboxOp } from "../../core/launch.ts";
 import { permissionMapper } from "../perms/index.ts";
 

@@ -1,6 +1,6 @@
 // xorg: the X server's socket for $DISPLAY (the guest's /tmp is private) and its cookie,
 // read-only: $XAUTHORITY, or ~/.Xauthority when it is unset.
-import { existsSync } from "node:fs";
+import { existsSync } from "../../lib/fs.ts";
 import { homedir } from "node:os";
 import type { SandboxOp } from "../../core/launch.ts";
 import { permissionMapper } from "../perms/index.ts";

@@ -1,6 +1,6 @@
 // The recipe cache (DATA/recipes/<dist>/latest/<name>.json, reference §14.2) and the
 // dependency walk shared by fetch and install.
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "../../lib/fs.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { checkName, type Recipe } from "./schema.ts";

@@ -1,5 +1,5 @@
 // fim-recipe fetch | info | install (reference §14.3–§14.5). Loaded only when the command runs.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "../../lib/fs.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write, type Logger } from "../../core/log.ts";
 import type { Runtime } from "../../core/runtime.ts";

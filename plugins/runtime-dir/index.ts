@@ -10,7 +10,7 @@ import { SANDBOX_STAGE, type SandboxOp } from "../../core/launch.ts";
 import { write } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { existsSync } from "node:fs";
+import { existsSync } from "../../lib/fs.ts";
 import { join } from "node:path";
 import { treeSize } from "../../core/tree.ts";
 import { buildInUse, builds, removeBuild, runtimeRoots } from "./store.ts";

@@ -2,7 +2,7 @@
 // glibc it runs on and the tools the stub and the tools plugin extract), each with a lock
 // file held shared by every process of the build while it runs. Kept only for the builds
 // used most recently; one in use is never removed.
-import { closeSync, lstatSync, openSync, statSync, type Stats } from "node:fs";
+import { closeSync, lstatSync, openSync, statSync, type Stats } from "../../lib/fs.ts";
 import { dirname, join } from "node:path";
 import { tryLockExclusive } from "../../core/libc.ts";
 import { entriesOf } from "../../core/paths.ts";

@@ -1,7 +1,7 @@
 // <app>/sbin: a link per busybox applet, last on the guest's PATH (reference §7.3). Made
 // once per build in a temporary directory that is renamed into place; those of runs killed
 // while making it are swept by the next one that makes it.
-import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from "../../lib/fs.ts";
 import { basename, dirname } from "node:path";
 import { leftoversOfEnded } from "../../core/proc.ts";
 import type { Runtime } from "../../core/runtime.ts";

@@ -1,5 +1,5 @@
 // Host checks before a run, each with a message that says what to do (exit 125).
-import { accessSync, constants, readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "../../lib/fs.ts";
 import { prepareDataDir } from "../../core/data-dir.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Paths } from "../../core/paths.ts";

@@ -11,7 +11,7 @@
 // When the run's own plan turns out to be the same, that holder is kept; otherwise it is
 // ended (nobody can have joined it: the start lock is held until then) and the run's own is
 // started.
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "../../lib/fs.ts";
 import type { Subprocess } from "bun";
 import { FimError } from "../../core/errors.ts";
 import type { Launch } from "../../core/launch.ts";

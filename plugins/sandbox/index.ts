@@ -6,7 +6,7 @@
 // first run starts it) → fim_supervise, the guest's own supervisor there → bwrap building the
 // guest's sandbox from the typed operations → the guest.
 // Files owned by root in the layers show up as the running user, as upstream's uid= mount.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "../../lib/fs.ts";
 import { FimError } from "../../core/errors.ts";
 import { execve, keepAcrossExec } from "../../core/libc.ts";
 import { PREPARE_STAGE, SANDBOX_STAGE, type GuestRoot, type Launch, type SandboxOp } from "../../core/launch.ts";

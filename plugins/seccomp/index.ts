@@ -2,7 +2,7 @@
 // classic BPF for `bwrap --seccomp FD`, loaded last, over every guest. Under fim-root it also
 // makes ownership changes succeed without effect (one uid is mapped: chown to another
 // would fail and abort package managers); so does every run whose guest is root.
-import { writeFileSync } from "node:fs";
+import { writeFileSync } from "../../lib/fs.ts";
 import { SANDBOX_STAGE } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { seccompArch, seccompProgram } from "./filter.ts";

@@ -3,9 +3,9 @@
 // against its sha256 and renamed, so an extraction killed half-way, or a damaged image,
 // leaves nothing that would be used. Later uses trust the file because of where it is: the
 // build's directory is private to the user and read-only for guests (plugins/runtime-dir).
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readAt, renameSync, rmSync, writeSync } from "../../lib/fs.ts";
 import { FimError } from "../../core/errors.ts";
-import { readAt, type ToolRecord } from "../../core/image.ts";
+import type { ToolRecord } from "../../core/image.ts";
 import { ensureUserDir, GLOBAL_DIR } from "../../core/paths.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";

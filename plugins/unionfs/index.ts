@@ -3,7 +3,7 @@
 // FUSE hop); over the OVERLAYFS type it serves the case-insensitive view alone. It runs from
 // the launcher copy inside the run's namespace, mounted with mount(2): it needs no
 // fusermount3, and a killed server leaves no mount behind (the namespace takes it along).
-import { mkdirSync } from "node:fs";
+import { mkdirSync } from "../../lib/fs.ts";
 import * as v from "valibot";
 import { FimError } from "../../core/errors.ts";
 import type { PrepareStep } from "../../core/launch.ts";

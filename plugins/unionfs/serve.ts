@@ -2,7 +2,7 @@
 // mount goes away. Started by the run inside its namespace (mount(2), gone with the
 // namespace), or on the host through fusermount3 with a janitor that unmounts when this
 // process ends in any way, SIGKILL included (unprivileged auto_unmount does not work).
-import { closeSync, writeSync } from "node:fs";
+import { closeSync, writeSync } from "../../lib/fs.ts";
 import { mountDirect, mountWithFusermount, Session, type Mounted } from "../../lib/fuse/index.ts";
 import type { ServeRequest } from "./schema.ts";
 import { UnionFs } from "./union.ts";

@@ -30,7 +30,7 @@ import {
   unlinkSync,
   writeFileSync,
   writeSync,
-} from "node:fs";
+} from "../../lib/fs.ts";
 import { isUtf8 } from "node:buffer";
 import * as libc from "../../lib/fuse/libc.ts";
 import { SetattrValid, type Caller, type DirEntry, type Entry, type Filesystem, type Setattr } from "../../lib/fuse/session.ts";

@@ -185,6 +185,22 @@ describe("the stub", () => {
     expect(own.stdout).toContain("The engine is tuned for this brief command (BUN_JSC_thresholdForJITAfterWarmUp,BUN_JSC_useWarmUpMarkedBlocks)");
   });
 
+  test("commands that only read the image start without node:fs (it costs ~1.4 ms to load)", () => {
+    const copy = freshImage(image.path, "reading.flatimage");
+    try {
+      expect(copy.run(["fim-perms", "set", "home,network"]).code).toBe(0); // a write: node:fs
+      expect(copy.run(["fim-env", "set", "A=1"]).stderr).toBe("");
+      for (const args of [["fim-perms", "list"], ["fim-env", "list"], ["fim-version", "short"], ["fim-bind", "list"], ["fim-unshare", "list"], ["fim-help"]]) {
+        const result = copy.run(args, { env: { FIM_PROFILE: "1" } });
+        expect({ args, code: result.code, loaded: lines(result.stderr).filter((line) => line.startsWith("profile: node:fs")) }).toEqual({ args, code: 0, loaded: ["profile: node:fs not loaded"] });
+      }
+      expect(copy.run(["fim-perms", "list"]).stdout).toBe("home\nnetwork\n");
+      expect(copy.run(["fim-perms", "add", "gpu"], { env: { FIM_PROFILE: "1" } }).stderr).toMatch(/^profile: node:fs loaded at /m);
+    } finally {
+      copy.cleanup();
+    }
+  });
+
   test("a CPU without x86-64-v2 gets a clear message, not SIGILL", () => {
     const qemu = Bun.which("qemu-x86_64");
     if (!qemu) throw new Error("this test needs qemu-user: apt-get install qemu-user (scripts/prepare.sh installs it)");

@@ -1,0 +1,88 @@
+// lib/fs.ts: node:fs loaded on first use, and the calls a brief command makes through the C
+// library instead (reading a file at an offset, its size, access(2), writing a stream).
+import { afterAll, describe, expect, test } from "bun:test";
+import { spawnSync } from "bun";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { canAccess, closeFile, openForReading, readAt, sizeOf, writeAll } from "../../lib/fs.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "fim-fs-unit-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const bun = process.execPath;
+
+describe("reading without node:fs", () => {
+  test("bytes at an offset, fewer at the end of the file, and the file's size", () => {
+    const file = join(dir, "data");
+    writeFileSync(file, Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 251)));
+    const fd = openForReading(file);
+    try {
+      expect(sizeOf(fd)).toBe(10_000);
+      expect([...readAt(fd, 5000, 4)]).toEqual([5000 % 251, 5001 % 251, 5002 % 251, 5003 % 251]);
+      expect(readAt(fd, 9998, 100).length).toBe(2);
+      expect(readAt(fd, 20_000, 8).length).toBe(0);
+    } finally {
+      closeFile(fd);
+    }
+  });
+
+  test("a file that cannot be opened is reported as node:fs reports it", () => {
+    expect(() => openForReading(join(dir, "absent"))).toThrow(`ENOENT: no such file or directory, open '${join(dir, "absent")}'`);
+    expect(() => openForReading(`${dir}/a\0b`)).toThrow();
+  });
+
+  test("access(2): existence and writability", () => {
+    const file = join(dir, "readonly");
+    writeFileSync(file, "");
+    chmodSync(file, 0o444);
+    expect(canAccess(file, 0)).toBe(true);
+    expect(canAccess(join(dir, "absent"), 0)).toBe(false);
+    expect(canAccess(dir, 2 | 1)).toBe(true);
+    // root may write anything: the mode only decides for a regular user.
+    expect(canAccess(file, 2)).toBe(process.getuid!() === 0);
+    expect(canAccess(`${file}\0x`, 0)).toBe(false);
+  });
+
+  test("none of it loads node:fs; the first other call does", () => {
+    const script = `
+      import { canAccess, closeFile, nodeFsLoaded, openForReading, readAt, sizeOf, writeAll } from ${JSON.stringify(join(import.meta.dir, "../../lib/fs.ts"))};
+      const fd = openForReading(${JSON.stringify(import.meta.path)});
+      readAt(fd, 0, 10); sizeOf(fd); closeFile(fd); canAccess("/", 0); writeAll(1, "written\\n");
+      const before = nodeFsLoaded();
+      const { existsSync } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/fs.ts"))});
+      existsSync("/");
+      console.log(before === undefined, nodeFsLoaded() !== undefined);`;
+    const result = spawnSync([bun, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    expect(result.stderr.toString()).toBe("");
+    expect(result.stdout.toString()).toBe("written\ntrue true\n");
+  });
+});
+
+describe("writing a stream", () => {
+  test("all of a text larger than a pipe holds, read while it is written", async () => {
+    const text = "x".repeat(300_000) + "\n";
+    const script = `import { writeAll } from ${JSON.stringify(join(import.meta.dir, "../../lib/fs.ts"))}; writeAll(1, "x".repeat(300000) + "\\n");`;
+    const child = Bun.spawn([bun, "-e", script], { stdout: "pipe" });
+    expect(await new Response(child.stdout).text()).toBe(text);
+    expect(await child.exited).toBe(0);
+  });
+
+  test("a reader that has gone is no error: false", () => {
+    const script = join(dir, "writer.ts");
+    writeFileSync(script, `import { writeAll } from ${JSON.stringify(join(import.meta.dir, "../../lib/fs.ts"))};
+      let result = true; for (let i = 0; i < 50 && result; i++) result = writeAll(1, "y".repeat(100000)); console.error(String(result));`);
+    // head reads ten bytes and exits: the writer meets a closed pipe.
+    const result = spawnSync(["bash", "-c", `"$0" "$1" | head -c 10 >/dev/null`, bun, script], { stdout: "pipe", stderr: "pipe" });
+    expect(result.stderr.toString()).toBe("false\n");
+  });
+});
+
+test("the fs facade has what node:fs has under the same names", async () => {
+  const facade = await import("../../lib/fs.ts");
+  const fs = await import("node:fs");
+  for (const [name, value] of Object.entries(facade)) {
+    if (name in fs && typeof value === "function") expect(typeof (fs as Record<string, unknown>)[name]).toBe("function");
+  }
+  expect(facade.constants.O_DIRECTORY).toBe(fs.constants.O_DIRECTORY);
+  expect(facade.mkdtempSync(join(dir, "t-"))).toStartWith(join(dir, "t-"));
+});
