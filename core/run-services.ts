@@ -1,4 +1,5 @@
-// Services a run's plugins share: the data directory's lock and the overlay's work directory.
+// Services the plugins share: the data directory's lock, the overlay's work directory, and
+// helper tools bound to the launcher's life.
 import { chmodSync, existsSync, mkdirSync, openSync, closeSync, rmSync } from "../lib/fs.ts";
 import { tryLockExclusive } from "./libc.ts";
 import type { Runtime } from "./runtime.ts";
@@ -28,4 +29,14 @@ export function resetWorkDirectory(work: string): void {
   if (existsSync(`${work}/work`)) chmodSync(`${work}/work`, 0o700);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
+}
+
+/**
+ * The argv that starts a helper tool so that it ends with this process (fim_sigdfl
+ * --die-with-parent): for a tool whose work is useless once the launcher is gone (a killed
+ * `fim-layer commit` leaves no mkfs.erofs working on). Not for one that must finish what it
+ * began (update-mime-database rewriting its cache) or outlive the run (notify-send).
+ */
+export async function boundToLauncher(runtime: Runtime, tool: string): Promise<string[]> {
+  return [await runtime.tool("fim_sigdfl"), "--die-with-parent", String(process.pid), await runtime.tool(tool)];
 }

@@ -3,6 +3,7 @@
 // The default format (docs/layer-formats.md has the measurements).
 import type { LayerCreateRequest, Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
+import { boundToLauncher } from "../../core/run-services.ts";
 import { walkErofs } from "./read.ts";
 import { runTool } from "./run.ts";
 
@@ -38,13 +39,8 @@ export function checkSuperblock(head: Buffer, size: number): string | undefined 
   return undefined;
 }
 
-/** A tool started so that it ends with this process: a killed `fim-layer` leaves no mkfs.erofs working on. */
-async function boundToUs(runtime: Runtime, tool: string): Promise<string[]> {
-  return [await runtime.tool("fim_sigdfl"), "--die-with-parent", String(process.pid), await runtime.tool(tool)];
-}
-
 async function create(runtime: Runtime, request: LayerCreateRequest): Promise<void> {
-  const mkfs = await boundToUs(runtime, "mkfs.erofs");
+  const mkfs = await boundToLauncher(runtime, "mkfs.erofs");
   // --all-root: inside the sandbox, root in the layer shows up as the user running it.
   const args = [...compressionOptions(request.level), "--all-root", "--quiet", ...request.exclude.map((path) => `--exclude-path=${path}`), request.output, request.source];
   const log = runtime.logger(NAME);
@@ -64,7 +60,7 @@ export const erofsPlugin: Plugin = {
         mountCommand: async (layer, mountpoint) => [await runtime.tool("erofsfuse"), `--offset=${layer.offset}`, layer.path, mountpoint],
         walk: (layer, visit) => walkErofs(layer.path, layer.offset, layer.size, visit),
         extract: async (layer, dir) => {
-          const fsck = await boundToUs(runtime, "fsck.erofs");
+          const fsck = await boundToLauncher(runtime, "fsck.erofs");
           const log = runtime.logger(NAME);
           // --preserve-perms: modes exactly as stored, whatever the umask (a regular user's default applies it).
           const args = [`--offset=${layer.offset}`, `--extract=${dir}`, "--xattrs", "--preserve-perms", layer.path];
