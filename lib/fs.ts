@@ -1,11 +1,11 @@
-// node:fs, loaded on its first call. Importing it costs ~1.4 ms of every start (Bun builds
-// its promises API with it: a trivial program that imports it takes 1.24x as long), and a
-// brief command needs none of it: `fim-perms list` reads the image, asks whether a
+// node:fs, loaded on its first call. Importing it costs a start ~1.4 ms by itself (a trivial
+// program that imports it takes 1.24x as long; 3-4 % of `fim-perms list` once the C calls
+// below replace it), and a brief command needs none of it: `fim-perms list` reads the image, asks whether a
 // directory is writable and prints through the C library (the functions at the end). Every
 // module of the launcher imports these instead of node:fs; FIM_PROFILE=1 says when node:fs
 // was loaded, and by what.
 import type * as NodeFs from "node:fs";
-import { basicLibc, errno, errnoText } from "./libc.ts";
+import { basicLibc, errno } from "./libc.ts";
 
 export type { Dirent, Stats, StatsFs } from "node:fs";
 
@@ -100,9 +100,10 @@ export function readAt(fd: number, position: number, length: number): Buffer {
   while (done < length) {
     const n = Number(basicLibc().pread(fd, buffer.subarray(done), length - done, position + done));
     if (n < 0 && errno() === EINTR) continue;
-    if (n < 0) throw Object.assign(new Error(`read failed: ${errnoText()}`), { code: "EIO" });
-    if (n === 0) break;
-    done += n;
+    // node:fs reports a failure (EISDIR, EIO…) as callers expect it, or reads after all.
+    const got = n < 0 ? readSync(fd, buffer, done, length - done, position + done) : n;
+    if (got === 0) break;
+    done += got;
   }
   return done === length ? buffer : buffer.subarray(0, done);
 }

@@ -26,6 +26,15 @@ describe("reading without node:fs", () => {
     }
   });
 
+  test("a descriptor that cannot be read is reported as node:fs reports it", () => {
+    const fd = openForReading(dir); // a directory opens, and reading it fails
+    try {
+      expect(() => readAt(fd, 0, 8)).toThrow(expect.objectContaining({ code: "EISDIR" }));
+    } finally {
+      closeFile(fd);
+    }
+  });
+
   test("a file that cannot be opened is reported as node:fs reports it", () => {
     expect(() => openForReading(join(dir, "absent"))).toThrow(`ENOENT: no such file or directory, open '${join(dir, "absent")}'`);
     expect(() => openForReading(`${dir}/a\0b`)).toThrow();
