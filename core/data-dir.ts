@@ -63,9 +63,9 @@ export function userDataDir(image: string, env: NodeJS.ProcessEnv = process.env,
 /** Whether the per-user data directory was made; access(2) says no without node:fs when it is in no data home dataHome can choose. */
 function userDataDirExists(image: string, env: NodeJS.ProcessEnv, uid: number): boolean {
   // os.homedir() is $HOME when that is set (Node's rule, Bun's too): no need to ask it then.
-  const home = env.HOME && env.HOME === process.env.HOME ? [env.HOME] : [...(env.HOME ? [env.HOME] : []), homedir()];
-  const homes = env.XDG_DATA_HOME?.startsWith("/") ? [env.XDG_DATA_HOME] : home.map((dir) => `${dir}/.local/share`);
-  if (!homes.some((home) => canAccess(`${home}/${userDataName(image)}`, F_OK))) return false;
+  const homeDirs = env.HOME && env.HOME === process.env.HOME ? [env.HOME] : [...(env.HOME ? [env.HOME] : []), homedir()];
+  const dataHomes = env.XDG_DATA_HOME?.startsWith("/") ? [env.XDG_DATA_HOME] : homeDirs.map((dir) => `${dir}/.local/share`);
+  if (!dataHomes.some((dataHome) => canAccess(`${dataHome}/${userDataName(image)}`, F_OK))) return false;
   return statOrUndefined(userDataDir(image, env, uid))?.isDirectory() === true;
 }
 

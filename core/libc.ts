@@ -2,9 +2,7 @@
 // hand-over keep the PID), flock (serialised writes; the data directory's lock), linkat
 // (giving a name to an O_TMPFILE file) and isatty (node:tty costs ~4 ms of every start).
 // Failures carry the C library's errno text.
-import { errnoText, libc, pointerOf as ptr, withPinned } from "../lib/libc.ts";
-
-const cString = (text: string) => Buffer.from(`${text}\0`);
+import { cString, errnoText, libc, pointerOf as ptr, withPinned } from "../lib/libc.ts";
 
 function pointerArray(buffers: Buffer[]): BigUint64Array {
   const array = new BigUint64Array(buffers.length + 1);

@@ -5,7 +5,7 @@
 // module of the launcher imports these instead of node:fs; FIM_PROFILE=1 says when node:fs
 // was loaded, and by what.
 import type * as NodeFs from "node:fs";
-import { basicLibc, errno } from "./libc.ts";
+import { basicLibc, cString, errno } from "./libc.ts";
 
 export type { Dirent, Stats, StatsFs } from "node:fs";
 
@@ -74,7 +74,7 @@ const EINTR = 4;
 const EPIPE = 32;
 
 /** A path as the C library takes it; undefined for one it cannot (a NUL inside). */
-const cPath = (path: string): Buffer | undefined => (path.includes("\0") ? undefined : Buffer.from(`${path}\0`));
+const cPath = (path: string): Buffer | undefined => (path.includes("\0") ? undefined : cString(path));
 
 /** Opens a file read-only (close-on-exec); a failure is thrown by node:fs, with its usual message. */
 export function openForReading(path: string): number {
@@ -87,7 +87,7 @@ export function closeFile(fd: number): void {
   basicLibc().close(fd);
 }
 
-/** The size of the file open on `fd`. */
+/** The size of the file open on `fd` (it moves the file offset: every read here is positional). */
 export function sizeOf(fd: number): number {
   const size = Number(basicLibc().lseek(fd, 0, SEEK_END));
   return size >= 0 ? size : fstatSync(fd).size;

@@ -8,6 +8,9 @@ import type { Pointer } from "bun:ffi";
 type Ffi = typeof import("bun:ffi");
 let ffiModule: Ffi | undefined;
 
+/** A string as the C library takes it, NUL-ended. */
+export const cString = (text: string): Buffer => Buffer.from(`${text}\0`);
+
 /** bun:ffi, loaded on first use. */
 export function ffi(): Ffi {
   return (ffiModule ??= require("bun:ffi") as Ffi);
