@@ -2,7 +2,7 @@
 // library instead (reading a file at an offset, its size, access(2), writing a stream).
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "bun";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { canAccess, closeFile, openForReading, readAt, sizeOf, writeAll } from "../../lib/fs.ts";
@@ -94,4 +94,18 @@ test("the fs facade has what node:fs has under the same names", async () => {
   }
   expect(facade.constants.O_DIRECTORY).toBe(fs.constants.O_DIRECTORY);
   expect(facade.mkdtempSync(join(dir, "t-"))).toStartWith(join(dir, "t-"));
+});
+
+test("no module of the launcher imports node:fs itself (a brief command would load it again)", () => {
+  const root = join(import.meta.dir, "../..");
+  const offenders: string[] = [];
+  for (const dir of ["core", "lib", "plugins"]) {
+    for (const file of new Bun.Glob("**/*.ts").scanSync({ cwd: join(root, dir) })) {
+      const path = `${dir}/${file}`;
+      if (path === "lib/fs.ts") continue;
+      const text = readFileSync(join(root, path), "utf8");
+      if (/^import (?!type )[^;]*from "node:fs(\/promises)?";/m.test(text) || /require\("node:fs"\)/.test(text)) offenders.push(path);
+    }
+  }
+  expect(offenders).toEqual([]);
 });
