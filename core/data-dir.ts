@@ -13,8 +13,8 @@
 // creates on the way to it must be owned by this user and not writable by others (a
 // group's write bit is fine when the group is the user's own private group).
 import { accessSync, canAccess, constants, lstatSync, mkdirSync, readFileSync, statSync, type Stats } from "../lib/fs.ts";
-import { homedir } from "node:os";
-import { basename, dirname, join, resolve } from "node:path";
+import { homedir } from "../lib/node.ts";
+import { basename, dirname, join, resolve } from "../lib/path.ts";
 import { FimError } from "./errors.ts";
 import { formatLine, logger, write } from "./log.ts";
 

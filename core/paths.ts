@@ -2,7 +2,7 @@
 // Directories are created by whoever needs them, not here: a configuration command
 // must work next to an image in a read-only directory.
 import { chmodSync, lstatSync, mkdirSync, readdirSync } from "../lib/fs.ts";
-import { dirname } from "node:path";
+import { dirname } from "../lib/path.ts";
 import { locateDataDir, type DataDirChoice } from "./data-dir.ts";
 import type { Image } from "./image.ts";
 

@@ -3,7 +3,7 @@
 // links are never followed. A removal renames first, so a half-removed tree is never used,
 // and what cannot go yet (a mount point in use) is swept by a later run.
 import { chmodSync, lstatSync, readdirSync, renameSync, rmSync, type Stats } from "../lib/fs.ts";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "../lib/path.ts";
 import { entriesOf } from "./paths.ts";
 import { alive } from "./proc.ts";
 

@@ -1,7 +1,7 @@
 // The C library calls a FUSE server needs (bound in lib/libc.ts): stat with nanoseconds,
 // mknod, utimensat, extended attributes, mount/umount2 and descriptor passing. Paths go in
 // as bytes (a latin1 string is a byte string), so names that are not UTF-8 survive.
-import { constants } from "node:os";
+import { osConstants } from "../node.ts";
 import { errno, libc, pointerOf, withPinned } from "../libc.ts";
 
 export { errno };
@@ -14,7 +14,7 @@ const scratch = [Buffer.alloc(PATH_MAX + 1), Buffer.alloc(PATH_MAX + 1)] as cons
 
 /** A latin1 (byte) string as a NUL-terminated C string in scratch buffer `slot`. */
 function cpath(path: string, slot: 0 | 1 = 0): Buffer {
-  if (path.length >= PATH_MAX) throw constants.errno.ENAMETOOLONG;
+  if (path.length >= PATH_MAX) throw osConstants().errno.ENAMETOOLONG;
   const buffer = scratch[slot];
   buffer.write(path, 0, "latin1");
   buffer[path.length] = 0;
@@ -223,5 +223,5 @@ const addressOf = (buffer: Buffer) => pointerOf(buffer);
 
 /** The symbolic name of an errno (ENOENT…), for messages. */
 export function errnoName(code: number): string {
-  return Object.entries(constants.errno).find(([, value]) => value === code)?.[0] ?? `errno ${code}`;
+  return Object.entries(osConstants().errno).find(([, value]) => value === code)?.[0] ?? `errno ${code}`;
 }

@@ -3,7 +3,7 @@
 // request is the kernel round trip, not the handler (see notes/fuse-in-typescript.md).
 // Handlers throw a positive errno (a number) to fail a request.
 import { readSync, writeSync } from "../fs.ts";
-import { constants as osConstants } from "node:os";
+import { osConstants } from "../node.ts";
 import { kernelDev, type Stat, type StatFs } from "./libc.ts";
 
 export const enum Op {
@@ -457,7 +457,7 @@ export class Session {
 /** The errno of an error thrown by node:fs (its `code`), if it has one. */
 function errnoOf(error: unknown): number | undefined {
   const code = (error as NodeJS.ErrnoException)?.code;
-  return code ? (osConstants.errno as Record<string, number>)[code] : undefined;
+  return code ? (osConstants().errno as Record<string, number>)[code] : undefined;
 }
 
 function writeU64(buffer: Buffer, at: number, value: number): void {

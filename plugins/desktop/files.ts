@@ -1,6 +1,6 @@
 // What desktop integration writes under XDG_DATA_HOME (reference §13.3), byte for byte.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "../../lib/fs.ts";
-import { basename, dirname, isAbsolute } from "node:path";
+import { basename, dirname, isAbsolute } from "../../lib/path.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Desktop } from "./schema.ts";
 

@@ -1,5 +1,5 @@
 // fim-desktop (reference §4.15, §13) and the automatic integration on every sandboxed run.
-import { extname, resolve } from "node:path";
+import { extname, resolve } from "../../lib/path.ts";
 import { parseWord, rejectTrailing, splitRange } from "../../core/cli.ts";
 import { asFimError, FimError, withContext } from "../../core/errors.ts";
 import { consoleLevel, write } from "../../core/log.ts";

@@ -1,7 +1,7 @@
 // fim-desktop setup (reference §13.1): validate the file, resolve the icon, store both.
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "../../lib/fs.ts";
-import { tmpdir } from "node:os";
-import { extname, join } from "node:path";
+import { tmpdir } from "../../lib/node.ts";
+import { extname, join } from "../../lib/path.ts";
 import * as v from "valibot";
 import { FimError } from "../../core/errors.ts";
 import { dumpJson } from "../../core/json.ts";

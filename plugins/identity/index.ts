@@ -1,7 +1,7 @@
 // Who the guest runs as (reference §9.6): uid/gid/user/home/shell from the stored
 // environment, the host, or root mode; the generated passwd entry and bashrc.
 import { mkdirSync, writeFileSync } from "../../lib/fs.ts";
-import { userInfo } from "node:os";
+import { userInfo } from "../../lib/node.ts";
 import { SANDBOX_STAGE, type Identity } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";

@@ -3,7 +3,7 @@
 // using it (exclusively while it is extracted or removed). The key is the layer's sha256;
 // <dir>/keys.json remembers the keys of layer files by identity, so a layer is hashed once.
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statfsSync, statSync, utimesSync, writeFileSync } from "../../lib/fs.ts";
-import { dirname } from "node:path";
+import { dirname } from "../../lib/path.ts";
 import { FimError } from "../../core/errors.ts";
 import { flock, LOCK_EX, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
 import type { LayerRecord } from "../../core/image.ts";

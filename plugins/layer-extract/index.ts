@@ -7,7 +7,7 @@
 // extended attributes come out as the kernel overlay expects them. The cache is bounded
 // (FIM_LAYER_CACHE_MAX MiB, default 4096): the least recently used layers no run uses go.
 import { closeSync, mkdirSync } from "../../lib/fs.ts";
-import { release } from "node:os";
+import { release } from "../../lib/node.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Launch } from "../../core/launch.ts";
 import { keepAcrossExec } from "../../core/libc.ts";

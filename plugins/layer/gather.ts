@@ -4,7 +4,7 @@
 // Names are carried as bytes (latin1 strings), so names that are not UTF-8 go in too.
 // Paths the caller leaves out (a bundle's package lists and caches) are neither walked nor
 // listed: they go into the layer tool's exclusions and stay where they are.
-import { isUtf8 } from "node:buffer";
+import { isUtf8 } from "../../lib/node.ts";
 import { accessSync, constants, lstatSync, readdirSync } from "../../lib/fs.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";

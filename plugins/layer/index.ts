@@ -1,7 +1,7 @@
 // fim-layer create | add | commit | list (reference §12), and remove | squash to manage the
 // layers afterwards (manage.ts).
 import { closeSync, statSync } from "../../lib/fs.ts";
-import { resolve } from "node:path";
+import { resolve } from "../../lib/path.ts";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";

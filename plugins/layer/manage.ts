@@ -2,7 +2,7 @@
 // fim-layer list (mount order). Layers embedded in the image are changed by rewriting the
 // image (rewrite.ts); a layer in the data directory's layers/ is a file of its own.
 import { mkdirSync, readdirSync, statSync, unlinkSync } from "../../lib/fs.ts";
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "../../lib/path.ts";
 import { FimError } from "../../core/errors.ts";
 import { write, type Logger } from "../../core/log.ts";
 import type { Runtime } from "../../core/runtime.ts";

@@ -23,7 +23,7 @@ import {
   renameSync,
   rmSync,
 } from "../../lib/fs.ts";
-import { basename, dirname } from "node:path";
+import { basename, dirname } from "../../lib/path.ts";
 import { FimError } from "../../core/errors.ts";
 import { embeddedLayers, Image, lockImage, pwriteAll, type LayerRecord } from "../../core/image.ts";
 import { linkDescriptor } from "../../core/libc.ts";

@@ -1,7 +1,7 @@
 // Plans the layer mounts (reference §8.1–§8.2): every layer, lowest first, at
 // <instance>/layers/<i>, mounted by its format's tool inside the run's namespace.
 import { mkdirSync } from "../../lib/fs.ts";
-import { basename } from "node:path";
+import { basename } from "../../lib/path.ts";
 import { MOUNT_STAGE } from "../../core/launch.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { discoverLayers } from "../layer/index.ts";

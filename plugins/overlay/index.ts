@@ -1,6 +1,6 @@
 // fim-overlay (reference §4.12, §8.3): which overlay type stacks the layers, and the
 // dispatch of a run's root to the backend of that type (plugins register in registry.ts).
-import { release } from "node:os";
+import { release } from "../../lib/node.ts";
 import { parseWord, rejectTrailing } from "../../core/cli.ts";
 import { FimError, withContext } from "../../core/errors.ts";
 import { write } from "../../core/log.ts";

@@ -3,7 +3,7 @@
 // directory stacked as the top lower layer, so nothing is created in the data directory and
 // nothing ends up in a committed layer.
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync } from "../../lib/fs.ts";
-import { dirname } from "node:path";
+import { dirname } from "../../lib/path.ts";
 import { MOUNT_STAGE, type SandboxOp } from "../../core/launch.ts";
 import { permissionMapper } from "../perms/index.ts";
 

@@ -1,7 +1,7 @@
 // xorg: the X server's socket for $DISPLAY (the guest's /tmp is private) and its cookie,
 // read-only: $XAUTHORITY, or ~/.Xauthority when it is unset.
 import { existsSync } from "../../lib/fs.ts";
-import { homedir } from "node:os";
+import { homedir } from "../../lib/node.ts";
 import type { SandboxOp } from "../../core/launch.ts";
 import { permissionMapper } from "../perms/index.ts";
 

@@ -11,7 +11,7 @@ import { write } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { existsSync } from "../../lib/fs.ts";
-import { join } from "node:path";
+import { join } from "../../lib/path.ts";
 import { treeSize } from "../../core/tree.ts";
 import { buildInUse, builds, removeBuild, runtimeRoots } from "./store.ts";
 

@@ -3,7 +3,7 @@
 // file held shared by every process of the build while it runs. Kept only for the builds
 // used most recently; one in use is never removed.
 import { closeSync, lstatSync, openSync, statSync, type Stats } from "../../lib/fs.ts";
-import { dirname, join } from "node:path";
+import { dirname, join } from "../../lib/path.ts";
 import { tryLockExclusive } from "../../core/libc.ts";
 import { entriesOf } from "../../core/paths.ts";
 import { alive } from "../../core/proc.ts";

@@ -2,7 +2,7 @@
 // once per build in a temporary directory that is renamed into place; those of runs killed
 // while making it are swept by the next one that makes it.
 import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from "../../lib/fs.ts";
-import { basename, dirname } from "node:path";
+import { basename, dirname } from "../../lib/path.ts";
 import { leftoversOfEnded } from "../../core/proc.ts";
 import type { Runtime } from "../../core/runtime.ts";
 

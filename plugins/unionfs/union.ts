@@ -7,7 +7,6 @@
 //
 // We are the only writer below the mount while it lives, so what we learn about where a
 // name lives (which branch, whether a lower one has it) is kept and updated in place.
-import { constants as os } from "node:os";
 import {
   chmodSync,
   closeSync,
@@ -31,11 +30,11 @@ import {
   writeFileSync,
   writeSync,
 } from "../../lib/fs.ts";
-import { isUtf8 } from "node:buffer";
+import { isUtf8, osConstants } from "../../lib/node.ts";
 import * as libc from "../../lib/fuse/libc.ts";
 import { SetattrValid, type Caller, type DirEntry, type Entry, type Filesystem, type Setattr } from "../../lib/fuse/session.ts";
 
-const { ENOENT, ENOTDIR, EEXIST, ENOTEMPTY, EXDEV, EINVAL, EBADF, ENODATA, EPERM, EISDIR } = os.errno;
+const { ENOENT, ENOTDIR, EEXIST, ENOTEMPTY, EXDEV, EINVAL, EBADF, ENODATA, EPERM, EISDIR } = osConstants().errno;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFCHR = 0o020000;

@@ -96,15 +96,19 @@ test("the fs facade has what node:fs has under the same names", async () => {
   expect(facade.mkdtempSync(join(dir, "t-"))).toStartWith(join(dir, "t-"));
 });
 
-test("no module of the launcher imports node:fs itself (a brief command would load it again)", () => {
+test("no module of the launcher imports node:fs, node:path, node:os or node:buffer itself (a brief command would load it again)", () => {
   const root = join(import.meta.dir, "../..");
+  const own: Record<string, string> = { fs: "lib/fs.ts", os: "lib/node.ts", buffer: "lib/node.ts", path: "" };
   const offenders: string[] = [];
   for (const dir of ["core", "lib", "plugins"]) {
     for (const file of new Bun.Glob("**/*.ts").scanSync({ cwd: join(root, dir) })) {
       const path = `${dir}/${file}`;
-      if (path === "lib/fs.ts") continue;
       const text = readFileSync(join(root, path), "utf8");
-      if (/^import (?!type )[^;]*from "node:fs(\/promises)?";/m.test(text) || /require\("node:fs"\)/.test(text)) offenders.push(path);
+      for (const [name, owner] of Object.entries(own)) {
+        if (path === owner) continue;
+        const imported = new RegExp(`^import (?!type )[^;]*from "node:${name}(/promises)?";`, "m").test(text);
+        if (imported || text.includes(`require("node:${name}")`)) offenders.push(`${path}: node:${name}`);
+      }
     }
   }
   expect(offenders).toEqual([]);

@@ -1,0 +1,19 @@
+// node:os and node:buffer, loaded on their first call: importing either costs every start
+// ~0.2-0.25 ms (a trivial compiled program takes ~1.05x as long), and a brief command calls
+// neither. Every module of the launcher imports these instead (test/unit/fs.test.ts checks).
+import type * as NodeBuffer from "node:buffer";
+import type * as NodeOs from "node:os";
+
+let os: typeof NodeOs | undefined;
+const nodeOs = (): typeof NodeOs => (os ??= require("node:os") as typeof NodeOs);
+
+export const homedir = (): string => nodeOs().homedir();
+export const tmpdir = (): string => nodeOs().tmpdir();
+/** The kernel's release (uname -r). */
+export const release = (): string => nodeOs().release();
+export const userInfo = (): NodeOs.UserInfo<string> => nodeOs().userInfo();
+/** os.constants (errno and signal numbers differ between architectures). */
+export const osConstants = (): typeof NodeOs.constants => nodeOs().constants;
+
+let buffer: typeof NodeBuffer | undefined;
+export const isUtf8 = (bytes: Uint8Array): boolean => (buffer ??= require("node:buffer") as typeof NodeBuffer).isUtf8(bytes);
