@@ -96,6 +96,12 @@ describe("the stub", () => {
       expect(app).toBe(`${xdg.dir}/fim/app/${Image.open(image.path).header.buildId}`);
       expect(first.stdout).toMatch(/Extracted 'bin\/fim_boot'/);
       expect(readdirSync(`${app}/lib`).sort()).toEqual(["ld-linux-x86-64.so.2", "libc.so.6", "libdl.so.2", "libgcc_s.so.1", "libm.so.6", "libpthread.so.0"]);
+      // Each part is its build's bytes exactly: the launcher (113 MB) is written in many 4 MiB
+      // pieces and a last shorter one, the small parts in one piece.
+      for (const part of Image.open(image.path).header.boot.parts) {
+        const extracted = readFileSync(`${app}/${part.path}`);
+        expect([part.path, extracted.length, new Bun.CryptoHasher("sha256").update(extracted).digest("hex")]).toEqual([part.path, part.rawSize, part.sha256]);
+      }
       // The bundled loader reads no /etc/ld.so.preload (the host's would put host libraries
       // into the launcher): the path it checks names nothing.
       const loader = readFileSync(`${app}/lib/ld-linux-x86-64.so.2`);
