@@ -42,11 +42,13 @@ const W_OK = 2;
 const X_OK = 1;
 const canWrite = (dir: string) => canAccess(dir, W_OK | X_OK);
 
+/** $XDG_DATA_HOME when it is absolute (then it is the data home, whoever $HOME is). */
+const xdgDataHome = (env: NodeJS.ProcessEnv): string | undefined => (env.XDG_DATA_HOME?.startsWith("/") ? env.XDG_DATA_HOME : undefined);
+const underHome = (home: string) => `${home}/.local/share`;
+
 /** `~/.local/share`, or $XDG_DATA_HOME when it is absolute; a $HOME of someone else (sudo keeps it) is not used. */
 function dataHome(env: NodeJS.ProcessEnv, uid: number): string {
-  if (env.XDG_DATA_HOME?.startsWith("/")) return env.XDG_DATA_HOME;
-  const home = env.HOME && statOrUndefined(env.HOME)?.uid === uid ? env.HOME : homedir();
-  return `${home}/.local/share`;
+  return xdgDataHome(env) ?? underHome(env.HOME && statOrUndefined(env.HOME)?.uid === uid ? env.HOME : homedir());
 }
 
 /** Where the per-user data directory of the image at `image` is in a data home. */
@@ -62,10 +64,12 @@ export function userDataDir(image: string, env: NodeJS.ProcessEnv = process.env,
 
 /** Whether the per-user data directory was made; access(2) says no without node:fs when it is in no data home dataHome can choose. */
 function userDataDirExists(image: string, env: NodeJS.ProcessEnv, uid: number): boolean {
-  // os.homedir() is $HOME when that is set (Node's rule, Bun's too): no need to ask it then.
-  const homeDirs = env.HOME && env.HOME === process.env.HOME ? [env.HOME] : [...(env.HOME ? [env.HOME] : []), homedir()];
-  const dataHomes = env.XDG_DATA_HOME?.startsWith("/") ? [env.XDG_DATA_HOME] : homeDirs.map((dir) => `${dir}/.local/share`);
-  if (!dataHomes.some((dataHome) => canAccess(`${dataHome}/${userDataName(image)}`, F_OK))) return false;
+  // Every data home dataHome can choose (os.homedir() is $HOME when that is set, Node's rule
+  // and Bun's: no need to ask it then).
+  const xdg = xdgDataHome(env);
+  const homes = env.HOME && env.HOME === process.env.HOME ? [env.HOME] : [...(env.HOME ? [env.HOME] : []), homedir()];
+  const dataHomes = xdg ? [xdg] : homes.map(underHome);
+  if (!dataHomes.some((home) => canAccess(`${home}/${userDataName(image)}`, F_OK))) return false;
   return statOrUndefined(userDataDir(image, env, uid))?.isDirectory() === true;
 }
 
