@@ -7,7 +7,7 @@
 // exclusively belongs to a run that has ended, however it ended; the lock also tells a run of
 // another PID namespace sharing this runtime directory (a toolbox container and its host share
 // $XDG_RUNTIME_DIR) from a dead one, which its PID cannot.
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "../../lib/fs.ts";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "../../lib/fs.ts";
 import type { Launch } from "../../core/launch.ts";
 import { flock, keepAcrossExec, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
 import { entriesOf } from "../../core/paths.ts";
@@ -22,8 +22,11 @@ const ALIVE = ".alive";
 export function claimInstanceDir(runtime: Runtime, launch: Launch): void {
   const { instance, app } = runtime.paths;
   mkdirSync(instance, { recursive: true });
-  const fd = openSync(`${instance}/${ALIVE}`, "w");
+  // Locked before it has its name: a sweep that finds it unlocked would take this run for an
+  // ended one and remove its directory while it is being set up.
+  const fd = openSync(`${instance}/${ALIVE}.new`, "w");
   flock(fd, LOCK_SH);
+  renameSync(`${instance}/${ALIVE}.new`, `${instance}/${ALIVE}`);
   keepAcrossExec(fd);
   launch.heldFds.push(fd);
   sweepEnded(`${app}/instance`);

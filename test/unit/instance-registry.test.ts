@@ -1,0 +1,79 @@
+// A run's instance directory is never taken for an ended run's while the run sets it up: a
+// start sweeping the instance directories beside another start that is making its own must
+// leave that one alone (eight first starts at once once lost one this way, under load).
+import { expect, test } from "bun:test";
+import { spawn } from "bun";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const registry = join(import.meta.dir, "../../plugins/instance/registry.ts");
+
+test("a sweep beside a run claiming its directory never removes it", async () => {
+  const app = mkdtempSync(join(tmpdir(), "fim-instances-"));
+  try {
+    // Sweeps as fast as it can until told to stop (its stdin closes).
+    const sweeper = spawn(
+      [process.execPath, "-e", `
+        import { liveInstances } from ${JSON.stringify(registry)};
+        const runtime = { paths: { app: ${JSON.stringify(app)} } };
+        let open = true;
+        (async () => { for await (const _ of Bun.stdin.stream()) {} open = false; })();
+        let sweeps = 0;
+        while (open) { liveInstances(runtime); sweeps++; if (sweeps % 50 === 0) await Bun.sleep(0); }
+        console.log(sweeps);`],
+      { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
+    );
+    // Runs that start one after another, each with a PID of its own (live processes, as a
+    // run's is): each claims its directory, checks nobody removed it meanwhile, and ends.
+    const pids = Array.from({ length: 40 }, () => spawn(["sleep", "120"]));
+    const claimer = spawn(
+      [process.execPath, "-e", `
+        import { existsSync, rmSync, closeSync } from "node:fs";
+        import { claimInstanceDir } from ${JSON.stringify(registry)};
+        const pids = ${JSON.stringify(pids.map((child) => child.pid))};
+        let lost = 0;
+        for (let i = 0; i < 2000; i++) {
+          const instance = ${JSON.stringify(app)} + "/instance/" + pids[i % pids.length];
+          const launch = { heldFds: [] };
+          try {
+            claimInstanceDir({ paths: { app: ${JSON.stringify(app)}, instance } }, launch);
+            if (!existsSync(instance + "/.alive")) lost++;
+          } catch {
+            lost++;
+          }
+          for (const fd of launch.heldFds) closeSync(fd);
+          rmSync(instance, { recursive: true, force: true });
+        }
+        console.log(lost);`],
+      { stdout: "pipe", stderr: "inherit" },
+    );
+    const lost = (await new Response(claimer.stdout).text()).trim();
+    expect(await claimer.exited).toBe(0);
+    sweeper.stdin.end();
+    const sweeps = Number((await new Response(sweeper.stdout).text()).trim());
+    expect(await sweeper.exited).toBe(0);
+    expect(sweeps).toBeGreaterThan(100); // the two ran side by side
+    for (const child of pids) child.kill();
+    expect(lost).toBe("0");
+  } finally {
+    rmSync(app, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test("an instance directory whose run has ended is swept", async () => {
+  const app = mkdtempSync(join(tmpdir(), "fim-instances-"));
+  try {
+    const { claimInstanceDir, liveInstances } = await import(registry);
+    const child = spawn(["sleep", "0"]);
+    await child.exited; // a PID that has ended
+    const instance = `${app}/instance/${child.pid}`;
+    const launch = { heldFds: [] as number[] };
+    claimInstanceDir({ paths: { app, instance } } as never, launch as never);
+    for (const fd of launch.heldFds) require("node:fs").closeSync(fd); // the run ends
+    liveInstances({ paths: { app } } as never);
+    expect(existsSync(instance)).toBe(false);
+  } finally {
+    rmSync(app, { recursive: true, force: true });
+  }
+});
