@@ -626,7 +626,7 @@ static int write_piece(int fd, ZSTD_outBuffer *piece, uint64_t *written) {
  * multiples of it: the page cache then holds the launcher in large folios, and every later
  * start of the build maps its 113 MB with fewer page faults (a Bun program written in 1 MiB
  * pieces starts 4 % slower than one written in 2 MiB ones, and one written as `bun build`
- * writes it 18 % slower, on Linux 6.18). */
+ * writes it 7-18 % slower, on Linux 6.18). */
 #define OUT_PIECE (4 << 20)
 
 static int extract(int image, int build, const struct table *t, const struct part *p, int sync) {
