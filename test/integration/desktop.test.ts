@@ -7,6 +7,7 @@ import {
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { expectParseError, freshImage, lines, type TestImage } from "../helpers/image.ts";
+import { privateRuntimeDir } from "../helpers/boot.ts";
 
 setDefaultTimeout(120_000);
 
@@ -645,10 +646,15 @@ describe("automatic integration on a run", () => {
     setUp(f, { ...APP, integrations: ["entry"] });
     const home = join(f.image.dir, "home");
     mkdirSync(home);
-    runGuest(f, { XDG_DATA_HOME: undefined, HOME: home });
-    // The stub's runtime directory may be ~/.cache/fim (when /tmp/fim is not usable, e.g. made
-    // by another user): not the integration's.
-    expect(files(home).filter((path) => !path.startsWith(".cache/fim/"))).toEqual([".local/share/applications/flatimage-MyApp.desktop"]);
+    // A runtime directory of its own: the stub would otherwise pick ~/.cache/fim under this
+    // HOME when /tmp/fim is not usable (made by another user), and the run's files would be here.
+    const xdg = privateRuntimeDir();
+    try {
+      runGuest(f, { XDG_DATA_HOME: undefined, HOME: home, XDG_RUNTIME_DIR: xdg.dir });
+    } finally {
+      xdg.cleanup();
+    }
+    expect(files(home)).toEqual([".local/share/applications/flatimage-MyApp.desktop"]);
   });
 
   test("a failing integration never aborts the run, and leaves no partial file", () => {
