@@ -3,7 +3,7 @@
 // How an executable was written decides the large folios the page cache keeps it in, and so
 // how fast it starts: the image's launcher is written by the stub in 4 MiB pieces, the trivial
 // program as `bun build` writes it (on Linux 6.18 7–18 % slower to start than a copy written at
-// once). The ratio the issue asks for is against the latter; the second line is against the
+// once). The ratio the issue asks for is against the latter; the last line is against the
 // same program written at once, like the launcher.
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

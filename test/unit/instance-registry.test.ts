@@ -3,7 +3,7 @@
 // leave that one alone (eight first starts at once once lost one this way, under load).
 import { expect, test } from "bun:test";
 import { spawn } from "bun";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -11,6 +11,8 @@ const registry = join(import.meta.dir, "../../plugins/instance/registry.ts");
 
 test("a sweep beside a run claiming its directory never removes it", async () => {
   const app = mkdtempSync(join(tmpdir(), "fim-instances-"));
+  // Live processes whose PIDs name the runs' directories, as a run's own PID does.
+  const pids = Array.from({ length: 40 }, () => spawn(["sleep", "120"]));
   try {
     // Sweeps as fast as it can until told to stop (its stdin closes).
     const sweeper = spawn(
@@ -24,9 +26,8 @@ test("a sweep beside a run claiming its directory never removes it", async () =>
         console.log(sweeps);`],
       { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
     );
-    // Runs that start one after another, each with a PID of its own (live processes, as a
-    // run's is): each claims its directory, checks nobody removed it meanwhile, and ends.
-    const pids = Array.from({ length: 40 }, () => spawn(["sleep", "120"]));
+    // Runs that start one after another, each with a PID of its own: each claims its
+    // directory, checks nobody removed it meanwhile, and ends.
     const claimer = spawn(
       [process.execPath, "-e", `
         import { existsSync, rmSync, closeSync } from "node:fs";
@@ -54,9 +55,9 @@ test("a sweep beside a run claiming its directory never removes it", async () =>
     const sweeps = Number((await new Response(sweeper.stdout).text()).trim());
     expect(await sweeper.exited).toBe(0);
     expect(sweeps).toBeGreaterThan(100); // the two ran side by side
-    for (const child of pids) child.kill();
     expect(lost).toBe("0");
   } finally {
+    for (const child of pids) child.kill();
     rmSync(app, { recursive: true, force: true });
   }
 }, 60_000);
@@ -70,7 +71,7 @@ test("an instance directory whose run has ended is swept", async () => {
     const instance = `${app}/instance/${child.pid}`;
     const launch = { heldFds: [] as number[] };
     claimInstanceDir({ paths: { app, instance } } as never, launch as never);
-    for (const fd of launch.heldFds) require("node:fs").closeSync(fd); // the run ends
+    for (const fd of launch.heldFds) closeSync(fd); // the run ends
     liveInstances({ paths: { app } } as never);
     expect(existsSync(instance)).toBe(false);
   } finally {
