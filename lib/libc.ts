@@ -1,20 +1,42 @@
 // The one FFI binding to the C library: every call Bun does not expose, for the runtime
 // (execve, flock, fcntl) and for the FUSE server (stat with nanoseconds, xattrs, mount…).
-// Loaded on first use, bun:ffi itself too, in two tables: the few calls a brief command
-// makes instead of loading node:fs (lib/fs.ts), and the rest (dlopen ~0.5 ms), which a
-// command that makes none of them (fim-perms list) does not bind.
+// Bound on first use, in two tables: the few calls a brief command makes instead of loading
+// node:fs (lib/fs.ts), and the rest (dlopen ~0.5 ms), which a command that makes none of
+// them (fim-perms list) does not bind.
 import type { Pointer } from "bun:ffi";
 
-type Ffi = typeof import("bun:ffi");
+type Ffi = Pick<typeof import("bun:ffi"), "dlopen" | "ptr" | "read" | "toBuffer" | "toArrayBuffer" | "CString">;
 let ffiModule: Ffi | undefined;
+
+/**
+ * The engine's own FFI object (`Bun.FFI`): bun:ffi's functions are these, with a JavaScript
+ * module around them whose loading costs a compiled program ~0.8 ms of every start. Its
+ * dlopen returns an error instead of throwing it.
+ */
+function nativeFfi(): Ffi | undefined {
+  const native = (Bun as unknown as { FFI?: Ffi }).FFI;
+  if (!native || typeof native.dlopen !== "function" || typeof native.ptr !== "function" || typeof native.read?.i32 !== "function") return undefined;
+  const open = native.dlopen;
+  return {
+    ...native,
+    dlopen: ((path: string, symbols: never) => {
+      const result = open(path, symbols) as unknown;
+      if (result instanceof Error) throw result;
+      return result;
+    }) as Ffi["dlopen"],
+  };
+}
 
 /** A string as the C library takes it, NUL-ended. */
 export const cString = (text: string): Buffer => Buffer.from(`${text}\0`);
 
-/** bun:ffi, loaded on first use. */
+/** The FFI functions: the engine's own, or bun:ffi's module when this Bun has none. */
 export function ffi(): Ffi {
-  return (ffiModule ??= require("bun:ffi") as Ffi);
+  return (ffiModule ??= nativeFfi() ?? (require("bun:ffi") as Ffi));
 }
+
+/** Whether the engine's own FFI object is used (a test checks it still is after a Bun upgrade). */
+export const usesNativeFfi = (): boolean => nativeFfi() !== undefined;
 
 /** The address of a buffer's bytes, for a call. */
 export const pointerOf = (buffer: NodeJS.TypedArray | DataView): Pointer => ffi().ptr(buffer);
