@@ -3,6 +3,7 @@
 // is one folder listed in a bundle.
 import { AsyncSeriesBailHook, HookMap, hooksOf } from "../../core/hooks.ts";
 import type { GuestRoot, Launch } from "../../core/launch.ts";
+import { isIdentifier } from "../../core/cli.ts";
 import { FimError } from "../../core/errors.ts";
 
 export interface OverlayType {
@@ -28,7 +29,7 @@ export function registerOverlayType(runtime: object, plugin: string, type: Overl
       throw new FimError(`Overlay plugin '${plugin}' registers type ${type.type} (byte ${type.byte}), which '${known.type}' already uses`, { level: "C" });
     }
   }
-  if (!/^[A-Z][A-Z0-9_]*$/.test(type.type) || type.byte < 1 || type.byte > 255) {
+  if (!isIdentifier(type.type, "upper") || type.byte < 1 || type.byte > 255) {
     throw new FimError(`Overlay plugin '${plugin}' registers an invalid type '${type.type}' (byte ${type.byte})`, { level: "C" });
   }
   types.set(type.type, type);

@@ -1,6 +1,7 @@
 // The permission registry this plugin owns: each permission plugin registers its name, the
 // bit it is stored at (0–14 are upstream's) and where its operations go among the others.
 // A permission is one folder listed in a bundle; a taken name or bit is refused at start-up.
+import { isIdentifier } from "../../core/cli.ts";
 import { FimError } from "../../core/errors.ts";
 import { hooksOf } from "../../core/hooks.ts";
 
@@ -21,7 +22,7 @@ const BITS = 64;
 
 export function registerPermission(runtime: object, plugin: string, spec: PermissionSpec): void {
   const { permissions } = permissionHooks(runtime);
-  if (!/^[a-z][a-z0-9_]*$/.test(spec.name) || spec.name === "all" || spec.name === "none") {
+  if (!isIdentifier(spec.name, "lower") || spec.name === "all" || spec.name === "none") {
     throw new FimError(`Permission plugin '${plugin}' registers an invalid name '${spec.name}'`, { level: "C" });
   }
   if (!Number.isInteger(spec.bit) || spec.bit < 0 || spec.bit >= BITS) {

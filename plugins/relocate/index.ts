@@ -6,6 +6,7 @@
 // process of the build, so that a sweep never removes one in use), the host's LD_PRELOAD
 // and LD_AUDIT (set aside for our glibc, given back to the guest) and the engine settings
 // made for this process alone (FIM_BOOT_ENGINE).
+import { isDigits } from "../../core/cli.ts";
 import { FimError } from "../../core/errors.ts";
 import { Image } from "../../core/image.ts";
 import { SANDBOX_STAGE } from "../../core/launch.ts";
@@ -15,6 +16,7 @@ import type { Runtime } from "../../core/runtime.ts";
 import { sweepBuilds } from "../runtime-dir/store.ts";
 
 const NAME = "relocate";
+const ENGINE_PREFIX = "BUN_JSC_";
 
 /** What the stub handed over, read once (and removed from the environment children see). */
 export interface BootFacts {
@@ -35,12 +37,12 @@ export function bootFacts(runtime: Runtime): BootFacts {
 }
 
 function takeFacts(env: NodeJS.ProcessEnv): BootFacts {
-  const fd = env.FIM_BOOT_LOCK_FD !== undefined && /^\d+$/.test(env.FIM_BOOT_LOCK_FD) ? Number(env.FIM_BOOT_LOCK_FD) : undefined;
+  const fd = env.FIM_BOOT_LOCK_FD !== undefined && isDigits(env.FIM_BOOT_LOCK_FD) ? Number(env.FIM_BOOT_LOCK_FD) : undefined;
   const result = { lockFd: fd, extracted: env.FIM_BOOT_EXTRACTED === "1", hostPreload: env.FIM_HOST_LD_PRELOAD, hostAudit: env.FIM_HOST_LD_AUDIT };
   delete env.FIM_BOOT_LOCK_FD;
   delete env.FIM_BOOT_EXTRACTED;
   // The engine settings the stub made for this process alone (fim_stub.c, tune_engine).
-  for (const name of env.FIM_BOOT_ENGINE?.split(",") ?? []) if (/^BUN_JSC_\w+$/.test(name)) delete env[name];
+  for (const name of env.FIM_BOOT_ENGINE?.split(",") ?? []) if (name.startsWith(ENGINE_PREFIX) && name.length > ENGINE_PREFIX.length) delete env[name];
   delete env.FIM_BOOT_ENGINE;
   delete env.FIM_HOST_LD_PRELOAD;
   delete env.FIM_HOST_LD_AUDIT;

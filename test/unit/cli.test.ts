@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { closestWord, didYouMean, editDistance, parseSwitch, parseWord, renderArgs, splitRange, splitStream, unknownWord } from "../../core/cli.ts";
+import { closestWord, didYouMean, editDistance, isDigits, isIdentifier, parseSwitch, parseWord, renderArgs, splitRange, splitStream, unknownWord } from "../../core/cli.ts";
 import { FimError } from "../../core/errors.ts";
 import { dumpJson } from "../../core/json.ts";
 
@@ -77,4 +77,18 @@ describe("argument helpers", () => {
       '{\n  "10": 0,\n  "2": 0,\n  "a": {\n    "c": {},\n    "d": []\n  },\n  "b": 1,\n  "é": "ü\\n"\n}',
     );
   });
+});
+
+test("isDigits and isIdentifier say what the regular expressions they replace say, on every word of up to four characters of a sample alphabet", () => {
+  const alphabet = ["a", "z", "A", "Z", "0", "9", "_", "-", "é", " ", "`", "{", "@", "[", "/", ":"];
+  const words = [""];
+  for (let length = 1, last = [""]; length <= 4; length++) {
+    last = last.flatMap((word) => alphabet.map((c) => word + c));
+    words.push(...last);
+  }
+  const mismatches = words.filter(
+    (word) => isDigits(word) !== /^[0-9]+$/.test(word) || isIdentifier(word, "lower") !== /^[a-z][a-z0-9_]*$/.test(word) || isIdentifier(word, "upper") !== /^[A-Z][A-Z0-9_]*$/.test(word),
+  );
+  expect(words.length).toBe(1 + 16 + 16 ** 2 + 16 ** 3 + 16 ** 4);
+  expect(mismatches).toEqual([]);
 });
