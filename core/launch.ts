@@ -173,5 +173,6 @@ export const SANDBOX_STAGE = {
 } as const;
 
 /** Named stages of the `prepare` and `mount` hooks. */
-export const PREPARE_STAGE = { integration: -200, checks: -100, instance: 0 } as const;
+// The instance directory is claimed first: the sandbox's checks make directories in it.
+export const PREPARE_STAGE = { instance: -300, integration: -200, checks: -100 } as const;
 export const MOUNT_STAGE = { layers: 0, extraLayers: 10 } as const;

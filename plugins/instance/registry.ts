@@ -7,6 +7,11 @@
 // exclusively belongs to a run that has ended, however it ended; the lock also tells a run of
 // another PID namespace sharing this runtime directory (a toolbox container and its host share
 // $XDG_RUNTIME_DIR) from a dead one, which its PID cannot.
+//
+// A sweep decides and removes under an exclusive lock on `.sweep.lock`, which a run takes
+// shared while it locks its `.alive`: a run under a reused PID, locking its `.alive` in the
+// directory an ended run of that PID left, cannot lose it to a sweep that found the old one
+// free an instant before.
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "../../lib/fs.ts";
 import type { Launch } from "../../core/launch.ts";
 import { flock, keepAcrossExec, LOCK_SH, tryLockExclusive } from "../../core/libc.ts";
@@ -17,16 +22,26 @@ import type { Runtime } from "../../core/runtime.ts";
 export { startTime };
 
 const ALIVE = ".alive";
+const SWEEP_LOCK = ".sweep.lock";
 
 /** Takes this run's instance directory (its lock kept across the hand-over), and sweeps those of ended runs. */
 export function claimInstanceDir(runtime: Runtime, launch: Launch): void {
   const { instance, app } = runtime.paths;
-  mkdirSync(instance, { recursive: true });
-  // Locked before it has its name: a sweep that finds it unlocked would take this run for an
-  // ended one and remove its directory while it is being set up.
-  const fd = openSync(`${instance}/${ALIVE}.new`, "w");
-  flock(fd, LOCK_SH);
-  renameSync(`${instance}/${ALIVE}.new`, `${instance}/${ALIVE}`);
+  mkdirSync(`${app}/instance`, { recursive: true });
+  const sweepLock = openSync(`${app}/instance/${SWEEP_LOCK}`, "a");
+  let fd: number;
+  try {
+    // No sweep decides while this run makes its directory and locks its `.alive` (a sweep
+    // holds it for a few milliseconds at most: it removes only ended runs' directories).
+    flock(sweepLock, LOCK_SH);
+    mkdirSync(instance, { recursive: true });
+    // Locked before it has its name: a reader never finds this run's `.alive` unlocked.
+    fd = openSync(`${instance}/${ALIVE}.new`, "w");
+    flock(fd, LOCK_SH);
+    renameSync(`${instance}/${ALIVE}.new`, `${instance}/${ALIVE}`);
+  } finally {
+    closeSync(sweepLock);
+  }
   keepAcrossExec(fd);
   launch.heldFds.push(fd);
   sweepEnded(`${app}/instance`);
@@ -59,13 +74,27 @@ function instanceNames(dir: string): number[] {
 }
 
 function sweepEnded(dir: string): void {
-  for (const pid of instanceNames(dir)) {
-    if (!ended(dir, pid)) continue;
-    try {
-      rmSync(`${dir}/${pid}`, { recursive: true, force: true });
-    } catch {
-      // left for the next sweep: a run must not fail for another's left-overs
+  const names = instanceNames(dir);
+  if (names.length === 0) return;
+  let lock: number;
+  try {
+    lock = openSync(`${dir}/${SWEEP_LOCK}`, "a");
+  } catch {
+    return; // a directory we cannot write: nothing to sweep for us
+  }
+  try {
+    // A run locking its `.alive`, or another sweep: this one is left to the next start.
+    if (!tryLockExclusive(lock)) return;
+    for (const pid of names) {
+      if (!ended(dir, pid)) continue;
+      try {
+        rmSync(`${dir}/${pid}`, { recursive: true, force: true });
+      } catch {
+        // left for the next sweep: a run must not fail for another's left-overs
+      }
     }
+  } finally {
+    closeSync(lock);
   }
 }
 

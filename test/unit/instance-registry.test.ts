@@ -62,6 +62,60 @@ test("a sweep beside a run claiming its directory never removes it", async () =>
   }
 }, 60_000);
 
+test("a run under a reused PID keeps the directory an ended run of that PID left, beside a sweep", async () => {
+  const app = mkdtempSync(join(tmpdir(), "fim-instances-"));
+  const pids = Array.from({ length: 20 }, () => spawn(["sleep", "120"]));
+  try {
+    const sweeper = spawn(
+      [process.execPath, "-e", `
+        import { liveInstances } from ${JSON.stringify(registry)};
+        const runtime = { paths: { app: ${JSON.stringify(app)} } };
+        let open = true;
+        (async () => { for await (const _ of Bun.stdin.stream()) {} open = false; })();
+        let sweeps = 0;
+        while (open) { liveInstances(runtime); sweeps++; if (sweeps % 50 === 0) await Bun.sleep(0); }
+        console.log(sweeps);`],
+      { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
+    );
+    // A run ends leaving its directory behind (as one killed does), and a run under the same
+    // PID claims it at once, while the sweeper may be deciding about the one left.
+    const claimer = spawn(
+      [process.execPath, "-e", `
+        import { closeSync, fstatSync, statSync } from "node:fs";
+        import { claimInstanceDir } from ${JSON.stringify(registry)};
+        const pids = ${JSON.stringify(pids.map((child) => child.pid))};
+        let lost = 0;
+        for (let i = 0; i < 1000; i++) {
+          const instance = ${JSON.stringify(app)} + "/instance/" + pids[i % pids.length];
+          const ended = { heldFds: [] };
+          claimInstanceDir({ paths: { app: ${JSON.stringify(app)}, instance } }, ended);
+          for (const fd of ended.heldFds) closeSync(fd);
+          const launch = { heldFds: [] };
+          try {
+            claimInstanceDir({ paths: { app: ${JSON.stringify(app)}, instance } }, launch);
+            Bun.sleepSync(1); // a sweep that took the ended run's lock has removed what it removes
+            if (statSync(instance + "/.alive").ino !== fstatSync(launch.heldFds[0]).ino) lost++;
+          } catch {
+            lost++;
+          }
+          for (const fd of launch.heldFds) closeSync(fd);
+        }
+        console.log(lost);`],
+      { stdout: "pipe", stderr: "inherit" },
+    );
+    const lost = (await new Response(claimer.stdout).text()).trim();
+    expect(await claimer.exited).toBe(0);
+    sweeper.stdin.end();
+    const sweeps = Number((await new Response(sweeper.stdout).text()).trim());
+    expect(await sweeper.exited).toBe(0);
+    expect(sweeps).toBeGreaterThan(100);
+    expect(lost).toBe("0");
+  } finally {
+    for (const child of pids) child.kill();
+    rmSync(app, { recursive: true, force: true });
+  }
+}, 60_000);
+
 test("an instance directory whose run has ended is swept", async () => {
   const app = mkdtempSync(join(tmpdir(), "fim-instances-"));
   try {
