@@ -2,7 +2,7 @@
 // Synchronisation is by pipes and FIFOs: a test waits for a line the child prints, and
 // "every holder of this pipe has died" is the end of file of a pipe they all inherited.
 import { afterAll, describe, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { flock, LOCK_SH } from "../../core/libc.ts";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -466,6 +466,34 @@ describe("--remove", () => {
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/^C::sandbox::\d+::Could not remove '\/proc\/self\/fd': /m);
     expect(existsSync(tree)).toBe(false);
+  });
+});
+
+describe("--fresh", () => {
+  test("directories are emptied (modes forced open, symbolic links not followed) or made with their parents, before the steps", async () => {
+    const [used, missing, outside] = [path("used"), `${path("missing")}/a/b`, path("outside")];
+    mkdirSync(`${used}/work/work`, { recursive: true });
+    mkdirSync(outside);
+    writeFileSync(`${outside}/keep`, "");
+    writeFileSync(`${used}/file`, "");
+    Bun.spawnSync(["ln", "-s", outside, `${used}/link`]);
+    Bun.spawnSync(["chmod", "000", `${used}/work/work`]); // as the kernel's overlay leaves it
+    const result = await new Run([
+      ...record("fresh", used, missing),
+      ...record("step", ...sh(`test -z "$(ls -A ${quote(used)})" && test -d ${quote(missing)}`)),
+      ...record("child", "true"),
+    ]).end();
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(readdirSync(used)).toEqual([]);
+    expect(existsSync(`${outside}/keep`)).toBe(true);
+  });
+
+  test("one that cannot be emptied fails the run before its steps and child", async () => {
+    const marks = path("marks");
+    const result = await new Run([...record("fresh", "/proc/self/fd"), ...record("step", ...sh(`echo step >> ${quote(marks)}`)), ...record("child", ...sh(`echo child >> ${quote(marks)}`))]).end();
+    expect(result.code).toBe(125);
+    expect(result.stderr).toMatch(/^C::sandbox::\d+::Could not prepare the sandbox: could not empty '\/proc\/self\/fd': /m);
+    expect(existsSync(marks)).toBe(false);
   });
 });
 

@@ -6,14 +6,15 @@
  *   fim_supervise [--log FILE] [--status FILE] [--close FD]... [--open FD FILE]...
  *                 [--expect-parent PID] [--tag TAG] [--hold LOCKFILE] [--notify FD]
  *                 [--linger FD PID] [--status-init] [--end-orphans] [--namespace]
- *                 [--step N argv...] [--ready N argv...] [--mounted N dir...]
- *                 [--mount 4 type source options target]
+ *                 [--fresh N dir...] [--step N argv...] [--ready N argv...]
+ *                 [--mounted N dir...] [--mount 4 type source options target]
  *                 [--companion N argv...] [--after N argv...] [--remove N path...]
  *                 [--child N argv...]
  *   fim_supervise --janitor FD MOUNTPOINT UNMOUNT_ARGV...
  *
- * Steps, servers (--ready), mounts made here (--mount: mount(2), one process fewer than a
- * mount command) and mount checks run first, in the order given; a failure is
+ * Fresh directories (--fresh: emptied, or made, e.g. an overlay's work directory), steps,
+ * servers (--ready), mounts made here (--mount: mount(2), one process fewer than a mount
+ * command) and mount checks run first, in the order given; a failure is
  * reported in FlatImage's line format with the log, and ends the run with 125. Then the
  * companions start, then the child; signals are forwarded to it (or to the pid its bwrap
  * names in the --status file); when it ends the companions' groups are stopped, --hold
@@ -67,8 +68,8 @@
 #define MAX_FDS 64
 #define FAILED 125
 
-enum kind { STEP, READY, MOUNTED, MOUNT, COMPANION, AFTER, REMOVE, CHILD };
-static const char *const KIND_NAME[] = {"--step", "--ready", "--mounted", "--mount", "--companion", "--after", "--remove", "--child"};
+enum kind { FRESH, STEP, READY, MOUNTED, MOUNT, COMPANION, AFTER, REMOVE, CHILD };
+static const char *const KIND_NAME[] = {"--fresh", "--step", "--ready", "--mounted", "--mount", "--companion", "--after", "--remove", "--child"};
 
 struct record {
   enum kind kind;
@@ -226,7 +227,7 @@ static void parse(int n, char **args) {
       const char *count = args[i++];
       long words = number(count, opt, INT_MAX);
       if (words > n - i) bad_plan("%s %s: the count is beyond the end of the plan (%d words follow)", opt, count, n - i);
-      if (words == 0 && kind != MOUNTED && kind != REMOVE) bad_plan("%s 0: a program is needed", opt);
+      if (words == 0 && kind != MOUNTED && kind != REMOVE && kind != FRESH) bad_plan("%s 0: a program is needed", opt);
       if (kind == MOUNT && words != 4) bad_plan("%s %s: it takes 4 words (type, source, options, target)", opt, count);
       if (plan.nrecords == MAX_RECORDS) bad_plan("more than %d records", MAX_RECORDS);
       struct record *r = &plan.records[plan.nrecords++];
@@ -304,6 +305,7 @@ static _Noreturn void become(const struct record *r, int out) {
     if (statusfd >= 0) ok = put(statusfd, 3);
     for (int k = 0; ok && k < plan.nopen; k++) ok = put(plan.opens[k].source, plan.opens[k].fd);
     break;
+  case FRESH:
   case MOUNTED:
   case MOUNT:
   case REMOVE: break;
@@ -763,6 +765,27 @@ static void remove_trees(const struct record *r) {
   }
 }
 
+/* Makes DIR and the directories on the way to it (0755), as mkdir -p. */
+static bool make_dirs(char *dir) {
+  for (char *slash = strchr(dir + 1, '/');; slash = strchr(slash + 1, '/')) {
+    if (slash) *slash = 0;
+    bool ok = mkdir(dir, 0755) == 0 || errno == EEXIST;
+    if (slash) *slash = '/';
+    if (!ok) return false;
+    if (!slash) return true;
+  }
+}
+
+/* A --fresh record: each directory emptied (its tree removed, then made again). */
+static enum outcome make_fresh(const struct record *r) {
+  for (int k = 0; k < r->argc; k++) {
+    if (remove_tree(AT_FDCWD, r->argv[k], 0) && make_dirs(r->argv[k])) continue;
+    report("Could not prepare the sandbox: could not empty '%s': %s", r->argv[k], strerror(errno));
+    return FAIL;
+  }
+  return DONE;
+}
+
 static void run_afters(void) {
   for (int k = 0; k < plan.nrecords; k++) {
     if (plan.records[k].kind == REMOVE) remove_trees(&plan.records[k]);
@@ -947,6 +970,7 @@ int main(int argc, char **argv) {
     else if (r->kind == READY) outcome = run_ready(r);
     else if (r->kind == MOUNTED) outcome = check_mounted(r);
     else if (r->kind == MOUNT) outcome = make_mount(r);
+    else if (r->kind == FRESH) outcome = make_fresh(r);
   }
   if (outcome == DONE && aborted) outcome = ABORT;
   /* A namespace holder says when its mounts are ready; end of file without it: they are not. */
