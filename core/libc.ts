@@ -1,8 +1,9 @@
 // The runtime's few libc calls (bound in lib/libc.ts): execve (relocation and the run's
 // hand-over keep the PID), flock (serialised writes; the data directory's lock), linkat
-// (giving a name to an O_TMPFILE file) and isatty (node:tty costs ~4 ms of every start).
+// (giving a name to an O_TMPFILE file), isatty (node:tty costs ~4 ms of every start) and
+// waitpid (a child Bun did not start: the holder the boot stub started).
 // Failures carry the C library's errno text.
-import { cString, errnoText, libc, pointerOf as ptr, withPinned } from "../lib/libc.ts";
+import { cString, errno, errnoText, libc, pointerOf as ptr, withPinned } from "../lib/libc.ts";
 
 function pointerArray(buffers: Buffer[]): BigUint64Array {
   const array = new BigUint64Array(buffers.length + 1);
@@ -58,4 +59,15 @@ export function linkDescriptor(fd: number, path: string): void {
 /** Whether the descriptor is a terminal. */
 export function isTerminal(fd: number): boolean {
   return libc().isatty(fd) === 1;
+}
+
+/** Waits for a child that Bun did not start; its exit code (128+N for signal N), or undefined when it is not our child. */
+export function reap(pid: number): number | undefined {
+  const status = new Int32Array(1);
+  for (;;) {
+    if (libc().waitpid(pid, status, 0) === pid) break;
+    if (errno() !== 4 /* EINTR */) return undefined;
+  }
+  const value = status[0]!;
+  return (value & 0x7f) === 0 ? (value >> 8) & 0xff : 128 + (value & 0x7f);
 }

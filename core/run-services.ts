@@ -1,6 +1,6 @@
 // Services the plugins share: the data directory's lock, the overlay's work directory, and
 // helper tools bound to the launcher's life.
-import { chmodSync, existsSync, mkdirSync, openSync, closeSync, rmSync } from "../lib/fs.ts";
+import { mkdirSync, openSync, closeSync } from "../lib/fs.ts";
 import { tryLockExclusive } from "./libc.ts";
 import type { Runtime } from "./runtime.ts";
 
@@ -18,17 +18,9 @@ export function tryLockDataDirectory(runtime: Runtime): number | undefined {
   return undefined;
 }
 
-/** The overlay's work directory of the data directory's holder (one holder at a time: one path). */
+/** The overlay's work directory of the data directory's holder (one holder at a time: one path; it empties it first). */
 export function workDirectory(runtime: Runtime): string {
   return `${runtime.paths.data}/work/holder`;
-}
-
-/** Empties and makes the work directory; only the holder of the data directory's lock may. */
-export function resetWorkDirectory(work: string): void {
-  // The kernel leaves work/work with mode 000: open it up so that it can be removed.
-  if (existsSync(`${work}/work`)) chmodSync(`${work}/work`, 0o700);
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
 }
 
 /**

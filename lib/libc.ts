@@ -1,5 +1,5 @@
 // The one FFI binding to the C library: every call Bun does not expose, for the runtime
-// (execve, flock, fcntl) and for the FUSE server (stat with nanoseconds, xattrs, mount…).
+// (execve, flock, fcntl, waitpid) and for the FUSE server (stat with nanoseconds, xattrs, mount…).
 // Bound on first use, in two tables: the few calls a brief command makes instead of loading
 // node:fs (lib/fs.ts), and the rest (dlopen ~0.5 ms), which a command that makes none of
 // them (fim-perms list) does not bind.
@@ -81,6 +81,7 @@ const symbols = {
   recvmsg: { args: [i32, ptr, i32], returns: i64 },
   statvfs: { args: [ptr, ptr], returns: i32 },
   fallocate: { args: [i32, i32, i64, i64], returns: i32 },
+  waitpid: { args: [i32, ptr, i32], returns: i32 },
 } as const;
 
 // What a brief command calls (lib/fs.ts: read the image, ask whether a directory is

@@ -5,21 +5,22 @@
 // shared lock on `guests.lock` for as long as it lives; the holder waits for an exclusive
 // one, so it ends with its last guest, and a process killed in any way releases its lock.
 //
-// Mounting takes about as long as planning the run, so a start does both at once: as soon as
-// the run begins, before its facts are known, it starts the holder the last start on this
-// data directory started (its plan is saved in the mounts directory, private to the user).
-// When the run's own plan turns out to be the same, that holder is kept; otherwise it is
-// ended (nobody can have joined it: the start lock is held until then) and the run's own is
-// started.
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "../../lib/fs.ts";
+// Mounting takes about as long as loading the launcher, so a start does both at once: the
+// boot stub starts the holder the last start with the same data-directory choice started
+// (fim_stub.c, head start), from the plan that start saved here. When the run's own plan
+// turns out to be the same, that holder is kept; otherwise it is ended (nobody can have
+// joined it: the start lock is held until then) and the run's own is started.
 import type { Subprocess } from "bun";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "../../lib/fs.ts";
+import { dirname } from "../../lib/path.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Launch } from "../../core/launch.ts";
-import { flock, LOCK_SH, tryLock, LOCK_EX } from "../../core/libc.ts";
+import { flock, LOCK_SH, reap, tryLock, LOCK_EX } from "../../core/libc.ts";
 import { childrenOf, leftoversOfEnded, startTime } from "../../core/proc.ts";
 import { event } from "../../core/profile.ts";
-import { resetWorkDirectory, tryLockDataDirectory, workDirectory } from "../../core/run-services.ts";
+import { tryLockDataDirectory, workDirectory } from "../../core/run-services.ts";
 import type { Runtime } from "../../core/runtime.ts";
+import { bootFacts } from "../relocate/index.ts";
 import { supervisorArgs } from "./plan.ts";
 
 interface HolderRecord {
@@ -47,22 +48,31 @@ export interface Holder {
   started: boolean;
 }
 
-/** A holder started by this run, not yet ready. */
+/** A holder starting: ended if this run does not join it, or let outlive the run. */
 interface Starting {
-  argv: string[];
-  child: Subprocess<"ignore", "pipe", number>;
   /** The host PID of its pid 1 once every mount is ready. */
   ready: Promise<number>;
+  /** Ends it (nobody joined it): its pid 1's end takes every process and mount of it along. */
+  end(): Promise<void>;
+  /** Lets it outlive this run. */
+  keep(): void;
+}
+
+/** The holder the boot stub started, with the locks it took for this run. */
+export interface HeadStart {
+  starting: Starting;
+  pid: number;
+  startLock: number;
+  guestLock: number;
+  dataLock: number;
 }
 
 /** Where a run stands once it has the start lock: a holder runs, or this run must start one. */
 export type HolderEntry =
   | { kind: "running"; record: HolderRecord; guestLock: number }
-  | { kind: "free"; startLock: number; guestLock: number; dataLock: number; starting?: Starting };
+  | { kind: "free"; startLock: number; guestLock: number; dataLock: number; headStart?: HeadStart };
 
 const START_WAIT_MS = 30_000;
-
-const planFile = (runtime: Runtime) => `${runtime.paths.mounts}/holder.plan`;
 
 export async function holderPlan(runtime: Runtime, launch: Launch): Promise<HolderPlan> {
   const { mounts, data } = runtime.paths;
@@ -74,6 +84,8 @@ export async function holderPlan(runtime: Runtime, launch: Launch): Promise<Hold
     log: `${mounts}/holder.log`,
     // fd 3: the data directory's lock, held by the holder for as long as it lives.
     close: [3],
+    // What a holder killed before its end left there (only the holder of the lock may).
+    fresh: [workDirectory(runtime)],
     steps: launch.steps,
     notify: 1,
     // The work directory is <data>/work/holder, and nothing else lives in <data>/work.
@@ -85,22 +97,43 @@ export async function holderPlan(runtime: Runtime, launch: Launch): Promise<Hold
   return { key, argv, summary: `overlay ${overlay}, casefold ${casefold ? "on" : "off"}, ${launch.lowerDirs.length} lower layer(s)` };
 }
 
-/** The plan of the last start on this data directory, when there is one. */
-export function savedPlan(runtime: Runtime): HolderPlan | undefined {
+/** The identity of the image file the stub compares before a head start: dev:inode:size:mtime (ns). */
+function imageIdentity(path: string): string {
+  const { dev, ino, size, mtimeNs } = statSync(path, { bigint: true });
+  return `${dev}:${ino}:${size}:${mtimeNs}`;
+}
+
+/** NUL-ended keys and values (fim_stub.c, head start); undefined when unreadable. */
+function readStartPlan(file: string): [string, string][] | undefined {
   try {
-    const plan = JSON.parse(readFileSync(planFile(runtime), "utf8")) as HolderPlan;
-    const valid = typeof plan.key === "string" && typeof plan.summary === "string" && Array.isArray(plan.argv) && plan.argv.every((word) => typeof word === "string");
-    return valid && plan.argv.length > 0 ? plan : undefined;
+    const words = readFileSync(file, "utf8").split("\0");
+    if (words.pop() !== "" || words.length % 2 !== 0) return undefined;
+    return words.flatMap((word, index) => (index % 2 === 0 ? [[word, words[index + 1]!] as [string, string]] : []));
   } catch {
     return undefined;
   }
 }
 
-function savePlan(runtime: Runtime, plan: HolderPlan): void {
-  const file = planFile(runtime);
+/** The command of this start as the stub names it: anything but a `fim-` word is the default command's. */
+function commandWord(): string {
+  const first = process.argv[2];
+  return first?.startsWith("fim-") ? first : "default";
+}
+
+/** Saves the plan the stub starts the next holder from, for the starts that serve this command too. */
+function saveStartPlan(runtime: Runtime, file: string, plan: HolderPlan): void {
+  const command = commandWord();
+  if (/[\s\0]/.test(command)) return;
+  const { image, data, mounts } = runtime.paths;
+  const served = readStartPlan(file)?.find(([key]) => key === "commands")?.[1].split(" ").filter(Boolean) ?? [];
+  const commands = [...new Set([...served, command])].slice(-16);
+  const pairs: [string, string][] = [["commands", commands.join(" ")], ["image", imageIdentity(image)], ["data", data], ["mounts", mounts], ...plan.argv.map((word): [string, string] => ["argv", word])];
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true });
   // What a start killed while saving left (it held the start lock this one holds now).
-  for (const name of leftoversOfEnded(runtime.paths.mounts, /^holder\.plan\.(\d+)\.tmp$/)) rmSync(`${runtime.paths.mounts}/${name}`, { force: true });
-  writeFileSync(`${file}.${process.pid}.tmp`, JSON.stringify(plan));
+  const base = file.slice(dir.length + 1);
+  for (const name of leftoversOfEnded(dir, new RegExp(`^${base}\\.(\\d+)\\.tmp$`))) rmSync(`${dir}/${name}`, { force: true });
+  writeFileSync(`${file}.${process.pid}.tmp`, pairs.map(([key, value]) => `${key}\0${value}\0`).join(""));
   renameSync(`${file}.${process.pid}.tmp`, file);
 }
 
@@ -121,27 +154,40 @@ async function lockWithin(fd: number, operation: number, what: string): Promise<
   }
 }
 
-async function readyLine(stream: ReadableStream<Uint8Array>): Promise<boolean> {
-  const reader = stream.getReader();
+/** What the holder's readiness is read from: its stdout pipe. */
+interface Reader {
+  read(): Promise<{ value?: Uint8Array; done: boolean }>;
+}
+
+/** Reads the holder's first line: "ready", or the end of the pipe (its monitor holds it open too, so only the line counts). */
+async function readyLine(reader: Reader): Promise<boolean> {
   let text = "";
-  try {
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += new TextDecoder().decode(value);
-    }
-  } finally {
-    reader.releaseLock();
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
   }
   return text === "ready\n";
 }
 
+/** Waits for the holder's pid 1 once its mounts are ready, or throws what it reported. */
+async function holderReady(runtime: Runtime, monitor: number, reader: Reader, exited: () => Promise<number | undefined>): Promise<number> {
+  const { mounts, data } = runtime.paths;
+  if (!(await readyLine(reader))) {
+    const status = await exited();
+    const report = readFileSync(`${mounts}/holder.err`, "utf8").trim();
+    throw new FimError(report.replace(/^[A-Z]::[^:]*::\d+::/, "") || `The namespace holding the mounts of ${data} ended before it was ready (exit status ${status})`, { level: "C" });
+  }
+  event("holder ready");
+  const [pid] = childrenOf(monitor);
+  if (pid === undefined) throw new FimError(`The namespace holding the mounts of ${data} ended at once`, { level: "C" });
+  return pid;
+}
+
 /** Starts a holder; only the holder of the data directory's lock may. */
 function spawnHolder(runtime: Runtime, argv: string[], dataLock: number): Starting {
-  const { mounts, data } = runtime.paths;
-  resetWorkDirectory(workDirectory(runtime));
   runtime.logger("sandbox").debug(`Holder: ['${argv.join("','")}',]`);
-  const errors = openSync(`${mounts}/holder.err`, "w");
+  const errors = openSync(`${runtime.paths.mounts}/holder.err`, "w");
   let child: Subprocess<"ignore", "pipe", number>;
   try {
     // Its own session: a terminal's Ctrl-C for the first run must not reach the runs that share it.
@@ -151,35 +197,98 @@ function spawnHolder(runtime: Runtime, argv: string[], dataLock: number): Starti
     closeSync(errors);
   }
   event("holder spawned");
-  const ready = (async () => {
-    // "ready", or the end of the pipe: its monitor holds it open too, so only the line counts.
-    if (!(await readyLine(child.stdout))) {
-      await child.exited;
-      const report = readFileSync(`${mounts}/holder.err`, "utf8").trim();
-      throw new FimError(report.replace(/^[A-Z]::[^:]*::\d+::/, "") || `The namespace holding the mounts of ${data} ended before it was ready (exit status ${child.exitCode})`, { level: "C" });
-    }
-    event("holder ready");
-    const [pid] = childrenOf(child.pid);
-    if (pid === undefined) throw new FimError(`The namespace holding the mounts of ${data} ended at once`, { level: "C" });
-    return pid;
-  })();
+  const ready = holderReady(runtime, child.pid, child.stdout.getReader(), async () => child.exited);
   ready.catch(() => {}); // awaited by finishJoin
-  return { argv, child, ready };
+  return {
+    ready,
+    async end() {
+      const pid = await ready.catch(() => undefined);
+      if (pid !== undefined) process.kill(pid, "SIGKILL");
+      await child.exited;
+    },
+    keep: () => child.unref(),
+  };
 }
 
-/** Ends a holder nobody joined: its pid 1's end takes every process and mount of it along. */
-async function endHolder(starting: Starting): Promise<void> {
-  const pid = await starting.ready.catch(() => undefined);
-  if (pid !== undefined) process.kill(pid, "SIGKILL");
-  await starting.child.exited;
+/** The argv of a process (empty once it has ended). */
+function commandLine(pid: number): string[] {
+  try {
+    const words = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    words.pop();
+    return words;
+  } catch {
+    return [];
+  }
+}
+
+const sameFile = (fd: number, path: string) => {
+  try {
+    const [opened, named] = [fstatSync(fd), statSync(path)];
+    return opened.dev === named.dev && opened.ino === named.ino;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The holder the boot stub started for this run, with its locks, when it handed one over.
+ * Bun made the descriptors close-on-exec, as every inherited one.
+ */
+export function takeHeadStart(runtime: Runtime): HeadStart | undefined {
+  const words = bootFacts(runtime).holder?.split(",") ?? [];
+  if (words.length !== 5 || !words.every((word) => /^\d+$/.test(word))) return undefined;
+  const [pid, readyFd, startLock, guestLock, dataLock] = words.map(Number) as [number, number, number, number, number];
+  const reader = Bun.file(readyFd).stream().getReader();
+  let status: number | undefined;
+  let ended = false;
+  // The end of its pipe comes when its monitor ends; then it is reaped (Bun does not know it).
+  const exited = async () => {
+    if (!ended) {
+      while (!(await reader.read()).done) {}
+      status = reap(pid);
+      ended = true;
+      closeSync(readyFd);
+    }
+    return status;
+  };
+  const ready = holderReady(runtime, pid, reader, exited);
+  ready.catch(() => {}); // awaited by finishJoin
+  const starting: Starting = {
+    ready,
+    async end() {
+      const pid1 = await ready.catch(() => undefined);
+      if (pid1 !== undefined) process.kill(pid1, "SIGKILL");
+      await exited();
+    },
+    keep() {
+      void reader.cancel().catch(() => {});
+      closeSync(readyFd); // Bun does not close a descriptor it was given
+    },
+  };
+  return { starting, pid, startLock, guestLock, dataLock };
+}
+
+/** Ends a head start that is not for this run's data directory, and gives back its locks. */
+async function dropHeadStart(runtime: Runtime, head: HeadStart): Promise<void> {
+  runtime.logger("sandbox").debug("The holder started from the last start's plan is for another data directory: ending it");
+  await head.starting.end();
+  for (const fd of [head.dataLock, head.guestLock, head.startLock]) closeSync(fd);
 }
 
 /**
  * Takes the data directory's start lock and finds its holder. When none runs, this run keeps
- * the start lock and the data directory's lock, and starts the holder of `guess` at once.
+ * the start lock and the data directory's lock; the boot stub may have taken them already,
+ * with the holder it started ahead (`headStart`).
  */
-export async function beginJoin(runtime: Runtime, guess?: HolderPlan): Promise<HolderEntry> {
+export async function beginJoin(runtime: Runtime, headStart?: HeadStart): Promise<HolderEntry> {
   const { mounts, data } = runtime.paths;
+  if (headStart) {
+    const { startLock, guestLock, dataLock } = headStart;
+    if (sameFile(startLock, `${mounts}/start.lock`) && sameFile(guestLock, `${mounts}/guests.lock`) && sameFile(dataLock, `${data}/.lock`)) {
+      return { kind: "free", startLock, guestLock, dataLock, headStart };
+    }
+    await dropHeadStart(runtime, headStart);
+  }
   const startLock = openSync(`${mounts}/start.lock`, "a");
   let kept = false;
   try {
@@ -199,15 +308,7 @@ export async function beginJoin(runtime: Runtime, guess?: HolderPlan): Promise<H
       });
     }
     kept = true;
-    let starting: Starting | undefined;
-    try {
-      // Its tools have not been checked yet in this run (one cut short by a crash is extracted
-      // again when the run looks it up): one that cannot start only costs the head start.
-      if (guess) starting = spawnHolder(runtime, guess.argv, dataLock);
-    } catch (error) {
-      runtime.logger("sandbox").debug(`Could not start the holder of the last start's plan: ${(error as Error).message}`);
-    }
-    return { kind: "free", startLock, guestLock, dataLock, starting };
+    return { kind: "free", startLock, guestLock, dataLock };
   } finally {
     if (!kept) closeSync(startLock);
   }
@@ -215,7 +316,7 @@ export async function beginJoin(runtime: Runtime, guess?: HolderPlan): Promise<H
 
 const sameArgv = (a: string[], b: string[]) => a.length === b.length && a.every((word, index) => word === b[index]);
 
-/** Joins the holder `beginJoin` found, or the one it started if it is the one `plan` needs. */
+/** Joins the holder `beginJoin` found, or the one the stub started if it is the one `plan` needs, or starts it. */
 export async function finishJoin(runtime: Runtime, entering: Promise<HolderEntry>, plan: HolderPlan): Promise<Holder> {
   const log = runtime.logger("sandbox");
   const entry = await entering;
@@ -229,34 +330,39 @@ export async function finishJoin(runtime: Runtime, entering: Promise<HolderEntry
     );
   }
   try {
-    let { starting } = entry;
+    let starting: Starting | undefined;
     let pid: number | undefined;
-    let reused = false;
-    if (starting && !sameArgv(starting.argv, plan.argv)) {
-      log.debug("The holder started from the last start's plan is not this run's: ending it");
-      await endHolder(starting);
-      starting = undefined;
-    }
-    if (starting) {
-      // The same command line: only what the run repairs before it gets here (a mount point
-      // removed, a tool cut short) can make it fail, and then it is started again.
-      pid = await starting.ready.catch((error) => {
+    const { headStart } = entry;
+    if (headStart) {
+      // Its command line is compared once it has one for sure (it is ready).
+      pid = await headStart.starting.ready.catch((error) => {
         log.debug(`The holder started from the last start's plan failed: ${(error as Error).message}`);
         return undefined;
       });
-      reused = pid !== undefined;
-      if (reused) log.debug("The holder started from the last start's plan is this run's: kept");
+      if (pid !== undefined && sameArgv(commandLine(headStart.pid), plan.argv)) {
+        log.debug("The holder started from the last start's plan is this run's: kept");
+        starting = headStart.starting;
+      } else {
+        if (pid !== undefined) log.debug("The holder started from the last start's plan is not this run's: ending it");
+        await headStart.starting.end();
+        pid = undefined;
+      }
     }
     if (pid === undefined) {
       starting = spawnHolder(runtime, plan.argv, entry.dataLock);
       pid = await starting.ready;
+      const file = bootFacts(runtime).startPlan;
+      try {
+        if (file) saveStartPlan(runtime, file, plan);
+      } catch (error) {
+        log.debug(`Could not save the plan of the next start's holder: ${(error as Error).message}`); // it only loses the head start
+      }
     }
-    starting!.child.unref();
+    starting!.keep();
     const record: HolderRecord = { pid, started: startTime(pid) ?? "", key: plan.key, summary: plan.summary };
     const recordFile = `${runtime.paths.mounts}/holder.json`;
     writeFileSync(`${recordFile}.tmp`, JSON.stringify(record));
     renameSync(`${recordFile}.tmp`, recordFile);
-    if (!reused) savePlan(runtime, plan);
     return { pid, guestLock: entry.guestLock, started: true };
   } catch (error) {
     closeSync(entry.guestLock);

@@ -19,7 +19,7 @@ import { directoriesShown } from "../perms/registry.ts";
 import { cwdWarning } from "../run/cwd.ts";
 import { ensureApplets } from "./applets.ts";
 import { checkHost } from "./checks.ts";
-import { beginJoin, finishJoin, holderPlan, savedPlan, type Holder, type HolderEntry } from "./holder.ts";
+import { beginJoin, finishJoin, holderPlan, takeHeadStart, type Holder, type HolderEntry } from "./holder.ts";
 import { supervisorArgs } from "./plan.ts";
 import { renderBwrap } from "./render.ts";
 
@@ -91,9 +91,9 @@ export const sandboxPlugin: Plugin = {
     runtime.hooks.launching.tapPromise(NAME, async () => {
       entering = joining = undefined;
       checkHost(runtime.paths);
-      const guess = savedPlan(runtime);
-      if (!guess) return;
-      entering = beginJoin(runtime, guess);
+      const headStart = takeHeadStart(runtime);
+      if (!headStart) return;
+      entering = beginJoin(runtime, headStart);
       entering.catch(() => {}); // awaited (and reported) when the run joins; a run failing before it ends anyway
     });
 
@@ -132,7 +132,7 @@ export const sandboxPlugin: Plugin = {
       ];
     });
 
-    // The holder mounts while the run is planned: started when the run begins from the last
+    // The holder mounts while the run is planned: started by the boot stub from the last
     // start's plan, or as soon as the root is final; joined when the guest starts.
     const join = async (launch: Launch) => finishJoin(runtime, entering ?? beginJoin(runtime), await holderPlan(runtime, launch));
     runtime.hooks.rooted.tapPromise(NAME, async (launch) => {

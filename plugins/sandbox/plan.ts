@@ -13,6 +13,8 @@ export interface SupervisorPlan {
   namespace?: boolean;
   close?: number[];
   open?: [number, string][];
+  /** Directories emptied (or made) before the steps. */
+  fresh?: string[];
   steps?: PrepareStep[];
   companions?: string[][];
   after?: AfterStep[];
@@ -38,6 +40,7 @@ export function supervisorArgs(supervisor: string, plan: SupervisorPlan): string
   if (plan.namespace) args.push("--namespace");
   for (const fd of plan.close ?? []) args.push("--close", String(fd));
   for (const [fd, path] of plan.open ?? []) args.push("--open", String(fd), path);
+  if (plan.fresh) args.push(...record("--fresh", plan.fresh));
   for (const step of plan.steps ?? []) {
     if (step.kind === "run") args.push(...record("--step", step.argv));
     else if (step.kind === "ready") args.push(...record("--ready", step.argv));

@@ -2,7 +2,7 @@
 // holds them, later ones join it; it ends with its last guest, and killing any process
 // leaves no mount and no orphan.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freshImage, lines, type TestImage } from "../helpers/image.ts";
 
@@ -195,15 +195,15 @@ function readFileSafe(path: string): string {
 
 export { existsSync, join };
 
-describe("a start mounts while it is planned, with the last start's plan", () => {
+describe("the boot stub starts the holder of the last start's plan while the launcher loads", () => {
   const data = () => join(image.dir, "data-plan");
-  const run = (env: Record<string, string> = {}) => image.run(["fim-exec", "sh", "-c", "cat /etc/hello 2>/dev/null; echo ran"], { env: { FIM_DIR_DATA: data(), FIM_DEBUG: "1", ...env } });
+  const run = (env: Record<string, string> = {}, command = "fim-exec") => image.run([command, "sh", "-c", "cat /etc/hello 2>/dev/null; echo ran"], { env: { FIM_DIR_DATA: data(), FIM_DEBUG: "1", ...env } });
+  const started = "Started the namespace holder of the last start's plan";
   const kept = "The holder started from the last start's plan is this run's: kept";
   const ended = "The holder started from the last start's plan is not this run's: ending it";
-  const planFile = () => {
-    const app = image.run(["fim-exec", "sh", "-c", 'printf %s "$FIM_DIR_APP"'], { env: { FIM_DIR_DATA: data() } }).stdout;
-    return join(app, "mounts", new Bun.CryptoHasher("sha256").update(data()).digest("hex").slice(0, 16), "holder.plan");
-  };
+  const app = () => image.run(["fim-exec", "sh", "-c", 'printf %s "$FIM_DIR_APP"'], { env: { FIM_DIR_DATA: data() } }).stdout;
+  /** Where the stub looks for the plan of a start with FIM_DIR_DATA set to an absolute path (fim_stub.c, start_plan_path). */
+  const planFile = (dataDir = data()) => join(app(), "starts", new Bun.CryptoHasher("sha256").update(`${image.path}\0+${dataDir}\0`).digest("hex").slice(0, 16));
 
   test("the same configuration keeps the holder it started; another ends it and starts its own", () => {
     const first = run();
@@ -212,6 +212,7 @@ describe("a start mounts while it is planned, with the last start's plan", () =>
     const second = run();
     expect(second.code).toBe(0);
     expect(lines(second.stdout)).toContain("ran");
+    expect(second.stdout).toContain(started);
     expect(second.stdout).toContain(kept);
     // Another overlay type mounts otherwise: the guessed holder goes, this run's comes.
     const other = run({ FIM_OVERLAY: "unionfs" });
@@ -224,11 +225,99 @@ describe("a start mounts while it is planned, with the last start's plan", () =>
     expect(holders()).toEqual([]);
   });
 
+  test("the plan is saved where the stub looks for it, in its format", () => {
+    expect(run().code).toBe(0);
+    const words = readFileSync(planFile(), "utf8").split("\0");
+    expect(words.pop()).toBe("");
+    const keys = words.filter((_, index) => index % 2 === 0);
+    expect([...new Set(keys)]).toEqual(["commands", "image", "data", "mounts", "argv"]);
+    expect(words[keys.indexOf("data") * 2 + 1]).toBe(data());
+    expect(words[keys.indexOf("commands") * 2 + 1]!.split(" ")).toContain("fim-exec");
+  });
+
+  test("only the commands that started a holder get a head start; each adds its own", () => {
+    expect(run().code).toBe(0);
+    const rooted = run({}, "fim-root");
+    expect(rooted.code).toBe(0);
+    expect(lines(rooted.stdout)).toContain("ran");
+    expect(rooted.stdout).not.toContain(started);
+    expect(run({}, "fim-root").stdout).toContain(kept);
+    expect(run().stdout).toContain(kept);
+  });
+
+  test("a changed image, a data directory others may write, a running instance: no head start", async () => {
+    expect(run().code).toBe(0);
+    // Its layers may have changed (fim-layer add, commit): another mtime is another image.
+    const now = new Date();
+    utimesSync(image.path, now, new Date(now.getTime() + 5000));
+    const touched = run();
+    expect(touched.code).toBe(0);
+    expect(touched.stdout).toContain("No head start for the namespace holder: the last start's plan is not this one's");
+    expect(touched.stdout).not.toContain(started);
+    expect(run().stdout).toContain(kept);
+    // The launcher refuses such a data directory before any guest runs; the stub starts nothing there.
+    chmodSync(data(), 0o757);
+    try {
+      const refused = run();
+      expect(refused.code).not.toBe(0);
+      expect(refused.stdout).not.toContain(started);
+      expect(refused.stdout + refused.stderr).toContain(data());
+    } finally {
+      chmodSync(data(), 0o755);
+    }
+    // A run holds the data directory's holder: the next start joins it.
+    const running = background(["fim-exec", "sh", "-c", "echo ready; read line"], { FIM_DIR_DATA: data() });
+    try {
+      expect(await readLine(running)).toBe("ready\n");
+      const joined = run();
+      expect(joined.code).toBe(0);
+      expect(joined.stdout).toContain("No head start for the namespace holder: a run on its data directory holds a lock");
+      expect(joined.stdout).toContain("Joining the namespace holder");
+    } finally {
+      release(running);
+      await running.exited;
+    }
+    await noHolderLeft();
+  });
+
+  test("a head start on another data directory than the run's is ended, and the run starts its own", async () => {
+    const elsewhere = join(image.dir, "data-plan-elsewhere");
+    expect(run({ FIM_DIR_DATA: elsewhere }).code).toBe(0);
+    expect(run().code).toBe(0);
+    // This start's plan names the other data directory (as a HOME or a directory changed behind it could).
+    copyFileSync(planFile(elsewhere), planFile());
+    const result = run();
+    expect(result.code).toBe(0);
+    expect(lines(result.stdout)).toContain("ran");
+    expect(result.stdout).toContain(started);
+    expect(result.stdout).toContain("The holder started from the last start's plan is for another data directory: ending it");
+    expect(run().stdout).toContain(kept);
+    await noHolderLeft();
+  });
+
+  test("a start that fails before it runs a guest leaves no holder of its head start", async () => {
+    expect(run().code).toBe(0);
+    const failed = image.run(["fim-exec"], { env: { FIM_DIR_DATA: data(), FIM_DEBUG: "1" } });
+    expect(failed.code).toBe(125);
+    expect(failed.stdout).toContain(started);
+    expect(failed.stderr).toContain("Incorrect number of arguments");
+    await noHolderLeft();
+    expect(run().stdout).toContain(kept);
+  });
+
   test("a damaged plan is not used", () => {
+    expect(run().code).toBe(0);
     const file = planFile();
-    expect(existsSync(file)).toBe(true);
-    for (const damage of ["{not json", JSON.stringify({ key: "k", summary: "s", argv: [] }), JSON.stringify({ key: 1, argv: ["/bin/true"] })]) {
-      writeFileSync(file, damage);
+    const good = readFileSync(file, "latin1");
+    const damages = [
+      "not a plan",
+      good.slice(0, -1), // not NUL-ended
+      good.replace(/argv\0[^\0]*\0/g, ""), // no command line
+      `${good}unknown\0key\0`,
+      good.replace(/data\0[^\0]*\0/, "data\0relative/path\0"),
+    ];
+    for (const damage of damages) {
+      writeFileSync(file, damage, "latin1");
       const result = run();
       expect(result.code).toBe(0);
       expect(lines(result.stdout)).toContain("ran");
@@ -238,13 +327,14 @@ describe("a start mounts while it is planned, with the last start's plan", () =>
   });
 
   test("what a start killed while saving its plan left is swept by the next that saves one", () => {
+    expect(run().code).toBe(0);
     const file = planFile();
     const ended = Bun.spawnSync(["true"]).pid; // its PID names no process now
     const saving = Bun.spawn(["sleep", "30"]);
     try {
-      writeFileSync(`${file}.${ended}.tmp`, "{half");
-      writeFileSync(`${file}.${saving.pid}.tmp`, "{half");
-      writeFileSync(file, "{not json"); // so that this start saves its own
+      writeFileSync(`${file}.${ended}.tmp`, "half");
+      writeFileSync(`${file}.${saving.pid}.tmp`, "half");
+      writeFileSync(file, "not a plan"); // so that this start saves its own
       expect(run().code).toBe(0);
       expect(existsSync(`${file}.${ended}.tmp`)).toBe(false);
       expect(existsSync(`${file}.${saving.pid}.tmp`)).toBe(true);

@@ -21,6 +21,9 @@
  * in R/<build id>; R/<build id>/.lock is held shared by every process of the build (the
  * launcher inherits the descriptor, FIM_BOOT_LOCK_FD), so a sweep never removes one in use.
  *
+ * Before a run's launcher starts, the stub may start the namespace holder that mounts its
+ * layers, from the plan the last such start saved (see "head start" below).
+ *
  * Errors are printed as the runtime prints them (E/C lines, exit 125). */
 #define _GNU_SOURCE
 #include <cpuid.h>
@@ -38,6 +41,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -732,14 +736,207 @@ static int open_build(int root, const char *build, int *lock, const char **why) 
   return -1;
 }
 
+/* ------------------------------------------------------------- head start */
+
+/* A start that mounts waits for its namespace holder (plugins/sandbox/holder.ts) to mount the
+ * layers: about as long as the launcher takes to load. The holder's command line is known
+ * before the launcher runs, as the last start of this image with the same data-directory
+ * choice saved it: so the stub starts that holder at once and hands it over
+ * (FIM_BOOT_HOLDER: its pid, then the descriptors of its readiness pipe, the start lock, the
+ * guests' lock and the data directory's lock). The launcher keeps it when its own plan is the
+ * same, and ends it otherwise: nobody can have joined it, as the start lock is held until
+ * then, and no guest runs before the launcher's own checks. Anything unexpected (no plan,
+ * another command, the image changed, a lock taken, a data directory that is not only ours)
+ * skips the head start, and the launcher does it all.
+ *
+ * The plan is R/<build>/starts/<name> (FIM_BOOT_START_PLAN, where the launcher saves it):
+ * NUL-ended keys and values, "commands" (the launch commands it serves, space-separated),
+ * "image" (dev:inode:size:mtime in ns of the image it was made for), "data", "mounts", then
+ * "argv" once per word of the holder's command line. Its name is the first 16 hex digits of
+ * the sha256 of what decides the data directory: the image's path, then FIM_DIR_DATA (and
+ * the working directory when it is relative), or HOME and XDG_DATA_HOME when it is unset. */
+
+/* The command argv names: anything but a `fim-` word is the default command's, as the
+ * dispatch plugin says. */
+static const char *command_name(int argc, char **argv) {
+  return argc < 2 || strncmp(argv[1], "fim-", 4) != 0 ? "default" : argv[1];
+}
+
+#define START_PLAN_MAX (256 << 10)
+#define START_ARGV_MAX 4096
+
+struct start_plan {
+  const char *commands, *image, *data, *mounts;
+  char *argv[START_ARGV_MAX + 1];
+  int argc;
+};
+
+static void hash_word(sha256_ctx *c, const char *prefix, const char *word) {
+  sha256_update(c, (const uint8_t *)prefix, strlen(prefix));
+  if (word) sha256_update(c, (const uint8_t *)word, strlen(word));
+  sha256_update(c, (const uint8_t *)"", 1);
+}
+
+/* R/<build>/starts/<name> of this start. */
+static void start_plan_path(char out[PATH_MAX], const char *app, const char *self) {
+  sha256_ctx c;
+  uint8_t digest[32];
+  sha256_init(&c);
+  hash_word(&c, "", self);
+  const char *data = getenv("FIM_DIR_DATA");
+  if (data) {
+    hash_word(&c, "+", data);
+    static char cwd[PATH_MAX];
+    if (data[0] != '/') hash_word(&c, "", getcwd(cwd, sizeof cwd) ? cwd : "");
+  } else {
+    const char *home = getenv("HOME"), *xdg = getenv("XDG_DATA_HOME");
+    hash_word(&c, "-", NULL);
+    hash_word(&c, home ? "+" : "-", home);
+    hash_word(&c, xdg ? "+" : "-", xdg);
+  }
+  sha256_final(&c, digest);
+  char name[17];
+  for (int i = 0; i < 8; i++) snprintf(name + 2 * i, 3, "%02x", digest[i]);
+  if (snprintf(out, PATH_MAX, "%s/starts/%s", app, name) >= PATH_MAX) out[0] = 0;
+}
+
+/* Reads and splits the plan; 0 when it is missing or not well formed. */
+static int read_start_plan(const char *path, struct start_plan *p) {
+  static char text[START_PLAN_MAX];
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return 0;
+  size_t size = 0;
+  for (ssize_t got; size < sizeof text && (got = read(fd, text + size, sizeof text - size)) != 0; size += (size_t)got) {
+    if (got < 0) {
+      if (errno == EINTR) got = 0;
+      else break;
+    }
+  }
+  close(fd);
+  if (size == 0 || size == sizeof text || text[size - 1] != 0) return 0;
+  memset(p, 0, sizeof *p);
+  for (size_t at = 0; at < size;) {
+    const char *key = text + at;
+    at += strlen(key) + 1;
+    if (at >= size) return 0;
+    char *value = text + at;
+    at += strlen(value) + 1;
+    if (!strcmp(key, "commands")) p->commands = value;
+    else if (!strcmp(key, "image")) p->image = value;
+    else if (!strcmp(key, "data")) p->data = value;
+    else if (!strcmp(key, "mounts")) p->mounts = value;
+    else if (!strcmp(key, "argv") && p->argc < START_ARGV_MAX) p->argv[p->argc++] = value;
+    else return 0;
+  }
+  return p->commands && p->image && p->data && p->data[0] == '/' && p->mounts && p->argc > 0 && p->argv[0][0] == '/';
+}
+
+static int serves(const char *commands, const char *name) {
+  size_t length = strlen(name);
+  for (const char *at = commands; *at;) {
+    size_t word = strcspn(at, " ");
+    if (word == length && !strncmp(at, name, length)) return 1;
+    at += word + (at[word] == ' ');
+  }
+  return 0;
+}
+
+/* Whether DIR (or DIR/SUB) is a directory of ours that nobody else may write (missing: when
+ * optional). The launcher checks more before a guest runs (core/data-dir.ts). */
+static int only_ours(const char *dir, const char *sub, int optional) {
+  char path[PATH_MAX];
+  struct stat s;
+  if (snprintf(path, sizeof path, sub ? "%s/%s" : "%s", dir, sub) >= (int)sizeof path) return 0;
+  if (lstat(path, &s) != 0) return optional && errno == ENOENT;
+  return S_ISDIR(s.st_mode) && s.st_uid == uid && (s.st_mode & 022) == 0;
+}
+
+/* Opens DIR/NAME (it exists: the plan's start made it) and locks it without waiting; -1 when taken. */
+static int lock_file(const char *dir, const char *name, int operation) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return -1;
+  int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW);
+  if (fd >= 0 && flock(fd, operation | LOCK_NB) != 0) close(fd), fd = -1;
+  return fd;
+}
+
+static void close_from(int lowest) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, lowest, ~0U, 0) == 0) return;
+#endif
+  for (int fd = lowest; fd < 4096; fd++) close(fd);
+}
+
+/* The holder's process: its own session, stdin /dev/null, stdout the readiness pipe, stderr
+ * holder.err, fd 3 the data directory's lock, nothing else; the environment the launcher
+ * would give it (the stub's hand-over is for the launcher alone: its servers that run the
+ * launcher again, the union filesystem's, find the image as it does). */
+static _Noreturn void exec_holder(const struct start_plan *p, int ready, int errors, int data) {
+  static const char *const launcher_only[] = {"FIM_BOOT_LOCK_FD", "FIM_BOOT_EXTRACTED", "FIM_BOOT_START_PLAN", "FIM_HOST_LD_PRELOAD", "FIM_HOST_LD_AUDIT"};
+  for (size_t i = 0; i < sizeof launcher_only / sizeof *launcher_only; i++) unsetenv(launcher_only[i]);
+  setsid();
+  int null = open("/dev/null", O_RDWR);
+  int given[4] = {null, ready, errors, data};
+  for (int i = 0; i < 4; i++) given[i] = fcntl(given[i], F_DUPFD, 10); /* clear of 0-3 */
+  for (int i = 0; i < 4; i++) {
+    if (given[i] < 0 || dup2(given[i], i) < 0) _exit(125);
+  }
+  close_from(4);
+  execv(p->argv[0], p->argv);
+  dprintf(2, "C::boot::%d::Could not start the namespace holder '%s': %s\n", (int)getpid(), p->argv[0], strerror(errno));
+  _exit(125);
+}
+
+static void head_start(const struct stat *image, const char *app, int argc, char **argv) {
+  static char path[PATH_MAX];
+  static struct start_plan p;
+  unsetenv("FIM_BOOT_HOLDER");
+  start_plan_path(path, app, image_path);
+  if (!path[0]) return;
+  setenv("FIM_BOOT_START_PLAN", path, 1);
+  if (!read_start_plan(path, &p)) return;
+  char identity[96];
+  snprintf(identity, sizeof identity, "%llu:%llu:%lld:%llu", (unsigned long long)image->st_dev, (unsigned long long)image->st_ino, (long long)image->st_size,
+           (unsigned long long)image->st_mtim.tv_sec * 1000000000ULL + (unsigned long long)image->st_mtim.tv_nsec);
+  size_t within = strlen(app);
+  if (!serves(p.commands, command_name(argc, argv)) || strcmp(p.image, identity) || strncmp(p.mounts, app, within) || strncmp(p.mounts + within, "/mounts/", 8) ||
+      !only_ours(p.data, NULL, 0) || !only_ours(p.data, "root", 0) || !only_ours(p.data, "layers", 1)) {
+    debug("No head start for the namespace holder: the last start's plan is not this one's");
+    return;
+  }
+  /* As the launcher takes them (holder.ts, beginJoin), but without waiting: busy, it waits. */
+  int start = lock_file(p.mounts, "start.lock", LOCK_EX), guests = -1, data = -1, ready[2] = {-1, -1}, errors = -1;
+  if (start >= 0) guests = lock_file(p.mounts, "guests.lock", LOCK_SH);
+  if (guests >= 0) data = lock_file(p.data, ".lock", LOCK_EX);
+  char errors_path[PATH_MAX];
+  if (data >= 0 && snprintf(errors_path, sizeof errors_path, "%s/holder.err", p.mounts) < (int)sizeof errors_path && pipe(ready) == 0) {
+    errors = open(errors_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  }
+  pid_t pid = errors >= 0 ? fork() : -1;
+  if (pid == 0) exec_holder(&p, ready[1], errors, data);
+  if (errors >= 0) close(errors);
+  if (ready[1] >= 0) close(ready[1]);
+  if (pid < 0) {
+    debug("No head start for the namespace holder: %s", data < 0 ? "a run on its data directory holds a lock" : strerror(errno));
+    int opened[] = {ready[0], data, guests, start};
+    for (size_t i = 0; i < sizeof opened / sizeof *opened; i++) {
+      if (opened[i] >= 0) close(opened[i]);
+    }
+    return;
+  }
+  char handed[96];
+  snprintf(handed, sizeof handed, "%d,%d,%d,%d,%d", (int)pid, ready[0], start, guests, data);
+  setenv("FIM_BOOT_HOLDER", handed, 1);
+  debug("Started the namespace holder of the last start's plan (pid %d)", (int)pid);
+}
+
 /* ------------------------------------------------------------------- main */
 
 /* Whether the command argv names declared itself brief, its work in the launcher being a few
  * milliseconds (a run: the guest runs in other processes; the configuration commands): the
- * build lists those in the boot table. Anything but a `fim-` word is the default command's,
- * as the dispatch plugin says. */
+ * build lists those in the boot table. */
 static int brief_command(const struct table *t, int argc, char **argv) {
-  const char *name = argc < 2 || strncmp(argv[1], "fim-", 4) != 0 ? "default" : argv[1];
+  const char *name = command_name(argc, argv);
   for (uint32_t at = 0; at < t->brief_size; at += (uint32_t)strlen(t->brief + at) + 1) {
     if (strcmp(t->brief + at, name) == 0) return 1;
   }
@@ -925,6 +1122,7 @@ int main(int argc, char **argv) {
       unsetenv(set_aside[i][0]);
     }
   }
+  head_start(&st, app, argc, argv);
   tune_engine(&t, argc, argv);
   close(image);
   close(build);
