@@ -12,6 +12,16 @@ export function startTime(pid: number | "self"): string | undefined {
   }
 }
 
+/** The parent of a process, when it exists. */
+export function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The children of a process (one thread's list is enough: ours are single-threaded). */
 export function childrenOf(pid: number): number[] {
   try {

@@ -16,7 +16,7 @@ import { dirname } from "../../lib/path.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Launch } from "../../core/launch.ts";
 import { flock, LOCK_SH, reap, tryLock, LOCK_EX } from "../../core/libc.ts";
-import { childrenOf, leftoversOfEnded, startTime } from "../../core/proc.ts";
+import { childrenOf, leftoversOfEnded, parentOf, startTime } from "../../core/proc.ts";
 import { event } from "../../core/profile.ts";
 import { tryLockDataDirectory, workDirectory } from "../../core/run-services.ts";
 import type { Runtime } from "../../core/runtime.ts";
@@ -221,6 +221,14 @@ function commandLine(pid: number): string[] {
   }
 }
 
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // not open: nothing to give back
+  }
+}
+
 const sameFile = (fd: number, path: string) => {
   try {
     const [opened, named] = [fstatSync(fd), statSync(path)];
@@ -238,16 +246,23 @@ export function takeHeadStart(runtime: Runtime): HeadStart | undefined {
   const words = bootFacts(runtime).holder?.split(",") ?? [];
   if (words.length !== 5 || !words.every((word) => /^\d+$/.test(word))) return undefined;
   const [pid, readyFd, startLock, guestLock, dataLock] = words.map(Number) as [number, number, number, number, number];
+  // The stub forked it before it became this process.
+  if (parentOf(pid) !== process.pid) return undefined;
   const reader = Bun.file(readyFd).stream().getReader();
   let status: number | undefined;
   let ended = false;
   // The end of its pipe comes when its monitor ends; then it is reaped (Bun does not know it).
   const exited = async () => {
     if (!ended) {
-      while (!(await reader.read()).done) {}
-      status = reap(pid);
       ended = true;
-      closeSync(readyFd);
+      try {
+        while (!(await reader.read()).done) {}
+      } catch {
+        // Not a pipe (a broken hand-over): its monitor is killed (it takes the namespace along).
+        process.kill(pid, "SIGKILL");
+      }
+      status = reap(pid);
+      closeQuietly(readyFd);
     }
     return status;
   };
@@ -262,7 +277,7 @@ export function takeHeadStart(runtime: Runtime): HeadStart | undefined {
     },
     keep() {
       void reader.cancel().catch(() => {});
-      closeSync(readyFd); // Bun does not close a descriptor it was given
+      closeQuietly(readyFd); // Bun does not close a descriptor it was given
     },
   };
   return { starting, pid, startLock, guestLock, dataLock };
@@ -272,7 +287,7 @@ export function takeHeadStart(runtime: Runtime): HeadStart | undefined {
 async function dropHeadStart(runtime: Runtime, head: HeadStart): Promise<void> {
   runtime.logger("sandbox").debug("The holder started from the last start's plan is for another data directory: ending it");
   await head.starting.end();
-  for (const fd of [head.dataLock, head.guestLock, head.startLock]) closeSync(fd);
+  for (const fd of [head.dataLock, head.guestLock, head.startLock]) closeQuietly(fd);
 }
 
 /**

@@ -891,6 +891,7 @@ static void head_start(const struct stat *image, const char *app, int argc, char
   static char path[PATH_MAX];
   static struct start_plan p;
   unsetenv("FIM_BOOT_HOLDER");
+  unsetenv("FIM_BOOT_START_PLAN");
   start_plan_path(path, app, image_path);
   if (!path[0]) return;
   setenv("FIM_BOOT_START_PLAN", path, 1);
