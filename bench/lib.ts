@@ -10,6 +10,12 @@ export interface Timing {
   p90: number;
   /** Each run's time, in the order of the rounds (round i of every command ran back to back). */
   samples: number[];
+  /**
+   * Each run's CPU time (user and system, ms) of the process and the descendants it waited
+   * for: time stolen by other guests of a virtual machine is not in it, so it is steadier
+   * than the time on a noisy machine (and it counts work done in parallel twice).
+   */
+  cpu: number[];
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -20,6 +26,7 @@ function quantile(sorted: number[], q: number): number {
 export function compare(commands: Record<string, string[]>, runs = 50, warmup = 5, prepare: Record<string, () => void> = {}, env?: Record<string, string>): Timing[] {
   const names = Object.keys(commands);
   const samples: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
+  const cpu: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
   for (let i = 0; i < warmup + runs; i++) {
     for (const name of names) {
       prepare[name]?.();
@@ -27,12 +34,16 @@ export function compare(commands: Record<string, string[]>, runs = 50, warmup = 
       const result = Bun.spawnSync(commands[name]!, { stdout: "ignore", stderr: "pipe", ...(env ? { env } : {}) });
       const elapsed = performance.now() - started;
       if (result.exitCode !== 0) throw new Error(`${name} failed: ${result.stderr.toString()}`);
-      if (i >= warmup) samples[name]!.push(elapsed);
+      if (i >= warmup) {
+        samples[name]!.push(elapsed);
+        const { user, system } = result.resourceUsage.cpuTime;
+        cpu[name]!.push(Number(user + system) / 1000);
+      }
     }
   }
   return names.map((name) => {
     const sorted = [...samples[name]!].sort((a, b) => a - b);
-    return { name, median: quantile(sorted, 0.5), p10: quantile(sorted, 0.1), p90: quantile(sorted, 0.9), samples: samples[name]! };
+    return { name, median: quantile(sorted, 0.5), p10: quantile(sorted, 0.1), p90: quantile(sorted, 0.9), samples: samples[name]!, cpu: cpu[name]! };
   });
 }
 
@@ -40,14 +51,19 @@ export function compare(commands: Record<string, string[]>, runs = 50, warmup = 
  * The median of the round-by-round ratios: steadier than the ratio of the medians on a noisy
  * machine, where a slow stretch hits both commands of a round but not the same rounds of each.
  */
-export function pairedRatio(timing: Timing, base: Timing): number {
-  return quantile(timing.samples.map((sample, round) => sample / base.samples[round]!).sort((a, b) => a - b), 0.5);
+export function pairedRatio(timing: Timing, base: Timing, of: "samples" | "cpu" = "samples"): number {
+  return quantile(timing[of].map((sample, round) => sample / base[of][round]!).sort((a, b) => a - b), 0.5);
 }
+
+const median = (values: number[]) => quantile([...values].sort((a, b) => a - b), 0.5);
 
 export function report(timings: Timing[], baseline: string): void {
   const base = timings.find((t) => t.name === baseline)!;
   for (const t of timings) {
-    console.log(`${t.name.padEnd(28)} median ${t.median.toFixed(2)} ms  (p10 ${t.p10.toFixed(2)}, p90 ${t.p90.toFixed(2)})  ratio ${(t.median / base.median).toFixed(2)}x  paired ${pairedRatio(t, base).toFixed(2)}x`);
+    console.log(
+      `${t.name.padEnd(28)} median ${t.median.toFixed(2)} ms  (p10 ${t.p10.toFixed(2)}, p90 ${t.p90.toFixed(2)})  ratio ${(t.median / base.median).toFixed(2)}x  paired ${pairedRatio(t, base).toFixed(2)}x` +
+        `  |  cpu ${median(t.cpu).toFixed(2)} ms, paired ${pairedRatio(t, base, "cpu").toFixed(2)}x`,
+    );
   }
 }
 
