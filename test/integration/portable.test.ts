@@ -444,7 +444,8 @@ describe("the runtime directory and its fall-backs", () => {
 });
 
 describe("a runtime directory the guest can reach", () => {
-  test("under a granted $HOME it is read-only in the guest: the tools that run on the host, and the command line the boot stub starts the next holder with", () => {
+  // The home permission grants nothing to a root run (upstream too).
+  test.skipIf(uid === 0)("under a granted $HOME it is read-only in the guest: the tools that run on the host, and the command line the boot stub starts the next holder with", () => {
     const fresh = freshImage();
     const home = mkdtempSync(join(tmpdir(), "fim-home-"));
     chmodSync(home, 0o700);
@@ -453,12 +454,12 @@ describe("a runtime directory the guest can reach", () => {
       expect(fresh.run(["fim-perms", "add", "home"]).code).toBe(0);
       const env = { HOME: home, XDG_RUNTIME_DIR: join(home, "run") };
       expect(fresh.run(["fim-exec", "true"], { env }).code).toBe(0); // saves the plan
-      const plant = 'build=$(ls -d "$HOME"/run/fim/app/*/ | head -1); test -d "$build/starts" || echo "no plan"; echo z > "$build/starts/planted" || echo refused; echo x > "$build/bin/bwrap" || echo refused';
-      const result = fresh.run(["fim-exec", "sh", "-c", plant], { env });
+      const [build] = readdirSync(join(home, "run/fim/app")).map((name) => join(home, "run/fim/app", name));
+      const plant = 'test -d "$1/starts" || echo "not seen"; echo z > "$1/starts/planted" || echo refused; echo x > "$1/bin/bwrap" || echo refused';
+      const result = fresh.run(["fim-exec", "sh", "-c", plant, "--", build!], { env });
       expect(result.code).toBe(0);
       expect(result.stdout).toBe("refused\nrefused\n");
-      const builds = readdirSync(join(home, "run/fim/app"));
-      expect(builds.some((build) => existsSync(join(home, "run/fim/app", build, "starts/planted")))).toBe(false);
+      expect(existsSync(join(build!, "starts/planted"))).toBe(false);
     } finally {
       fresh.cleanup();
       spawnSync(["chmod", "-R", "u+rwx", home]);
