@@ -91,6 +91,11 @@ describe("fim_portal with every program allowed ('fim-portal all on', upstream's
     const refused = Bun.spawnSync([client, "true"], { env: { ...process.env, FIM_PORTAL_SOCKET: path }, stderr: "pipe" });
     expect(refused.exitCode).toBe(1);
     expect(refused.stderr.toString()).toContain("The portal refused this process (not in its instance)");
+    // Refused before the daemon read the whole request (a large environment): still told, not killed by SIGPIPE.
+    const large = (count: number, size: number) => Object.fromEntries(Array.from({ length: count }, (_, i) => [`LARGE${i}`, "x".repeat(size)]));
+    const refusedLarge = Bun.spawnSync([client, "true"], { env: { ...process.env, FIM_PORTAL_SOCKET: path, ...large(15, 100_000) }, stderr: "pipe" });
+    expect(refusedLarge.exitCode).toBe(1);
+    expect(refusedLarge.stderr.toString()).toContain("The portal refused this process (not in its instance)");
     guest.kill();
     await guest.exited;
   });

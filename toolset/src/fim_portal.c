@@ -565,13 +565,17 @@ static int client_main(int argc, char **argv) {
     sigaction(forwarded[i], &sa, NULL);
   }
   uint32_t size = (uint32_t)total;
-  if (sendmsg(s, &msg, 0) != sizeof counts || full_write(s, &size, sizeof size) < 0 || full_write(s, strings, total) < 0) die("Failure to dispatch process request");
+  /* A daemon that refuses us answers and closes before it has read the whole request: the
+   * rest fails with EPIPE (not SIGPIPE, which would end us unheard), and its answer is read. */
+  signal(SIGPIPE, SIG_IGN);
+  int sent = sendmsg(s, &msg, 0) == sizeof counts && full_write(s, &size, sizeof size) >= 0 && full_write(s, strings, total) >= 0;
   int32_t pid;
   if (full_read(s, &pid, sizeof pid) < 0) die("Failure to dispatch process request");
   if (pid == -2) {
     fprintf(stderr, "E::fim_portal::%d::The portal refused this process (not in its instance)\n", getpid());
     return 1;
   }
+  if (!sent) die("Failure to dispatch process request");
   if (pid == -3) {
     uint32_t length;
     char *message;
