@@ -869,11 +869,12 @@ static void close_from(int lowest) {
 
 /* The holder's process: its own session, stdin /dev/null, stdout the readiness pipe, stderr
  * holder.err, fd 3 the data directory's lock, nothing else; the environment the launcher
- * would give it (the stub's hand-over is for the launcher alone: its servers that run the
- * launcher again, the union filesystem's, find the image as it does). */
+ * would give it (with FIM_BIN_SELF and FIM_DIR_APP, so that its servers that run the
+ * launcher again, the union filesystem's, find the image; the host's preloads set aside are
+ * for guests). */
 static _Noreturn void exec_holder(const struct start_plan *p, int ready, int errors, int data) {
-  static const char *const launcher_only[] = {"FIM_BOOT_LOCK_FD", "FIM_BOOT_EXTRACTED", "FIM_BOOT_START_PLAN", "FIM_HOST_LD_PRELOAD", "FIM_HOST_LD_AUDIT"};
-  for (size_t i = 0; i < sizeof launcher_only / sizeof *launcher_only; i++) unsetenv(launcher_only[i]);
+  unsetenv("FIM_HOST_LD_PRELOAD");
+  unsetenv("FIM_HOST_LD_AUDIT");
   setsid();
   int null = open("/dev/null", O_RDWR);
   int given[4] = {null, ready, errors, data};
@@ -887,14 +888,9 @@ static _Noreturn void exec_holder(const struct start_plan *p, int ready, int err
   _exit(125);
 }
 
-static void head_start(const struct stat *image, const char *app, int argc, char **argv) {
-  static char path[PATH_MAX];
+/* Starts the holder of the plan at PATH when it is this start's, and hands it over. */
+static void start_holder(const char *path, const struct stat *image, const char *app, int argc, char **argv) {
   static struct start_plan p;
-  unsetenv("FIM_BOOT_HOLDER");
-  unsetenv("FIM_BOOT_START_PLAN");
-  start_plan_path(path, app, image_path);
-  if (!path[0]) return;
-  setenv("FIM_BOOT_START_PLAN", path, 1);
   if (!read_start_plan(path, &p)) return;
   char identity[96];
   snprintf(identity, sizeof identity, "%llu:%llu:%lld:%llu", (unsigned long long)image->st_dev, (unsigned long long)image->st_ino, (long long)image->st_size,
@@ -929,6 +925,16 @@ static void head_start(const struct stat *image, const char *app, int argc, char
   snprintf(handed, sizeof handed, "%d,%d,%d,%d,%d", (int)pid, ready[0], start, guests, data);
   setenv("FIM_BOOT_HOLDER", handed, 1);
   debug("Started the namespace holder of the last start's plan (pid %d)", (int)pid);
+}
+
+static void head_start(const struct stat *image, const char *app, int argc, char **argv) {
+  static char path[PATH_MAX];
+  unsetenv("FIM_BOOT_HOLDER");
+  unsetenv("FIM_BOOT_START_PLAN");
+  start_plan_path(path, app, image_path);
+  if (!path[0]) return;
+  start_holder(path, image, app, argc, argv);
+  setenv("FIM_BOOT_START_PLAN", path, 1); /* where the launcher saves its plan */
 }
 
 /* ------------------------------------------------------------------- main */
@@ -1108,10 +1114,6 @@ int main(int argc, char **argv) {
   snprintf(number, sizeof number, "%llu", (unsigned long long)t.reserved);
   setenv("FIM_OFFSET", number, 1);
   setenv("FIM_DIR_APP", app, 1);
-  snprintf(number, sizeof number, "%d", lock);
-  setenv("FIM_BOOT_LOCK_FD", number, 1);
-  if (extracted) setenv("FIM_BOOT_EXTRACTED", "1", 1);
-  else unsetenv("FIM_BOOT_EXTRACTED");
   /* The host's preloads and audit libraries are not for our glibc: set aside, given back to
    * the guest. */
   static const char *const set_aside[][2] = {{"LD_PRELOAD", "FIM_HOST_LD_PRELOAD"}, {"LD_AUDIT", "FIM_HOST_LD_AUDIT"}};
@@ -1123,7 +1125,12 @@ int main(int argc, char **argv) {
       unsetenv(set_aside[i][0]);
     }
   }
+  /* The holder gets the environment so far: the launcher's hand-over comes after it. */
   head_start(&st, app, argc, argv);
+  snprintf(number, sizeof number, "%d", lock);
+  setenv("FIM_BOOT_LOCK_FD", number, 1);
+  if (extracted) setenv("FIM_BOOT_EXTRACTED", "1", 1);
+  else unsetenv("FIM_BOOT_EXTRACTED");
   tune_engine(&t, argc, argv);
   close(image);
   close(build);
