@@ -4,9 +4,8 @@
 // it hands over arrives in the environment: the image (FIM_BIN_SELF), the build's directory
 // (FIM_DIR_APP), the descriptor of the build's lock (FIM_BOOT_LOCK_FD: held shared by every
 // process of the build, so that a sweep never removes one in use), the host's LD_PRELOAD
-// and LD_AUDIT (set aside for our glibc, given back to the guest), the engine settings
-// made for this process alone (FIM_BOOT_ENGINE), and the namespace holder it started ahead
-// of a run (FIM_BOOT_START_PLAN, FIM_BOOT_HOLDER: plugins/sandbox/holder.ts).
+// and LD_AUDIT (set aside for our glibc, given back to the guest) and the engine settings
+// made for this process alone (FIM_BOOT_ENGINE).
 import { isDigits } from "../../core/cli.ts";
 import { FimError } from "../../core/errors.ts";
 import { Image } from "../../core/image.ts";
@@ -29,32 +28,19 @@ export interface BootFacts {
   hostPreload: string | undefined;
   /** The host's LD_AUDIT, when it was set. */
   hostAudit: string | undefined;
-  /** Where this start's plan of the namespace holder is kept (the stub reads it: fim_stub.c, head start). */
-  startPlan: string | undefined;
-  /** The holder the stub started from it: "pid,ready fd,start lock fd,guests' lock fd,data lock fd". */
-  holder: string | undefined;
 }
 
 const facts = new WeakMap<Runtime, BootFacts>();
 
 export function bootFacts(runtime: Runtime): BootFacts {
-  return facts.get(runtime) ?? { lockFd: undefined, extracted: false, hostPreload: undefined, hostAudit: undefined, startPlan: undefined, holder: undefined };
+  return facts.get(runtime) ?? { lockFd: undefined, extracted: false, hostPreload: undefined, hostAudit: undefined };
 }
 
 function takeFacts(env: NodeJS.ProcessEnv): BootFacts {
   const fd = env.FIM_BOOT_LOCK_FD !== undefined && isDigits(env.FIM_BOOT_LOCK_FD) ? Number(env.FIM_BOOT_LOCK_FD) : undefined;
-  const result = {
-    lockFd: fd,
-    extracted: env.FIM_BOOT_EXTRACTED === "1",
-    hostPreload: env.FIM_HOST_LD_PRELOAD,
-    hostAudit: env.FIM_HOST_LD_AUDIT,
-    startPlan: env.FIM_BOOT_START_PLAN,
-    holder: env.FIM_BOOT_HOLDER,
-  };
+  const result = { lockFd: fd, extracted: env.FIM_BOOT_EXTRACTED === "1", hostPreload: env.FIM_HOST_LD_PRELOAD, hostAudit: env.FIM_HOST_LD_AUDIT };
   delete env.FIM_BOOT_LOCK_FD;
   delete env.FIM_BOOT_EXTRACTED;
-  delete env.FIM_BOOT_START_PLAN;
-  delete env.FIM_BOOT_HOLDER;
   // The engine settings the stub made for this process alone (fim_stub.c, tune_engine).
   for (const name of env.FIM_BOOT_ENGINE?.split(",") ?? []) if (name.startsWith(ENGINE_PREFIX) && name.length > ENGINE_PREFIX.length) delete env[name];
   delete env.FIM_BOOT_ENGINE;

@@ -11,7 +11,7 @@
 // turns out to be the same, that holder is kept; otherwise it is ended (nobody can have
 // joined it: the start lock is held until then) and the run's own is started.
 import type { Subprocess } from "bun";
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "../../lib/fs.ts";
+import { closeFile, closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "../../lib/fs.ts";
 import { dirname } from "../../lib/path.ts";
 import { FimError } from "../../core/errors.ts";
 import type { Launch } from "../../core/launch.ts";
@@ -20,7 +20,6 @@ import { childrenOf, leftoversOfEnded, parentOf, startTime } from "../../core/pr
 import { event } from "../../core/profile.ts";
 import { tryLockDataDirectory, workDirectory } from "../../core/run-services.ts";
 import type { Runtime } from "../../core/runtime.ts";
-import { bootFacts } from "../relocate/index.ts";
 import { supervisorArgs } from "./plan.ts";
 
 interface HolderRecord {
@@ -114,15 +113,27 @@ function readStartPlan(file: string): [string, string][] | undefined {
   }
 }
 
-/** The command of this start as the stub names it: anything but a `fim-` word is the default command's. */
-function commandWord(): string {
-  const first = process.argv[2];
-  return first?.startsWith("fim-") ? first : "default";
+/**
+ * What the boot stub handed over for the holder (fim_stub.c, head start): where this start's
+ * plan is kept, the holder it started from it ("pid,ready fd,start lock fd,guests' lock
+ * fd,data lock fd"), and the command argv resolved to, by whose name the stub looks it up.
+ */
+export interface HandOver {
+  startPlan?: string;
+  holder?: string;
+  command?: string;
+}
+
+/** Takes the hand-over out of the environment: the processes this one starts do not see it. */
+export function takeHandOver(env: NodeJS.ProcessEnv, command: string | undefined): HandOver {
+  const handOver = { startPlan: env.FIM_BOOT_START_PLAN, holder: env.FIM_BOOT_HOLDER, command };
+  delete env.FIM_BOOT_START_PLAN;
+  delete env.FIM_BOOT_HOLDER;
+  return handOver;
 }
 
 /** Saves the plan the stub starts the next holder from, for the starts that serve this command too. */
-function saveStartPlan(runtime: Runtime, file: string, plan: HolderPlan): void {
-  const command = commandWord();
+function saveStartPlan(runtime: Runtime, file: string, command: string, plan: HolderPlan): void {
   if (/[\s\0]/.test(command)) return;
   const { image, data, mounts } = runtime.paths;
   const served = readStartPlan(file)?.find(([key]) => key === "commands")?.[1].split(" ").filter(Boolean) ?? [];
@@ -221,14 +232,6 @@ function commandLine(pid: number): string[] {
   }
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // not open: nothing to give back
-  }
-}
-
 const sameFile = (fd: number, path: string) => {
   try {
     const [opened, named] = [fstatSync(fd), statSync(path)];
@@ -242,8 +245,8 @@ const sameFile = (fd: number, path: string) => {
  * The holder the boot stub started for this run, with its locks, when it handed one over.
  * Bun made the descriptors close-on-exec, as every inherited one.
  */
-export function takeHeadStart(runtime: Runtime): HeadStart | undefined {
-  const words = bootFacts(runtime).holder?.split(",") ?? [];
+export function takeHeadStart(runtime: Runtime, handOver: HandOver): HeadStart | undefined {
+  const words = handOver.holder?.split(",") ?? [];
   if (words.length !== 5 || !words.every((word) => /^\d+$/.test(word))) return undefined;
   const [pid, readyFd, startLock, guestLock, dataLock] = words.map(Number) as [number, number, number, number, number];
   // The stub forked it before it became this process.
@@ -262,7 +265,7 @@ export function takeHeadStart(runtime: Runtime): HeadStart | undefined {
         process.kill(pid, "SIGKILL");
       }
       status = reap(pid);
-      closeQuietly(readyFd);
+      closeFile(readyFd);
     }
     return status;
   };
@@ -277,7 +280,7 @@ export function takeHeadStart(runtime: Runtime): HeadStart | undefined {
     },
     keep() {
       void reader.cancel().catch(() => {});
-      closeQuietly(readyFd); // Bun does not close a descriptor it was given
+      closeFile(readyFd); // Bun does not close a descriptor it was given
     },
   };
   return { starting, pid, startLock, guestLock, dataLock };
@@ -287,7 +290,7 @@ export function takeHeadStart(runtime: Runtime): HeadStart | undefined {
 async function dropHeadStart(runtime: Runtime, head: HeadStart): Promise<void> {
   runtime.logger("sandbox").debug("The holder started from the last start's plan is for another data directory: ending it");
   await head.starting.end();
-  for (const fd of [head.dataLock, head.guestLock, head.startLock]) closeQuietly(fd);
+  for (const fd of [head.dataLock, head.guestLock, head.startLock]) closeFile(fd);
 }
 
 /**
@@ -332,7 +335,7 @@ export async function beginJoin(runtime: Runtime, headStart?: HeadStart): Promis
 const sameArgv = (a: string[], b: string[]) => a.length === b.length && a.every((word, index) => word === b[index]);
 
 /** Joins the holder `beginJoin` found, or the one the stub started if it is the one `plan` needs, or starts it. */
-export async function finishJoin(runtime: Runtime, entering: Promise<HolderEntry>, plan: HolderPlan): Promise<Holder> {
+export async function finishJoin(runtime: Runtime, entering: Promise<HolderEntry>, plan: HolderPlan, handOver: HandOver): Promise<Holder> {
   const log = runtime.logger("sandbox");
   const entry = await entering;
   if (entry.kind === "running") {
@@ -366,9 +369,9 @@ export async function finishJoin(runtime: Runtime, entering: Promise<HolderEntry
     if (pid === undefined) {
       starting = spawnHolder(runtime, plan.argv, entry.dataLock);
       pid = await starting.ready;
-      const file = bootFacts(runtime).startPlan;
+      const { startPlan, command } = handOver;
       try {
-        if (file) saveStartPlan(runtime, file, plan);
+        if (startPlan && command) saveStartPlan(runtime, startPlan, command, plan);
       } catch (error) {
         log.debug(`Could not save the plan of the next start's holder: ${(error as Error).message}`); // it only loses the head start
       }

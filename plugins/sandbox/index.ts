@@ -19,7 +19,7 @@ import { directoriesShown } from "../perms/registry.ts";
 import { cwdWarning } from "../run/cwd.ts";
 import { ensureApplets } from "./applets.ts";
 import { checkHost } from "./checks.ts";
-import { beginJoin, finishJoin, holderPlan, takeHeadStart, type Holder, type HolderEntry } from "./holder.ts";
+import { beginJoin, finishJoin, holderPlan, takeHandOver, takeHeadStart, type HandOver, type Holder, type HolderEntry } from "./holder.ts";
 import { supervisorArgs } from "./plan.ts";
 import { renderBwrap } from "./render.ts";
 
@@ -88,10 +88,16 @@ export const sandboxPlugin: Plugin = {
     // holder it joins.
     let entering: Promise<HolderEntry> | undefined;
     let joining: Promise<Holder> | undefined;
+    // What the boot stub handed over for the holder, taken before relocation ends the hook.
+    let handOver: HandOver = {};
+    runtime.hooks.relocate.tapPromise({ name: NAME, stage: -10 }, async ({ command }) => {
+      handOver = takeHandOver(process.env, command?.name);
+      return undefined;
+    });
     runtime.hooks.launching.tapPromise(NAME, async () => {
       entering = joining = undefined;
       checkHost(runtime.paths);
-      const headStart = takeHeadStart(runtime);
+      const headStart = takeHeadStart(runtime, handOver);
       if (!headStart) return;
       entering = beginJoin(runtime, headStart);
       entering.catch(() => {}); // awaited (and reported) when the run joins; a run failing before it ends anyway
@@ -134,7 +140,7 @@ export const sandboxPlugin: Plugin = {
 
     // The holder mounts while the run is planned: started by the boot stub from the last
     // start's plan, or as soon as the root is final; joined when the guest starts.
-    const join = async (launch: Launch) => finishJoin(runtime, entering ?? beginJoin(runtime), await holderPlan(runtime, launch));
+    const join = async (launch: Launch) => finishJoin(runtime, entering ?? beginJoin(runtime), await holderPlan(runtime, launch), handOver);
     runtime.hooks.rooted.tapPromise(NAME, async (launch) => {
       joining = join(launch);
       joining.catch(() => {}); // awaited (and reported) by exec; a run failing before it ends anyway
