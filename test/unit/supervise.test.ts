@@ -683,6 +683,20 @@ describe("--end-orphans", () => {
     expect(dead(orphan)).toBe(true);
   });
 
+  test("when its parent dies, the child and what it left running are killed at once (none is handed to the namespace's pid 1)", async () => {
+    // The parent: a shell that starts the supervisor and waits; its guest prints its background job's PID.
+    const parent = Bun.spawn(["sh", "-c", '"$@" & wait', "sh", BIN, "--end-orphans", ...record("child", ...sh("sleep 1000 & echo $!; exec sleep 1000"))], { stdout: "pipe", stderr: "ignore" });
+    const reader = parent.stdout.getReader();
+    const orphan = Number(new TextDecoder().decode((await reader.read()).value).trim());
+    expect(orphan).toBeGreaterThan(0);
+    const supervisor = Number(readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, "utf8").trim());
+    const guest = Number(readFileSync(`/proc/${supervisor}/task/${supervisor}/children`, "utf8").trim());
+    parent.kill("SIGKILL");
+    await parent.exited;
+    for (let i = 0; i < 300 && !(dead(orphan) && dead(guest) && dead(supervisor)); i++) await Bun.sleep(10);
+    expect([dead(orphan), dead(guest), dead(supervisor)]).toEqual([true, true, true]);
+  });
+
   test("without it, the orphan lives on", async () => {
     const result = await run([...record("child", ...sh("setsid sleep 1000 >/dev/null 2>&1 & echo $!"))]);
     const orphan = Number(result.stdout.trim());

@@ -24,7 +24,10 @@
  * gets default signal handling back before exec.
  *
  * --end-orphans: what the child leaves running is adopted (PR_SET_CHILD_SUBREAPER) and
- * killed once the child has ended, so nothing of a guest outlives its run.
+ * killed once the child has ended, so nothing of a guest outlives its run. Its parent's death
+ * (the run's supervisor killed: fim_enter dies with it) is then a signal it catches: the
+ * child is killed at once and the orphans after it (dying at once itself, it would hand them
+ * to the namespace's pid 1, which does not end them).
  * --status-init: the --status file names an init (bwrap --unshare-pid) that forwards nothing:
  * signals go to its first child, the guest.
  * A namespace holder (no --child, --hold) given --notify FD writes "ready" on FD once its
@@ -377,8 +380,16 @@ static pid_t first_child(pid_t pid) {
   return child_pid > 0 && child_pid < INT_MAX ? (pid_t)child_pid : 0;
 }
 
+/* The parent-death signal of a supervisor that ends orphans (SIGRTMIN is not a constant). */
+static int parent_gone_signal(void) { return SIGRTMIN + 2; }
+
 static void on_signal(int sig) {
   if (sig == SIGCHLD) return reap();
+  if (plan.end_orphans && sig == parent_gone_signal()) {
+    if (phase == PREPARING && !aborted) aborted = SIGKILL;
+    else if (phase == RUNNING && !child.ended) kill(child.pid, SIGKILL);
+    return;
+  }
   if (sig == SIGALRM) {
     alarm_rang = true;
     return;
@@ -946,7 +957,14 @@ int main(int argc, char **argv) {
     signal(handled[k], SIG_DFL);
     sigaddset(&mask, handled[k]);
   }
+  if (plan.end_orphans) sigaddset(&mask, parent_gone_signal());
   sigprocmask(SIG_BLOCK, &mask, NULL);
+  if (plan.end_orphans) {
+    /* Until here the parent-death signal fim_enter armed (SIGKILL) holds: nothing was started. */
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, parent_gone_signal());
+    if (getppid() != parent) return FAILED;
+  }
   signal(SIGPIPE, SIG_IGN);
   if ((sigfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
     report("Could not read signals: signalfd: %s", strerror(errno));
