@@ -6,6 +6,8 @@
 // inside of a substitution is handed to /bin/sh, as the user asked.
 // A backslash before an ordinary character is kept (so PS1's `\W` survives).
 
+import { cannotReplay } from "../lib/track.ts";
+
 export class ExpandError extends Error {}
 
 type Substitute = (command: string) => Promise<string>;
@@ -15,6 +17,7 @@ const SPECIAL_AFTER_BACKSLASH = new Set(["$", "`", '"', "'", "\\"]);
 
 /** Runs a command substitution with the host's /bin/sh; trailing newlines are removed. */
 export async function shellSubstitute(command: string): Promise<string> {
+  cannotReplay("a stored value runs a command ($(…)), once per run");
   const { execa } = await import("execa");
   const result = await execa("/bin/sh", ["-c", command], { stdin: "ignore", stderr: "inherit", reject: false, stripFinalNewline: false });
   return String(result.stdout).replace(/\n+$/, "");

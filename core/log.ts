@@ -39,10 +39,28 @@ export function formatLine(level: Level, tag: string, message: string): string {
   return `${level}::${tag}::${process.pid}::${message.replace(/\n/g, "")}\n`;
 }
 
+/** A printed line, kept for the boot stub to print again when it replays the run (plugins/sandbox/replay.ts). */
+export interface PrintedLine {
+  level: Level;
+  tag: string;
+  message: string;
+}
+
+let transcript: PrintedLine[] | undefined;
+
+/** Keeps every line printed from now on (the returned array fills as they are). */
+export function keepTranscript(): PrintedLine[] {
+  return (transcript = []);
+}
+
 const reporter: ConsolaReporter = {
   log(entry: LogObject) {
     const level = LEVEL_OF_TYPE[entry.type] ?? "I";
-    if (RANK[level] >= RANK[threshold]) write(level === "D" || level === "I" ? 1 : 2, formatLine(level, entry.tag || "fim", entry.args.map(String).join(" ")));
+    if (RANK[level] < RANK[threshold]) return;
+    const tag = entry.tag || "fim";
+    const message = entry.args.map(String).join(" ").replace(/\n/g, "");
+    transcript?.push({ level, tag, message });
+    write(level === "D" || level === "I" ? 1 : 2, formatLine(level, tag, message));
   },
 };
 

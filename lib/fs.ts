@@ -6,6 +6,7 @@
 // was loaded, and by what.
 import type * as NodeFs from "node:fs";
 import { basicLibc, cString, errno } from "./libc.ts";
+import { noteRead, watching } from "./track.ts";
 
 export type { Dirent, Stats, StatsFs } from "node:fs";
 
@@ -29,15 +30,25 @@ export const nodeFsLoaded = (): { at: number; by: string } | undefined => loaded
 
 const late = <K extends keyof Fs>(name: K): Fs[K] => ((...args: unknown[]) => (nodeFs()[name] as (...args: unknown[]) => unknown)(...args)) as Fs[K];
 
+/** A function that reads the host: noted as a dependency of the run while a watch is on (lib/track.ts). */
+const reading = <K extends keyof Fs>(name: K, how: "stat" | "lstat" | "realpath" | "read"): Fs[K] =>
+  ((...args: unknown[]) => {
+    if (watching()) noteRead(nodeFs(), args[0], how);
+    return (nodeFs()[name] as (...args: unknown[]) => unknown)(...args);
+  }) as Fs[K];
+
+/** Flags of openSync that only read (a file opened to write or lock is not something the plan read). */
+const readOnly = (flags: unknown) => flags === undefined || flags === "r" || flags === 0;
+
 /** fs.constants, read on first use (their values differ between architectures). */
 export const constants: Fs["constants"] = new Proxy({} as Fs["constants"], { get: (_, key) => nodeFs().constants[key as keyof Fs["constants"]] });
 
-export const accessSync = late("accessSync");
+export const accessSync = reading("accessSync", "stat");
 export const chmodSync = late("chmodSync");
 export const closeSync = late("closeSync");
 export const copyFileSync = late("copyFileSync");
 export const createWriteStream = late("createWriteStream");
-export const existsSync = late("existsSync");
+export const existsSync = reading("existsSync", "stat");
 export const fchmodSync = late("fchmodSync");
 export const fchownSync = late("fchownSync");
 export const fdatasyncSync = late("fdatasyncSync");
@@ -46,20 +57,23 @@ export const fsyncSync = late("fsyncSync");
 export const ftruncateSync = late("ftruncateSync");
 export const lchownSync = late("lchownSync");
 export const linkSync = late("linkSync");
-export const lstatSync = late("lstatSync");
+export const lstatSync = reading("lstatSync", "lstat");
 export const mkdirSync = late("mkdirSync");
 export const mkdtempSync = late("mkdtempSync");
-export const openSync = late("openSync");
-export const readdirSync = late("readdirSync");
-export const readFileSync = late("readFileSync");
-export const readlinkSync = late("readlinkSync");
+export const openSync: Fs["openSync"] = ((path: NodeFs.PathLike, flags?: NodeFs.OpenMode, mode?: NodeFs.Mode) => {
+  if (watching() && readOnly(flags)) noteRead(nodeFs(), path, "read");
+  return nodeFs().openSync(path, flags as NodeFs.OpenMode, mode);
+}) as Fs["openSync"];
+export const readdirSync = reading("readdirSync", "stat");
+export const readFileSync = reading("readFileSync", "read");
+export const readlinkSync = reading("readlinkSync", "lstat");
 export const readSync = late("readSync");
-export const realpathSync = late("realpathSync");
+export const realpathSync = reading("realpathSync", "realpath");
 export const renameSync = late("renameSync");
 export const rmdirSync = late("rmdirSync");
 export const rmSync = late("rmSync");
 export const statfsSync = late("statfsSync");
-export const statSync = late("statSync");
+export const statSync = reading("statSync", "stat");
 export const symlinkSync = late("symlinkSync");
 export const truncateSync = late("truncateSync");
 export const unlinkSync = late("unlinkSync");
@@ -78,6 +92,7 @@ const cPath = (path: string): Buffer | undefined => (path.includes("\0") ? undef
 
 /** Opens a file read-only (close-on-exec); a failure is thrown by node:fs, with its usual message. */
 export function openForReading(path: string): number {
+  if (watching()) noteRead(nodeFs(), path, "read");
   const name = cPath(path);
   const fd = name ? basicLibc().open(name, O_RDONLY_CLOEXEC) : -1;
   return fd >= 0 ? fd : openSync(path, "r");
@@ -110,6 +125,7 @@ export function readAt(fd: number, position: number, length: number): Buffer {
 
 /** Whether this process may reach `path` as `mode` says (access(2): F_OK 0, X_OK 1, W_OK 2, R_OK 4). */
 export function canAccess(path: string, mode: number): boolean {
+  if (watching()) noteRead(nodeFs(), path, "stat");
   const name = cPath(path);
   return name !== undefined && basicLibc().access(name, mode) === 0;
 }

@@ -5,6 +5,7 @@ import { FimError, withContext } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Plugin } from "../../core/plugin.ts";
 import { readSlot, SLOTS, updateSlot } from "../../core/reserved.ts";
+import { cannotReplay } from "../../lib/track.ts";
 import { desktopHooks } from "../desktop/index.ts";
 
 const NAME = "notify";
@@ -12,6 +13,7 @@ const NOTIFY_WAIT_MS = 2000;
 
 /** `notify-send` on the host; its absence or failure is only logged. */
 async function notify(app: { name: string; icon: string }, log: Logger): Promise<void> {
+  cannotReplay("fim-notify is on: every start notifies");
   const tool = Bun.which("notify-send");
   if (!tool) {
     log.debug("Could not find 'notify-send' in PATH: no start notification");

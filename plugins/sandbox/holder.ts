@@ -122,13 +122,15 @@ export interface HandOver {
   startPlan?: string;
   holder?: string;
   command?: string;
+  /** Where this start's plan is kept for a replay, and its key (fim_stub.c, replay). */
+  replay?: { path: string; key: string };
 }
 
 /** Takes the hand-over out of the environment: the processes this one starts do not see it. */
 export function takeHandOver(env: NodeJS.ProcessEnv, command: string | undefined): HandOver {
-  const handOver = { startPlan: env.FIM_BOOT_START_PLAN, holder: env.FIM_BOOT_HOLDER, command };
-  delete env.FIM_BOOT_START_PLAN;
-  delete env.FIM_BOOT_HOLDER;
+  const { FIM_BOOT_REPLAY: path, FIM_BOOT_REPLAY_KEY: key } = env;
+  const handOver = { startPlan: env.FIM_BOOT_START_PLAN, holder: env.FIM_BOOT_HOLDER, command, ...(path && key ? { replay: { path, key } } : {}) };
+  for (const name of ["FIM_BOOT_START_PLAN", "FIM_BOOT_HOLDER", "FIM_BOOT_REPLAY", "FIM_BOOT_REPLAY_KEY"]) delete env[name];
   return handOver;
 }
 

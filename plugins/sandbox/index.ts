@@ -22,6 +22,7 @@ import { checkHost } from "./checks.ts";
 import { beginJoin, finishJoin, holderPlan, takeHandOver, takeHeadStart, type HandOver, type Holder, type HolderEntry } from "./holder.ts";
 import { supervisorArgs } from "./plan.ts";
 import { renderBwrap } from "./render.ts";
+import { ignoreRunTrees, saveReplay, startRecording, type Recording } from "./replay.ts";
 
 const NAME = "sandbox";
 
@@ -31,7 +32,7 @@ function rootOperations(root: GuestRoot): SandboxOp[] {
 }
 
 /** Hands the process over to the supervisor: returns only by throwing. */
-async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, joining: Promise<Holder>): Promise<never> {
+async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, joining: Promise<Holder>, recording: Recording | undefined): Promise<never> {
   const log = runtime.logger(NAME);
   const { instance } = runtime.paths;
   const [bwrap, bash, sigdfl, supervise, enter] = await Promise.all(["bwrap", "bash", "fim_sigdfl", "fim_supervise", "fim_enter"].map((tool) => runtime.tool(tool)));
@@ -71,12 +72,21 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, jo
     linger: [holder.guestLock, holder.pid],
     child: [enter!, "--join", String(holder.pid), ...inside],
   });
+  const env = { ...process.env, ...launch.env };
+  // Only a run that joined is recorded: a holder it started is seldom still there for the next start.
+  if (recording && !holder.started) {
+    try {
+      saveReplay(runtime, recording, { path: supervise!, argv: supervisor, env, holder, heldFds: launch.heldFds });
+    } catch (error) {
+      log.debug(`Could not keep this run's plan for a replay: ${(error as Error).message}`); // the next start only plans again
+    }
+  }
   // From here the launcher process becomes the supervisor (same PID): the image file is no
   // longer executed while the guest runs, the guest's status becomes ours, and the shared
   // lock it keeps holds the namespace for this guest.
   mark("handover");
   printProfile();
-  const failure = execve(supervise!, supervisor, { ...process.env, ...launch.env });
+  const failure = execve(supervise!, supervisor, env);
   throw new FimError(`Could not start the sandbox supervisor '${supervise}': ${failure}`, { level: "C" });
 }
 
@@ -90,9 +100,16 @@ export const sandboxPlugin: Plugin = {
     let joining: Promise<Holder> | undefined;
     // What the boot stub handed over for the holder, taken before relocation ends the hook.
     let handOver: HandOver = {};
+    // What the run reads and prints, for the stub's replay of its plan.
+    let recording: Recording | undefined;
     runtime.hooks.relocate.tapPromise({ name: NAME, stage: -10 }, async ({ command }) => {
       handOver = takeHandOver(process.env, command?.name);
       return undefined;
+    });
+    // Before every other tap of the run: all it reads and prints from here is recorded.
+    runtime.hooks.launching.tapPromise({ name: NAME, stage: -1000 }, async () => {
+      recording = startRecording(handOver.replay, handOver.holder !== undefined);
+      ignoreRunTrees(recording, runtime);
     });
     runtime.hooks.launching.tapPromise(NAME, async () => {
       entering = joining = undefined;
@@ -145,6 +162,6 @@ export const sandboxPlugin: Plugin = {
       joining = join(launch);
       joining.catch(() => {}); // awaited (and reported) by exec; a run failing before it ends anyway
     });
-    runtime.hooks.exec.tapPromise(NAME, (operations, launch) => run(runtime, operations, launch, joining ?? join(launch)));
+    runtime.hooks.exec.tapPromise(NAME, (operations, launch) => run(runtime, operations, launch, joining ?? join(launch), recording));
   },
 };

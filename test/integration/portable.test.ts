@@ -445,7 +445,7 @@ describe("the runtime directory and its fall-backs", () => {
 
 describe("a runtime directory the guest can reach", () => {
   // The home permission grants nothing to a root run (upstream too).
-  test.skipIf(uid === 0)("under a granted $HOME it is read-only in the guest: the tools that run on the host, and the command line the boot stub starts the next holder with", () => {
+  test.skipIf(uid === 0)("under a granted $HOME it is read-only in the guest: the tools that run on the host, the command line the boot stub starts the next holder with, and the plans it replays", () => {
     const fresh = freshImage();
     const home = mkdtempSync(join(tmpdir(), "fim-home-"));
     chmodSync(home, 0o700);
@@ -455,11 +455,13 @@ describe("a runtime directory the guest can reach", () => {
       const env = { HOME: home, XDG_RUNTIME_DIR: join(home, "run") };
       expect(fresh.run(["fim-exec", "true"], { env }).code).toBe(0); // saves the plan
       const [build] = readdirSync(join(home, "run/fim/app")).map((name) => join(home, "run/fim/app", name));
-      const plant = 'test -d "$1/starts" || echo "not seen"; echo z > "$1/starts/planted" || echo refused; echo x > "$1/bin/bwrap" || echo refused';
+      const plant =
+        'test -d "$1/starts" || echo "not seen"; echo z > "$1/starts/planted" || echo refused; mkdir -p "$1/replays" 2>/dev/null; echo z > "$1/replays/planted" || echo refused; echo x > "$1/bin/bwrap" || echo refused';
       const result = fresh.run(["fim-exec", "sh", "-c", plant, "--", build!], { env });
       expect(result.code).toBe(0);
-      expect(result.stdout).toBe("refused\nrefused\n");
+      expect(result.stdout).toBe("refused\nrefused\nrefused\n");
       expect(existsSync(join(build!, "starts/planted"))).toBe(false);
+      expect(existsSync(join(build!, "replays/planted"))).toBe(false);
     } finally {
       fresh.cleanup();
       spawnSync(["chmod", "-R", "u+rwx", home]);

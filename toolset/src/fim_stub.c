@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -937,6 +938,418 @@ static void head_start(const struct stat *image, const char *app, int argc, char
   setenv("FIM_BOOT_START_PLAN", path, 1); /* where the launcher saves its plan */
 }
 
+/* ------------------------------------------------------------------- replay */
+
+/* A start whose plan the launcher made before, with nothing it depends on changed, is
+ * replayed here without the launcher (plugins/sandbox/replay.ts says what the record holds
+ * and why that is all a plan depends on): the record's dependencies are checked again, the
+ * namespace holder it joined must still run and be free to join, and then this process does
+ * what the launcher did: the same locks, the same instance directory, the same lines printed,
+ * and the hand-over to the same supervisor. Any difference, or anything unexpected, and the
+ * launcher runs as always (and records the plan anew).
+ *
+ * The record is R/<build>/replays/<name> (FIM_BOOT_REPLAY, where the launcher keeps it, and
+ * FIM_BOOT_REPLAY_KEY); its name is the first 16 hex digits of the key, the sha256 of what
+ * the planning took from outside the host's files: the image's path and identity, the user's
+ * ids and groups, the working directory, which of stdin/stdout/stderr are terminals, the
+ * command line and the environment (sorted). */
+
+#define REPLAY_MAX (4 << 20)
+#define REPLAY_FIELDS 16384
+#define INSTANCE_MARK "\x01I\x01"
+#define STARTED_MARK "\x01S\x01"
+#define PID_MARK "\x01P\x01"
+
+static char replay_key[65], replay_path[PATH_MAX];
+
+static int by_text(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+extern char **environ;
+
+static void make_replay_key(const struct stat *image, int argc, char **argv) {
+  sha256_ctx c;
+  uint8_t digest[32];
+  char word[PATH_MAX + 64];
+  sha256_init(&c);
+  hash_word(&c, "record ", "1");
+  hash_word(&c, "image ", image_path);
+  snprintf(word, sizeof word, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)image->st_dev, (unsigned long long)image->st_ino, (long long)image->st_size,
+           (long long)image->st_mtim.tv_sec, image->st_mtim.tv_nsec);
+  hash_word(&c, "identity ", word);
+  gid_t groups[1024];
+  int count = getgroups(1024, groups);
+  snprintf(word, sizeof word, "%u:%u:%d", (unsigned)uid, (unsigned)gid, count);
+  hash_word(&c, "ids ", word);
+  for (int i = 0; i < count; i++) {
+    snprintf(word, sizeof word, "%u", (unsigned)groups[i]);
+    hash_word(&c, "group ", word);
+  }
+  hash_word(&c, "cwd ", getcwd(word, sizeof word) ? word : "-");
+  snprintf(word, sizeof word, "%d%d%d", isatty(0), isatty(1), isatty(2));
+  hash_word(&c, "terminals ", word);
+  for (int i = 0; i < argc; i++) hash_word(&c, "arg ", argv[i]);
+  size_t n = 0;
+  while (environ[n]) n++;
+  char **sorted = malloc((n + 1) * sizeof *sorted);
+  if (!sorted) return;
+  memcpy(sorted, environ, n * sizeof *sorted);
+  qsort(sorted, n, sizeof *sorted, by_text);
+  for (size_t i = 0; i < n; i++) hash_word(&c, "env ", sorted[i]);
+  free(sorted);
+  sha256_final(&c, digest);
+  for (int i = 0; i < 32; i++) snprintf(replay_key + 2 * i, 3, "%02x", digest[i]);
+}
+
+struct field {
+  const char *name;
+  char *value; /* NUL-ended copy */
+  size_t size;
+};
+
+static struct field fields[REPLAY_FIELDS];
+static int field_count;
+
+/* Splits the record into fields; 0 when it is not one. */
+static int read_record(const char *path) {
+  static char text[REPLAY_MAX], copies[REPLAY_MAX + REPLAY_FIELDS];
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct stat s;
+  if (fstat(fd, &s) != 0 || !S_ISREG(s.st_mode) || s.st_uid != uid || (s.st_mode & 022) || s.st_size <= 0 || s.st_size >= REPLAY_MAX) return close(fd), 0;
+  size_t size = 0;
+  for (ssize_t got; size < (size_t)s.st_size && (got = read(fd, text + size, (size_t)s.st_size - size)) != 0; size += (size_t)got) {
+    if (got < 0) {
+      if (errno != EINTR) break;
+      got = 0;
+    }
+  }
+  close(fd);
+  if (size != (size_t)s.st_size) return 0;
+  size_t at = 0, copied = 0;
+  field_count = 0;
+  while (at < size) {
+    if (field_count == REPLAY_FIELDS) return 0;
+    struct field *f = &fields[field_count++];
+    f->name = text + at;
+    char *end = memchr(text + at, 0, size - at);
+    if (!end) return 0;
+    at = (size_t)(end - text) + 1;
+    char *length_end = memchr(text + at, 0, size - at);
+    if (!length_end || length_end == text + at) return 0;
+    char *stop;
+    unsigned long long length = strtoull(text + at, &stop, 10);
+    if (stop != length_end) return 0;
+    at = (size_t)(length_end - text) + 1;
+    if (length > size - at) return 0;
+    f->value = copies + copied;
+    f->size = (size_t)length;
+    memcpy(f->value, text + at, f->size);
+    f->value[f->size] = 0;
+    copied += f->size + 1;
+    at += f->size;
+  }
+  return 1;
+}
+
+/* The n-th NUL-separated part of a field's value (the last part runs to the value's end). */
+static const char *part(const struct field *f, int n, size_t *size) {
+  const char *at = f->value, *end = f->value + f->size;
+  for (int i = 0; i < n; i++) {
+    const char *nul = memchr(at, 0, (size_t)(end - at));
+    if (!nul) return NULL;
+    at = nul + 1;
+  }
+  if (size) *size = (size_t)(end - at);
+  return at;
+}
+
+static const char *errno_name(int code) {
+  switch (code) {
+  case ENOENT: return "-ENOENT";
+  case ENOTDIR: return "-ENOTDIR";
+  case EACCES: return "-EACCES";
+  case EPERM: return "-EPERM";
+  case ELOOP: return "-ELOOP";
+  case ENAMETOOLONG: return "-ENAMETOOLONG";
+  default: return "-unknown"; /* never what the launcher wrote: no replay */
+  }
+}
+
+/* Whether a dependency is as the launcher found it (lib/track.ts writes the same signature). */
+static int unchanged(const struct field *f) {
+  const char *kind = part(f, 0, NULL), *path = part(f, 1, NULL);
+  size_t size;
+  const char *value = part(f, 2, &size);
+  if (!kind || !path || !value) return 0;
+  char found[PATH_MAX + 64];
+  if (!strcmp(kind, "stat") || !strcmp(kind, "lstat")) {
+    struct stat s;
+    if ((!strcmp(kind, "stat") ? stat(path, &s) : lstat(path, &s)) != 0) snprintf(found, sizeof found, "%s", errno_name(errno));
+    else
+      snprintf(found, sizeof found, "%llu:%llu:%u:%u:%u:%lld:%llu:%llu", (unsigned long long)s.st_dev, (unsigned long long)s.st_ino, (unsigned)s.st_mode, (unsigned)s.st_uid,
+               (unsigned)s.st_gid, (long long)s.st_size, (unsigned long long)s.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)s.st_mtim.tv_nsec,
+               (unsigned long long)s.st_ctim.tv_sec * 1000000000ULL + (unsigned long long)s.st_ctim.tv_nsec);
+    return strlen(found) == size && !memcmp(found, value, size);
+  }
+  if (!strcmp(kind, "realpath")) {
+    char resolved[PATH_MAX];
+    const char *got = realpath(path, resolved) ? resolved : errno_name(errno);
+    return strlen(got) == size && !memcmp(got, value, size);
+  }
+  if (!strcmp(kind, "content")) {
+    static char bytes[1 << 16];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const char *name = errno_name(errno);
+      return strlen(name) == size && !memcmp(name, value, size);
+    }
+    size_t got = 0;
+    for (ssize_t n; got < sizeof bytes && (n = read(fd, bytes + got, sizeof bytes - got)) != 0; got += (size_t)n) {
+      if (n < 0) {
+        if (errno != EINTR) break;
+        n = 0;
+      }
+    }
+    close(fd);
+    return got == size && !memcmp(bytes, value, size);
+  }
+  return 0;
+}
+
+/* Field 22 of /proc/<pid>/stat: with the PID, it names one process. */
+static int start_time_of(const char *pid, char *out, size_t size) {
+  char path[64], text[1024];
+  snprintf(path, sizeof path, "/proc/%s/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  text[n] = 0;
+  char *at = strrchr(text, ')');
+  if (!at) return 0;
+  at += 2;
+  for (int i = 0; i < 19 && at; i++) at = strchr(at, ' '), at = at ? at + 1 : NULL;
+  if (!at) return 0;
+  size_t length = strcspn(at, " ");
+  if (length + 1 > size) return 0;
+  memcpy(out, at, length);
+  out[length] = 0;
+  return 1;
+}
+
+static int same_file_text(const char *path, const struct field *f) {
+  static char text[1 << 16];
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, text, sizeof text);
+  close(fd);
+  return n >= 0 && (size_t)n == f->size && !memcmp(text, f->value, f->size);
+}
+
+/* A value with the marks replaced: this run's instance directory and start time. */
+static char *expand(const char *value, size_t size, const char *instance, const char *started, size_t *out_size) {
+  size_t room = size + 1, marks = 0;
+  for (const char *at = value; (at = memchr(at, '\x01', (size_t)(value + size - at))) != NULL; at++) marks++;
+  char pid[24];
+  snprintf(pid, sizeof pid, "%d", (int)self_pid);
+  room += marks * (strlen(instance) + strlen(started) + strlen(pid));
+  char *out = malloc(room), *to = out;
+  if (!out) return NULL;
+  for (size_t i = 0; i < size;) {
+    if (size - i >= 3 && !memcmp(value + i, INSTANCE_MARK, 3)) {
+      to = stpcpy(to, instance), i += 3;
+    } else if (size - i >= 3 && !memcmp(value + i, STARTED_MARK, 3)) {
+      to = stpcpy(to, started), i += 3;
+    } else if (size - i >= 3 && !memcmp(value + i, PID_MARK, 3)) {
+      to = stpcpy(to, pid), i += 3;
+    } else {
+      *to++ = value[i++];
+    }
+  }
+  *to = 0;
+  if (out_size) *out_size = (size_t)(to - out);
+  return out;
+}
+
+static int write_all(int fd, const char *bytes, size_t size) {
+  for (size_t done = 0; done < size;) {
+    ssize_t n = write(fd, bytes + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 0;
+    done += (size_t)n;
+  }
+  return 1;
+}
+
+static void remove_instance(const char *instance) {
+  char path[PATH_MAX];
+  for (int i = field_count - 1; i >= 0; i--) {
+    const struct field *f = &fields[i];
+    int dir = !strcmp(f->name, "dir");
+    if ((dir || !strcmp(f->name, "file")) && snprintf(path, sizeof path, "%s/%s", instance, f->value) < (int)sizeof path) dir ? rmdir(path) : unlink(path);
+  }
+  snprintf(path, sizeof path, "%s/.alive", instance);
+  unlink(path);
+  rmdir(instance);
+}
+
+/* The instance directory as the launcher claims it (plugins/instance/registry.ts): made while
+ * no sweep decides, its `.alive` locked before it has its name. The descriptor of the lock, or -1. */
+static int claim_instance(const char *app, const char *instance) {
+  char path[PATH_MAX], fresh[PATH_MAX];
+  struct stat s;
+  if (lstat(instance, &s) == 0 || errno != ENOENT) return -1; /* an ended run's: the launcher sweeps it */
+  if (snprintf(path, sizeof path, "%s/instance/.sweep.lock", app) >= (int)sizeof path) return -1;
+  int sweep = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666), alive = -1;
+  if (sweep < 0) return -1;
+  while (flock(sweep, LOCK_SH) != 0 && errno == EINTR) {}
+  snprintf(path, sizeof path, "%s/.alive", instance);
+  snprintf(fresh, sizeof fresh, "%s/.alive.new", instance);
+  if (mkdir(instance, 0777) == 0) {
+    alive = open(fresh, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (alive >= 0 && (flock(alive, LOCK_SH) != 0 || rename(fresh, path) != 0)) close(alive), alive = -1, unlink(fresh), rmdir(instance);
+    if (alive < 0) rmdir(instance);
+  }
+  close(sweep);
+  return alive;
+}
+
+static const struct field *named(const char *name) {
+  for (int i = 0; i < field_count; i++) {
+    if (!strcmp(fields[i].name, name)) return &fields[i];
+  }
+  return NULL;
+}
+
+/* Replays the start's recorded plan when it still holds; returns when it does not (nothing done). */
+static void replay(const char *app, int build_lock) {
+  if (!replay_key[0] || snprintf(replay_path, sizeof replay_path, "%s/replays/%.16s", app, replay_key) >= (int)sizeof replay_path) {
+    replay_path[0] = 0;
+    return;
+  }
+  if (!read_record(replay_path)) return;
+  const struct field *version = named("version"), *key = named("key"), *mounts = named("mounts"), *data = named("data"), *pid = named("holder-pid"),
+                     *started = named("holder-started"), *record = named("holder-record"), *exec_path = named("exec");
+  if (!version || strcmp(version->value, "1") || !key || strcmp(key->value, replay_key) || !mounts || !data || !pid || !started || !record || !exec_path) {
+    debug("No replay: the record '%s' is not this start's", replay_path);
+    return;
+  }
+  for (int i = 0; i < field_count; i++) {
+    if (!strcmp(fields[i].name, "dependency") && !unchanged(&fields[i])) {
+      debug("No replay: '%s' changed since the plan was made", part(&fields[i], 1, NULL));
+      return;
+    }
+  }
+  char text[PATH_MAX], holder_started[64];
+  if (!start_time_of(pid->value, holder_started, sizeof holder_started) || strcmp(holder_started, started->value)) {
+    debug("No replay: the namespace holder %s has ended", pid->value);
+    return;
+  }
+  /* As the launcher joins (holder.ts, beginJoin), but without waiting: busy, it waits. */
+  int start = lock_file(mounts->value, "start.lock", LOCK_EX), guests = -1, held = 0;
+  if (start >= 0) guests = lock_file(mounts->value, "guests.lock", LOCK_SH);
+  if (guests >= 0 && snprintf(text, sizeof text, "%s/.lock", data->value) < (int)sizeof text) {
+    int fd = open(text, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    held = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    if (fd >= 0) close(fd);
+  }
+  int same = held && snprintf(text, sizeof text, "%s/holder.json", mounts->value) < (int)sizeof text && same_file_text(text, record);
+  if (start >= 0) close(start);
+  if (!same) {
+    debug("No replay: the namespace holder of '%s' is not the one the plan joined, or is busy", data->value);
+    if (guests >= 0) close(guests);
+    return;
+  }
+
+  char instance[PATH_MAX], own[64] = "";
+  snprintf(text, sizeof text, "%d", (int)self_pid);
+  start_time_of("self", own, sizeof own);
+  int alive = snprintf(instance, sizeof instance, "%s/instance/%d", app, (int)self_pid) < (int)sizeof instance ? claim_instance(app, instance) : -1;
+  if (alive < 0) {
+    debug("No replay: could not claim the instance directory '%s'", instance);
+    close(guests);
+    return;
+  }
+  debug("Replaying the plan of an earlier start ('%s'), joining the namespace holder %s", replay_path, pid->value);
+  int ok = 1;
+  for (int i = 0; i < field_count && ok; i++) {
+    const struct field *f = &fields[i];
+    char path[PATH_MAX];
+    if (!strcmp(f->name, "dir")) {
+      ok = snprintf(path, sizeof path, "%s/%s", instance, f->value) < (int)sizeof path && mkdir(path, 0777) == 0;
+    } else if (!strcmp(f->name, "file")) {
+      size_t size, length;
+      const char *mode = part(f, 1, NULL), *how = part(f, 2, NULL), *content = part(f, 3, &size);
+      char *bytes = NULL;
+      if (content && !strcmp(how, "marked")) bytes = expand(content, size, instance, own, &length);
+      else if (content && (bytes = malloc(size + 1)) != NULL) memcpy(bytes, content, size), length = size;
+      int fd = bytes && snprintf(path, sizeof path, "%s/%s", instance, f->value) < (int)sizeof path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+      ok = fd >= 0 && write_all(fd, bytes, length) && fchmod(fd, (mode_t)strtoul(mode, NULL, 8)) == 0;
+      if (fd >= 0) close(fd);
+      free(bytes);
+    }
+  }
+  if (!ok) {
+    debug("No replay: could not write the instance directory '%s': %s", instance, strerror(errno));
+    remove_instance(instance);
+    close(alive), close(guests);
+    return;
+  }
+  for (int i = 0; i < field_count; i++) {
+    const struct field *f = &fields[i];
+    size_t size;
+    const char *level = part(f, 0, NULL), *tag = part(f, 1, NULL), *message = part(f, 2, &size);
+    if (strcmp(f->name, "say") || !level || !tag || !message) continue;
+    char *expanded = expand(message, size, instance, own, NULL);
+    if (!expanded) continue;
+    dprintf(level[0] == 'D' || level[0] == 'I' ? 1 : 2, "%c::%s::%d::%s\n", level[0], tag, (int)self_pid, expanded);
+    free(expanded);
+  }
+
+  /* As Bun does at its start: the guest gets the same limit either way. */
+  struct rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) files.rlim_cur = files.rlim_max, setrlimit(RLIMIT_NOFILE, &files);
+  /* The descriptors at the numbers the supervisor's command line names; nothing else open. */
+  int wanted[8], held_fds[8], count = 0, highest = 2;
+  for (int i = 0; i < field_count; i++) {
+    const struct field *f = &fields[i];
+    const char *number = part(f, 1, NULL);
+    if (strcmp(f->name, "fd") || !number) continue;
+    int fd = !strcmp(f->value, "guests") ? guests : !strcmp(f->value, "alive") ? alive : !strcmp(f->value, "build") ? build_lock : -1;
+    int at = atoi(number);
+    if (fd < 0 || count == 8 || at < 3 || at > 255) fail("The plan of an earlier start names a descriptor it cannot have ('%s' at %s): remove '%s'", f->value, number, replay_path);
+    wanted[count] = at;
+    held_fds[count++] = fd;
+    if (at > highest) highest = at;
+  }
+  for (int i = 0; i < count; i++) {
+    held_fds[i] = fcntl(held_fds[i], F_DUPFD, highest + 1);
+    if (held_fds[i] < 0) fail("Could not place the descriptors of an earlier start's plan: %s", strerror(errno));
+  }
+  for (int i = 0; i < count; i++) {
+    if (dup2(held_fds[i], wanted[i]) < 0) fail("Could not place the descriptors of an earlier start's plan: %s", strerror(errno));
+  }
+  for (int fd = 3; fd <= highest; fd++) {
+    int keep = 0;
+    for (int i = 0; i < count; i++) keep |= fd == wanted[i];
+    if (!keep) close(fd);
+  }
+  close_from(highest + 1);
+
+  char **args = calloc((size_t)field_count + 1, sizeof *args), **env = calloc((size_t)field_count + 1, sizeof *env);
+  int a = 0, e = 0;
+  for (int i = 0; i < field_count && args && env; i++) {
+    const struct field *f = &fields[i];
+    if (!strcmp(f->name, "arg")) args[a++] = expand(f->value, f->size, instance, own, NULL);
+    else if (!strcmp(f->name, "env")) env[e++] = expand(f->value, f->size, instance, own, NULL);
+  }
+  if (args && env && a > 0) execve(exec_path->value, args, env);
+  int code = errno;
+  remove_instance(instance);
+  fail("Could not start the sandbox supervisor '%s': %s", exec_path->value, strerror(code));
+}
+
 /* ------------------------------------------------------------------- main */
 
 /* Whether the command argv names declared itself brief, its work in the launcher being a few
@@ -1009,6 +1422,7 @@ int main(int argc, char **argv) {
   }
   check_cpu(t.cpu_level);
   sha256_pick();
+  make_replay_key(&st, argc, argv); /* of the environment as it was given */
 
   /* Room for what is missing, plus the tools extracted later and a margin; inodes for the
    * parts, the tools and busybox's links in sbin/ (about 300 per build). */
@@ -1125,10 +1539,14 @@ int main(int argc, char **argv) {
       unsetenv(set_aside[i][0]);
     }
   }
+  /* A start beside a running instance whose plan was made before: no launcher. */
+  replay(app, lock);
   /* The holder gets the environment so far: the launcher's hand-over comes after it. */
   head_start(&st, app, argc, argv);
   snprintf(number, sizeof number, "%d", lock);
   setenv("FIM_BOOT_LOCK_FD", number, 1);
+  if (replay_path[0]) setenv("FIM_BOOT_REPLAY", replay_path, 1), setenv("FIM_BOOT_REPLAY_KEY", replay_key, 1);
+  else unsetenv("FIM_BOOT_REPLAY"), unsetenv("FIM_BOOT_REPLAY_KEY");
   if (extracted) setenv("FIM_BOOT_EXTRACTED", "1", 1);
   else unsetenv("FIM_BOOT_EXTRACTED");
   tune_engine(&t, argc, argv);
