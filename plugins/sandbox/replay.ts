@@ -21,7 +21,8 @@ import { lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync,
 import { dirname } from "../../lib/path.ts";
 import { startWatch, stopWatch, type Watch } from "../../lib/track.ts";
 import { keepTranscript, type PrintedLine } from "../../core/log.ts";
-import { startTime } from "../../core/proc.ts";
+import { entriesOf } from "../../core/paths.ts";
+import { leftoversOfEnded, startTime } from "../../core/proc.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import type { Holder } from "./holder.ts";
 
@@ -184,8 +185,22 @@ export function saveReplay(runtime: Runtime, recording: Recording, plan: HandOve
     // none yet
   }
   const temporary = `${place.path}.${pid}.tmp`;
-  mkdirSync(dirname(place.path), { recursive: true, mode: 0o700 });
+  const dir = dirname(place.path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(temporary, record, { mode: 0o600 });
   renameSync(temporary, place.path);
   log.debug(`Kept this run's plan for a replay: ${place.path}`);
+  prune(dir);
+}
+
+/** Records kept per build: each environment has its own, and some change at every start (a desktop's startup id). */
+export const RECORDS_KEPT = 64;
+
+/** Removes what saves killed midway left, and the least recently written records beyond RECORDS_KEPT. */
+function prune(dir: string): void {
+  for (const name of leftoversOfEnded(dir, /^[0-9a-f]{16}\.(\d+)\.tmp$/)) rmSync(`${dir}/${name}`, { force: true });
+  const records = entriesOf(dir).filter((name) => /^[0-9a-f]{16}$/.test(name));
+  if (records.length <= RECORDS_KEPT) return;
+  const written = new Map(records.map((name) => [name, lstatSync(`${dir}/${name}`, { throwIfNoEntry: false })?.mtimeMs ?? 0]));
+  for (const name of records.sort((a, b) => written.get(a)! - written.get(b)!).slice(0, records.length - RECORDS_KEPT)) rmSync(`${dir}/${name}`, { force: true });
 }

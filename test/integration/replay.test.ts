@@ -166,6 +166,13 @@ describe("a start beside a running instance replays an earlier start's plan", ()
     expect(run(["fim-exec", "echo", "alive"]).stdout).toBe("alive\n");
   }, 60_000);
 
+  test("a build keeps at most 64 records, the most recently written", () => {
+    for (let i = 0; i < 70; i++) expect(debugRun(["fim-exec", "true"], { CHANGES_AT_EACH_START: String(i) }).code).toBe(0);
+    expect(readdirSync(join(build(), "replays")).length).toBe(64);
+    expect(replayed(debugRun(["fim-exec", "true"], { CHANGES_AT_EACH_START: "69" }))).toBe(true);
+    expect(replayed(debugRun(["fim-exec", "true"], { CHANGES_AT_EACH_START: "0" }))).toBe(false);
+  }, 60_000);
+
   test("when the instance it joined has ended, a start mounts again, and the next join replays again", async () => {
     expect(debugRun(["fim-exec", "true"]).code).toBe(0);
     expect(replayed(debugRun(["fim-exec", "true"]))).toBe(true);
