@@ -2,7 +2,7 @@
 // "replay"). A start beside a running instance spends most of its time in Bun's start and
 // the planning, whose result depends only on what the stub can check again: the image (its
 // identity), the command line, the environment, the working directory, the user and the
-// terminals (the record's name and key, computed by the stub), what the planning read of the
+// terminals, the umask (the record's name and key, computed by the stub), what the planning read of the
 // host (lib/track.ts: each path's stat(2) signature, or its bytes for /proc and /sys), and
 // the namespace holder it joined (its record, PID and start time). When all of that is
 // unchanged, the stub does what the launcher did last: takes the same locks, writes the

@@ -82,12 +82,16 @@ describe("a start beside a running instance replays an earlier start's plan", ()
     expect(run(["fim-instance", "list"]).stdout.trim().split("\n")).toHaveLength(1);
   });
 
-  test("another environment, working directory or command line plans anew", () => {
+  test("another environment, working directory, umask or command line plans anew", () => {
     expect(debugRun(["fim-exec", "true"]).code).toBe(0);
     expect(replayed(debugRun(["fim-exec", "true"]))).toBe(true);
     expect(replayed(debugRun(["fim-exec", "true"], { SOME_VARIABLE: "1" }))).toBe(false);
     expect(replayed(debugRun(["fim-exec", "true"], {}, "/"))).toBe(false);
     expect(replayed(debugRun(["fim-exec", "true", "x"]))).toBe(false);
+    const masked = () =>
+      Bun.spawnSync(["sh", "-c", 'umask 077; exec "$0" "$@"', image.path, "fim-exec", "true"], { env: { ...process.env, ...env, FIM_DEBUG: "1" }, cwd: image.dir, stdout: "pipe", stderr: "pipe" });
+    expect(masked().stdout.toString()).not.toContain("::Replaying the plan");
+    expect(masked().stdout.toString()).toContain("::Replaying the plan"); // its own record
   });
 
   test("a change of what the plan read (here the data directory's root) or of the image plans anew", () => {

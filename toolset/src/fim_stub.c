@@ -952,7 +952,7 @@ static void head_start(const struct stat *image, const char *app, int argc, char
  * FIM_BOOT_REPLAY_KEY); its name is the first 16 hex digits of the key, the sha256 of what
  * the planning took from outside the host's files: the image's path and identity, the user's
  * ids and groups, the working directory, which of stdin/stdout/stderr are terminals, the
- * command line and the environment (sorted). */
+ * umask, the command line and the environment (sorted). */
 
 #define REPLAY_MAX (4 << 20)
 #define REPLAY_FIELDS 16384
@@ -987,6 +987,10 @@ static void make_replay_key(const struct stat *image, int argc, char **argv) {
   hash_word(&c, "cwd ", getcwd(word, sizeof word) ? word : "-");
   snprintf(word, sizeof word, "%d%d%d", isatty(0), isatty(1), isatty(2));
   hash_word(&c, "terminals ", word);
+  mode_t mask = umask(0); /* the modes of what the launcher made */
+  umask(mask);
+  snprintf(word, sizeof word, "%o", (unsigned)mask);
+  hash_word(&c, "umask ", word);
   for (int i = 0; i < argc; i++) hash_word(&c, "arg ", argv[i]);
   size_t n = 0;
   while (environ[n]) n++;
