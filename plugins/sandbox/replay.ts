@@ -66,11 +66,8 @@ export interface HandOverPlan {
 }
 
 const field = (name: string, ...parts: (string | Buffer)[]): Buffer => {
-  if (parts.length === 1 && typeof parts[0] === "string") {
-    const value = Buffer.from(parts[0]);
-    return Buffer.concat([Buffer.from(`${name}\0${value.length}\0`), value]);
-  }
-  const value = Buffer.concat(parts.flatMap((part, index) => [...(index ? [Buffer.from([0])] : []), typeof part === "string" ? Buffer.from(part) : part]));
+  const bytes = parts.map((part) => (typeof part === "string" ? Buffer.from(part) : part));
+  const value = bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes.flatMap((part, index) => (index ? [Buffer.from([0]), part] : [part])));
   return Buffer.concat([Buffer.from(`${name}\0${value.length}\0`), value]);
 };
 
@@ -125,8 +122,6 @@ export function saveReplay(runtime: Runtime, recording: Recording, plan: HandOve
 
   const own = startTime("self") ?? "";
   const tree = walk(instance, blockers);
-  // A file that names the instance directory (or is instance.json) is stored with marks;
-  // any other as its bytes (a seccomp program may hold any byte).
   // A file that names the instance directory (or is instance.json) is stored with marks;
   // any other as its bytes (a seccomp program may hold any byte).
   const files = tree.files.map((relative) => {

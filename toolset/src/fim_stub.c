@@ -1267,7 +1267,6 @@ static void replay(const char *app, int build_lock) {
   }
 
   char instance[PATH_MAX], own[64] = "";
-  snprintf(text, sizeof text, "%d", (int)self_pid);
   start_time_of("self", own, sizeof own);
   int alive = snprintf(instance, sizeof instance, "%s/instance/%d", app, (int)self_pid) < (int)sizeof instance ? claim_instance(app, instance) : -1;
   if (alive < 0) {
