@@ -22,7 +22,7 @@ import { checkHost } from "./checks.ts";
 import { beginJoin, finishJoin, holderPlan, takeHandOver, takeHeadStart, type HandOver, type Holder, type HolderEntry } from "./holder.ts";
 import { supervisorArgs } from "./plan.ts";
 import { renderBwrap } from "./render.ts";
-import { ignoreRunTrees, saveReplay, startRecording, type Recording } from "./replay.ts";
+import { ignoreRunTrees, saveReplay, startRecording, takePassedThrough, type Recording } from "./replay.ts";
 
 const NAME = "sandbox";
 
@@ -32,7 +32,7 @@ function rootOperations(root: GuestRoot): SandboxOp[] {
 }
 
 /** Hands the process over to the supervisor: returns only by throwing. */
-async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, joining: Promise<Holder>, recording: Recording | undefined): Promise<never> {
+async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, joining: Promise<Holder>, recording: Recording | undefined, passed: Record<string, string>): Promise<never> {
   const log = runtime.logger(NAME);
   const { instance } = runtime.paths;
   const [bwrap, bash, sigdfl, supervise, enter] = await Promise.all(["bwrap", "bash", "fim_sigdfl", "fim_supervise", "fim_enter"].map((tool) => runtime.tool(tool)));
@@ -86,7 +86,7 @@ async function run(runtime: Runtime, operations: SandboxOp[], launch: Launch, jo
   // lock it keeps holds the namespace for this guest.
   mark("handover");
   printProfile();
-  const failure = execve(supervise!, supervisor, env);
+  const failure = execve(supervise!, supervisor, { ...passed, ...env });
   throw new FimError(`Could not start the sandbox supervisor '${supervise}': ${failure}`, { level: "C" });
 }
 
@@ -102,12 +102,15 @@ export const sandboxPlugin: Plugin = {
     let handOver: HandOver = {};
     // What the run reads and prints, for the stub's replay of its plan.
     let recording: Recording | undefined;
+    // What the desktop set for this start of the guest alone, kept from the planning.
+    let passed: Record<string, string> = {};
     runtime.hooks.relocate.tapPromise({ name: NAME, stage: -10 }, async ({ command }) => {
       handOver = takeHandOver(process.env, command?.name);
       return undefined;
     });
     // Before every other tap of the run: all it reads and prints from here is recorded.
     runtime.hooks.launching.tapPromise({ name: NAME, stage: -1000 }, async () => {
+      passed = takePassedThrough(process.env);
       recording = startRecording(handOver.replay, handOver.holder !== undefined);
       ignoreRunTrees(recording, runtime);
     });
@@ -162,6 +165,6 @@ export const sandboxPlugin: Plugin = {
       joining = join(launch);
       joining.catch(() => {}); // awaited (and reported) by exec; a run failing before it ends anyway
     });
-    runtime.hooks.exec.tapPromise(NAME, (operations, launch) => run(runtime, operations, launch, joining ?? join(launch), recording));
+    runtime.hooks.exec.tapPromise(NAME, (operations, launch) => run(runtime, operations, launch, joining ?? join(launch), recording, passed));
   },
 };

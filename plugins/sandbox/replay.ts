@@ -31,6 +31,26 @@ const INSTANCE_MARK = "\x01I\x01";
 const STARTED_MARK = "\x01S\x01";
 const PID_MARK = "\x01P\x01";
 
+/**
+ * What a desktop sets anew at every start of an application, for the application alone: its
+ * startup notification's id (X11), its activation token (Wayland), the PID GLib gives the
+ * process it launched. The planning never sees them (takePassedThrough) and the guest gets
+ * them as given, so one record serves every value: the stub leaves them out of the key and
+ * passes on the start's own (fim_stub.c, passed_through). A launcher clicked again replays.
+ */
+export const PASSED_THROUGH = ["DESKTOP_STARTUP_ID", "XDG_ACTIVATION_TOKEN", "GIO_LAUNCHED_DESKTOP_FILE_PID"] as const;
+
+/** Takes the PASSED_THROUGH variables out of the environment, for the guest's alone. */
+export function takePassedThrough(env: Record<string, string | undefined>): Record<string, string> {
+  const taken: Record<string, string> = {};
+  for (const name of PASSED_THROUGH) {
+    if (env[name] === undefined) continue;
+    taken[name] = env[name]!;
+    delete env[name];
+  }
+  return taken;
+}
+
 /** Where the stub looks for this start's record, and its key (FIM_BOOT_REPLAY, FIM_BOOT_REPLAY_KEY). */
 export interface ReplayPlace {
   path: string;

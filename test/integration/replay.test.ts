@@ -94,6 +94,34 @@ describe("a start beside a running instance replays an earlier start's plan", ()
     expect(masked().stdout.toString()).toContain("::Replaying the plan"); // its own record
   });
 
+  test("what a desktop sets anew at each start reaches the guest as given, and a launcher started again replays", () => {
+    const show = 'echo "pid=$FIM_PID id=[$DESKTOP_STARTUP_ID] token=[$XDG_ACTIVATION_TOKEN] gio=[$GIO_LAUNCHED_DESKTOP_FILE_PID]"';
+    // As GLib launches: its PID variable is the launched process's own, the launcher's.
+    const click = (extra: Record<string, string>) => {
+      const result = Bun.spawnSync(["sh", "-c", 'GIO_LAUNCHED_DESKTOP_FILE_PID=$$ exec "$0" "$@"', image.path, "fim-exec", "sh", "-c", show], {
+        env: { ...process.env, ...env, FIM_DEBUG: "1", ...extra },
+        cwd: image.dir,
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const stdout = result.stdout.toString();
+      const pid = /^pid=(\d+) /m.exec(stdout)![1]!;
+      return { code: result.exitCode, stdout, stderr: result.stderr.toString(), pid, line: stdout.split("\n").find((line) => line.startsWith("pid="))! };
+    };
+    const first = click({ DESKTOP_STARTUP_ID: "startup-1", XDG_ACTIVATION_TOKEN: "token-1" });
+    expect(first.code).toBe(0);
+    expect(replayed(first)).toBe(false); // the first join of this command line
+    expect(first.line).toBe(`pid=${first.pid} id=[startup-1] token=[token-1] gio=[${first.pid}]`);
+    const second = click({ DESKTOP_STARTUP_ID: "startup-2", XDG_ACTIVATION_TOKEN: "token-2" });
+    expect(replayed(second)).toBe(true);
+    expect(second.line).toBe(`pid=${second.pid} id=[startup-2] token=[token-2] gio=[${second.pid}]`);
+    const none = click({});
+    expect(replayed(none)).toBe(true);
+    expect(none.line).toBe(`pid=${none.pid} id=[] token=[] gio=[${none.pid}]`);
+    // The record holds no start's own values.
+    for (const name of readdirSync(join(build(), "replays"))) expect(readFileSync(join(build(), "replays", name), "latin1")).not.toContain("startup-1");
+  });
+
   test("a change of what the plan read (here the data directory's root) or of the image plans anew", () => {
     expect(debugRun(["fim-exec", "true"]).code).toBe(0);
     expect(replayed(debugRun(["fim-exec", "true"]))).toBe(true);

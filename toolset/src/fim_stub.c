@@ -952,7 +952,9 @@ static void head_start(const struct stat *image, const char *app, int argc, char
  * FIM_BOOT_REPLAY_KEY); its name is the first 16 hex digits of the key, the sha256 of what
  * the planning took from outside the host's files: the image's path and identity, the user's
  * ids and groups, the working directory, which of stdin/stdout/stderr are terminals, the
- * umask, the command line and the environment (sorted). */
+ * umask, the command line and the environment (sorted), but for the variables a desktop
+ * sets anew at every start (PASSED_THROUGH): the planning never sees them, and a replay
+ * passes on the start's own. */
 
 #define REPLAY_MAX (4 << 20)
 #define REPLAY_FIELDS 16384
@@ -961,6 +963,19 @@ static void head_start(const struct stat *image, const char *app, int argc, char
 #define PID_MARK "\x01P\x01"
 
 static char replay_key[65], replay_path[PATH_MAX];
+
+/* As plugins/sandbox/replay.ts, PASSED_THROUGH. */
+static const char *const passed_through[] = {"DESKTOP_STARTUP_ID", "XDG_ACTIVATION_TOKEN", "GIO_LAUNCHED_DESKTOP_FILE_PID"};
+#define PASSED_COUNT (sizeof passed_through / sizeof *passed_through)
+
+/* Whether the environment entry NAME=value is one of them. */
+static int passed_name(const char *entry) {
+  for (size_t i = 0; i < PASSED_COUNT; i++) {
+    size_t n = strlen(passed_through[i]);
+    if (!strncmp(entry, passed_through[i], n) && entry[n] == '=') return 1;
+  }
+  return 0;
+}
 
 static int by_text(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -998,7 +1013,9 @@ static void make_replay_key(const struct stat *image, int argc, char **argv) {
   if (!sorted) return;
   memcpy(sorted, environ, n * sizeof *sorted);
   qsort(sorted, n, sizeof *sorted, by_text);
-  for (size_t i = 0; i < n; i++) hash_word(&c, "env ", sorted[i]);
+  for (size_t i = 0; i < n; i++) {
+    if (!passed_name(sorted[i])) hash_word(&c, "env ", sorted[i]);
+  }
   free(sorted);
   sha256_final(&c, digest);
   for (int i = 0; i < 32; i++) snprintf(replay_key + 2 * i, 3, "%02x", digest[i]);
@@ -1340,12 +1357,22 @@ static void replay(const char *app, int build_lock) {
   }
   close_from(highest + 1);
 
-  char **args = calloc((size_t)field_count + 1, sizeof *args), **env = calloc((size_t)field_count + 1, sizeof *env);
+  size_t given = 0;
+  while (environ[given]) given++;
+  char **args = calloc((size_t)field_count + 1, sizeof *args), **env = calloc((size_t)field_count + given + 1, sizeof *env);
   int a = 0, e = 0;
   for (int i = 0; i < field_count && args && env; i++) {
     const struct field *f = &fields[i];
     if (!strcmp(f->name, "arg")) args[a++] = expand(f->value, f->size, instance, own, NULL);
     else if (!strcmp(f->name, "env")) env[e++] = expand(f->value, f->size, instance, own, NULL);
+  }
+  /* This start's own, as the launcher adds them; a value the run set itself is the record's. */
+  for (size_t i = 0; i < given && args && env; i++) {
+    if (!passed_name(environ[i])) continue;
+    size_t n = (size_t)(strchr(environ[i], '=') - environ[i]) + 1;
+    int recorded = 0;
+    for (int k = 0; k < e && !recorded; k++) recorded = env[k] && !strncmp(env[k], environ[i], n);
+    if (!recorded) env[e++] = environ[i];
   }
   if (args && env && a > 0) execve(exec_path->value, args, env);
   int code = errno;
